@@ -1,0 +1,108 @@
+"""Atomic writes: a file or folder appears complete under its final name, or not at all.
+
+Every writer builds its output under a temporary name in the SAME folder (so the final rename stays on
+one file system and is atomic, `os.replace`), then renames it onto the target. On an exception the
+temporary file or folder is removed, so an interrupted run never leaves a half-written file behind.
+
+>>> import tempfile, pathlib
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> with atomic_path(d / "out.nii.gz") as tmp:
+...     _ = tmp.write_bytes(b"x")   # tmp is d / "out.tmp-<pid>.nii.gz"
+>>> (d / "out.nii.gz").read_bytes()
+b'x'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# Suffixes that name one format together; the temporary name keeps them whole so that libraries which
+# pick the format from the extension (nibabel: ".nii.gz" is gzipped NIfTI) write the right one.
+_COMPOUND_SUFFIXES = (".nii.gz", ".tar.gz", ".hdr.gz", ".img.gz")
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    """'vol.nii.gz' -> ('vol', '.nii.gz'); 'recon.h5' -> ('recon', '.h5'); 'run' -> ('run', '')."""
+    lower = name.lower()
+    for compound in _COMPOUND_SUFFIXES:
+        if lower.endswith(compound) and len(name) > len(compound):
+            return name[: -len(compound)], name[-len(compound):]
+    suffix = Path(name).suffix
+    return (name[: -len(suffix)], suffix) if suffix else (name, "")
+
+
+def temporary_sibling(path: str | Path) -> Path:
+    """The temporary name used for `path`: '<stem>.tmp-<pid><suffix>' in the same folder."""
+    path = Path(path)
+    stem, suffix = _split_name(path.name)
+    return path.with_name(f"{stem}.tmp-{os.getpid()}{suffix}")
+
+
+def _remove(path: Path) -> None:
+    """Remove a file or folder if it exists; never raises (used while another error propagates)."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    except OSError as err:  # pragma: no cover - best effort clean-up
+        log.warning("could not remove temporary %s: %s", path, err)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary file path beside `path`; rename it onto `path` when the block succeeds.
+
+    The caller writes the whole file to the yielded path (same suffix, e.g. "name.tmp-<pid>.h5").
+    On success the file is moved onto `path` with `os.replace` (atomic on POSIX and Windows; an
+    existing file is replaced, so callers check for `--force` first). On any exception the temporary
+    file is deleted and the exception propagates.
+    """
+    path = Path(path)
+    tmp = temporary_sibling(path)
+    _remove(tmp)  # a leftover from a killed process with a recycled pid
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a fresh temporary folder beside `path`; rename it to `path` when the block succeeds.
+
+    If `path` already exists, raise FileExistsError before anything is built, unless `overwrite`, in
+    which case the old folder is replaced at the end (moved aside, the new one renamed in, the old one
+    deleted: a reader sees either the old or the new folder, never a mix). On an exception the
+    temporary folder is removed and `path` is left as it was.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists")
+    tmp = temporary_sibling(path)
+    _remove(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        if path.exists():
+            if not overwrite:  # appeared while we were building
+                raise FileExistsError(f"{path} exists")
+            old = path.with_name(f"{path.name}.old-{os.getpid()}")
+            _remove(old)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            _remove(old)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        _remove(tmp)
+        raise
