@@ -1,0 +1,34 @@
+"""The `rsd-sci` command line: parses, validates, calls rsd_sci, prints. No science here.
+
+Heavy imports (torch, h5py, sigpy, monai) happen inside the commands so `rsd-sci --help` is instant.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from cli import data_cmd, info_cmd
+
+app = typer.Typer(
+    name="rsd-sci",
+    help="Generative priors for MRI and CT learned from corrupted measurements only.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data_cmd.app, name="data")
+app.command("info")(info_cmd.info)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback on errors."),
+) -> None:
+    """rsd-sci: train, sample, reconstruct and evaluate from undersampled, sparse-view or noisy data."""
+    from cli import errors
+
+    errors.DEBUG = debug
+
+
+def main() -> None:
+    app()

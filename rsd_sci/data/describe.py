@@ -1,0 +1,109 @@
+"""What a file or folder holds, as a plain dict (for `rsd-sci info`): fastMRI files, measurement sets
+and their split files, NIfTI volumes, LoDoPaB ground-truth files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import yaml
+
+from rsd_sci.data.measurement_set import FORMAT, MeasurementSet, is_measurement_set
+from rsd_sci.errors import InputError
+
+
+def describe(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such file or folder")
+    if path.is_dir():
+        if is_measurement_set(path):
+            return _measurement_set(path)
+        raise InputError(path, "a folder that is not a measurement set (no train.h5 and card.yaml)")
+    name = path.name.lower()
+    if name.endswith((".nii", ".nii.gz")):
+        return _nifti(path)
+    if not h5py.is_hdf5(path):
+        raise InputError(path, "not an HDF5 or NIfTI file")
+    try:
+        with h5py.File(path, "r") as f:
+            keys = set(f.keys())
+            is_set = f.attrs.get("format") == FORMAT
+    except OSError:
+        raise InputError(path, "not a readable HDF5 file (truncated?)") from None
+    if is_set:
+        return _split(path)
+    if "kspace" in keys:
+        return _fastmri(path)
+    if "data" in keys:
+        return _lodopab(path)
+    if "reconstruction" in keys:
+        with h5py.File(path, "r") as f:
+            return dict(kind="fastMRI reconstruction", path=str(path), shape=list(f["reconstruction"].shape))
+    raise InputError(path, f"HDF5 with unknown contents (datasets: {', '.join(sorted(keys)) or 'none'})")
+
+
+def _fastmri(path: Path) -> dict:
+    from rsd_sci.data.fastmri import FastMRIFile
+
+    with FastMRIFile(path) as f:
+        mask = f.mask
+        return dict(kind="fastMRI file", path=str(path), multicoil=f.multicoil, coils=f.num_coils,
+                    slices=f.num_slices, kspace_shape=list(f.kspace_shape), recon_size=list(f.recon_size),
+                    padding=list(f.padding), target=f.target_key,
+                    acceleration=None if mask is None else round(mask.size / max(int(mask.sum()), 1), 3),
+                    attrs={k: _plain(v) for k, v in f.attrs.items()})
+
+
+def _split(path: Path) -> dict:
+    ms = MeasurementSet(path)
+    info = ms.info
+    out = dict(kind="measurement-set split", path=str(path), split=info.split, modality=info.modality,
+               samples=len(ms), version=info.version, seed=info.seed, operator=info.operator)
+    if len(ms):
+        sample = ms[0]
+        out["arrays"] = {k: dict(shape=list(sample[k].shape), dtype=str(sample[k].dtype)) for k in ms.keys()}
+        sigma = ms.column("sigma_n")
+        out["sigma_n"] = dict(min=float(sigma.min()), max=float(sigma.max()), mean=float(sigma.mean()))
+        out["volumes"] = int(len(set(ms.column("source").tolist())))
+        if "masks" in sample and info.operator["family"] in ("mri", "ct"):
+            m = sample["masks"]
+            out["acceleration"] = round(float(m.size / max(m.sum(), 1)), 3)
+    ms.close()
+    return out
+
+
+def _measurement_set(folder: Path) -> dict:
+    card = yaml.safe_load((folder / "card.yaml").read_text())
+    splits = {s: _split(folder / f"{s}.h5") for s in ("train", "test") if (folder / f"{s}.h5").is_file()}
+    return dict(kind="measurement set", path=str(folder), modality=splits["train"]["modality"],
+                operator=splits["train"]["operator"], splits=splits, made_with=card.get("made_with"))
+
+
+def _nifti(path: Path) -> dict:
+    from rsd_sci.data.nifti import read_nifti
+
+    vol = read_nifti(path)
+    zooms = vol.header.get_zooms()
+    return dict(kind="NIfTI volume", path=str(path), shape=list(vol.data.shape), dtype=str(vol.header.get_data_dtype()),
+                voxel_size=[float(z) for z in zooms], range=[float(vol.data.min()), float(vol.data.max())],
+                affine=np.asarray(vol.affine).round(4).tolist())
+
+
+def _lodopab(path: Path) -> dict:
+    from rsd_sci.data.lodopab import read_lodopab
+
+    data = read_lodopab(path)
+    return dict(kind="LoDoPaB-CT ground truth", path=str(path), slices=len(data), shape=list(data[0].shape))
+
+
+def _plain(value):
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value

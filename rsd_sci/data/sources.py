@@ -1,0 +1,159 @@
+"""Where clean images or raw k-space come from: phantoms or files, as volumes of slices, split by volume.
+
+A `Volume` is a named stack of slices read lazily (`volume.read(i)` -> `SourceSlice`); its name seeds
+its mask (fastMRI's rule: all slices of a volume share one mask). File sources are split by volume so
+no volume is in both splits; or the user names the test files (`--test-input`, e.g. fastMRI's val).
+
+Per source and modality, what a slice holds:
+    phantom   mri: complex image (H, W) | ct: attenuation μ (N, N) 1/mm | image: magnitude in [0, 1]
+    fastmri   mri: raw k-space (C, H, W) with the file's recon size, target and mask
+    nifti     mri: magnitude with a smooth random phase | ct: HU -> μ | image: magnitude in [0, 1]
+    lodopab   ct: μ from the normalised ground truth
+    dicom     as nifti (CT series in HU, MR series magnitude)
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from scipy import ndimage
+
+from rsd_sci.data import phantoms
+from rsd_sci.errors import InputError
+
+SOURCES = ("phantom", "fastmri", "nifti", "lodopab", "dicom")
+SOURCE_MODALITIES = {"phantom": ("mri", "ct", "image"), "fastmri": ("mri",), "nifti": ("mri", "ct", "image"),
+                     "lodopab": ("ct",), "dicom": ("mri", "ct", "image")}
+
+
+@dataclass
+class SourceSlice:
+    image: np.ndarray | None = None         # clean image (see module docstring)
+    kspace: np.ndarray | None = None        # raw k-space (C, H, W), fastMRI only
+    recon_size: tuple[int, int] | None = None
+    file_mask: np.ndarray | None = None     # an undersampled file's own mask (W,)
+    multicoil: bool = False
+
+
+@dataclass
+class Volume:
+    name: str
+    n_slices: int
+    read: Callable[[int], SourceSlice]
+
+
+def name_seed(name: str) -> int:
+    """A stable integer seed from a volume name (for view masks, phases and noise)."""
+    return zlib.crc32(name.encode())
+
+
+def phantom_volumes(modality: str, n: int, size: int, seed: int, split: str) -> list[Volume]:
+    """Each phantom is its own one-slice volume. Train uses seed 2s, test 2s + 1 (disjoint streams)."""
+    stream = 2 * seed + (split == "test")
+    if modality == "mri":
+        images = phantoms.mri_phantoms(n, size, stream)
+    elif modality == "ct":
+        images = phantoms.ct_phantoms(n, size, stream)
+    else:
+        images = phantoms.image_phantoms(n, size, stream)[:, 0]
+    return [Volume(f"phantom-{split}-{i:05d}", 1, lambda _, im=im: SourceSlice(image=im))
+            for i, im in enumerate(images)]
+
+
+def list_files(source: str, path: Path) -> list[Path]:
+    """The source files (or DICOM series folders) under `path`, sorted; InputError if none."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such file or folder")
+    patterns = {"fastmri": ("*.h5",), "nifti": ("*.nii", "*.nii.gz"), "lodopab": ("ground_truth_*.hdf5",)}
+    if source == "dicom":
+        folders = sorted({p.parent for p in path.rglob("*.dcm")})
+        files = folders
+    elif path.is_file():
+        files = [path]
+    else:
+        files = sorted({p for pat in patterns[source] for p in path.glob(pat)})
+    if not files:
+        raise InputError(path, f"no usable {source} files found")
+    return files
+
+
+def file_volumes(source: str, modality: str, files: list[Path], size: int | None) -> list[Volume]:
+    return [_file_volume(source, modality, f, size) for f in files]
+
+
+def _file_volume(source: str, modality: str, path: Path, size: int | None) -> Volume:
+    name = path.name
+    if source == "fastmri":
+        from rsd_sci.data.fastmri import FastMRIFile
+
+        f = FastMRIFile(path)
+        return Volume(name, f.num_slices, lambda i: SourceSlice(
+            kspace=f.kspace(i), recon_size=tuple(f.recon_size), file_mask=f.mask, multicoil=f.multicoil))
+    if source == "lodopab":
+        from rsd_sci.data.lodopab import read_lodopab, to_mu_per_mm
+
+        data = read_lodopab(path)
+        return Volume(name, len(data), lambda i: SourceSlice(image=_fit(to_mu_per_mm(data[i]), size)))
+    slices, is_hu = _read_volume_slices(source, path)
+    if modality == "ct":
+        if not is_hu:
+            raise InputError(path, "CT needs Hounsfield units (a CT NIfTI or DICOM series)")
+        from rsd_sci.data.hounsfield import hu_to_mu
+
+        return Volume(name, len(slices), lambda i: SourceSlice(image=_fit(hu_to_mu(slices[i]), size)))
+    from rsd_sci.data.nifti import normalize_intensity
+
+    magnitudes, _ = normalize_intensity(np.abs(slices))
+    magnitudes = np.clip(magnitudes, 0.0, None)
+    if modality == "image":
+        return Volume(name, len(slices), lambda i: SourceSlice(image=np.clip(_fit(magnitudes[i], size), 0, 1)))
+    return Volume(name, len(slices), lambda i: SourceSlice(image=_with_phase(_fit(magnitudes[i], size), name, i)))
+
+
+def _read_volume_slices(source: str, path: Path) -> tuple[np.ndarray, bool]:
+    """(slices (S, H, W) float32, whether the values are Hounsfield units)."""
+    if source == "nifti":
+        from rsd_sci.data.nifti import read_nifti, volume_to_slices
+
+        vol = read_nifti(path)
+        data = volume_to_slices(vol.data, axis=2)
+        return data, bool(data.min() < -500)  # a CT in HU has air near -1000; MR magnitudes are >= 0
+    from rsd_sci.data.dicom import read_dicom_series
+
+    vol = read_dicom_series(path)
+    return vol.data, vol.modality.upper() == "CT"
+
+
+def _with_phase(magnitude: np.ndarray, name: str, i: int) -> np.ndarray:
+    """A magnitude source gets a smooth random phase so its k-space is not Hermitian-symmetric."""
+    rng = np.random.default_rng((name_seed(name), i))
+    return (magnitude * np.exp(1j * phantoms.smooth_phase(magnitude.shape, rng))).astype(np.complex64)
+
+
+def _fit(image: np.ndarray, size: int | None) -> np.ndarray:
+    """Zero-pad to a square (centred), then resample to size × size (linear) if a size is given."""
+    h, w = image.shape
+    n = max(h, w)
+    square = np.zeros((n, n), np.float32)
+    top, left = (n - h) // 2, (n - w) // 2
+    square[top:top + h, left:left + w] = image
+    if size is None or size == n:
+        return square
+    return ndimage.zoom(square, size / n, order=1, grid_mode=True, mode="grid-constant").astype(np.float32)
+
+
+def split_volumes(volumes: list[Volume], test_fraction: float, seed: int) -> tuple[list[Volume], list[Volume]]:
+    """Split by volume (never a volume in both): a seeded shuffle, at least one test volume."""
+    if len(volumes) < 2:
+        raise InputError(None, f"{len(volumes)} volume found: a train/test split needs at least 2 "
+                               "(or give --test-input)")
+    order = np.random.default_rng(seed).permutation(len(volumes))
+    n_test = min(len(volumes) - 1, max(1, round(test_fraction * len(volumes))))
+    test = sorted(order[:n_test].tolist())
+    train = sorted(order[n_test:].tolist())
+    return [volumes[i] for i in train], [volumes[i] for i in test]
