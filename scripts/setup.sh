@@ -15,9 +15,15 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
     "${pip[@]}" install "torch>=2.4,<3"                       # CUDA build from the package index
   else
-    # A CPU build: from a local wheelhouse if pip is configured with one, else PyTorch's CPU index.
-    "${pip[@]}" install --no-index "torch>=2.4,<3" 2>/dev/null \
-      || "${pip[@]}" install "torch>=2.4,<3" --index-url https://download.pytorch.org/whl/cpu
+    # The CPU build: a wheel from a local wheelhouse if pip is configured with one (offline mirrors),
+    # else PyTorch's CPU index. torch's own dependencies come from the usual index either way.
+    wheels=$(mktemp -d)
+    if "${pip[@]}" download --no-index --no-deps -d "$wheels" "torch>=2.4,<3" >/dev/null 2>&1; then
+      "${pip[@]}" install "$wheels"/torch-*.whl
+    else
+      "${pip[@]}" install "torch>=2.4,<3" --index-url https://download.pytorch.org/whl/cpu
+    fi
+    rm -rf "$wheels"
   fi
 fi
 "${pip[@]}" install -e ".${extras}"

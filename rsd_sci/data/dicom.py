@@ -15,8 +15,10 @@ Files that are not DICOM, hold no image (DICOMDIR, reports), or whose pixels can
 (compressed without a decoder) are skipped with a log message; multi-frame files are not supported.
 pydicom is an optional dependency (`pip install 'rsd-sci[dicom]'`), imported on use.
 
->>> vol = read_dicom_series("ct_series/")   # doctest: +SKIP
->>> vol.data.shape, vol.modality, vol.spacing   # ((S, H, W), 'CT', (dz, dy, dx))
+Example (on your own file):
+
+    vol = read_dicom_series("ct_series/")
+    vol.data.shape, vol.modality, vol.spacing
 """
 
 from __future__ import annotations

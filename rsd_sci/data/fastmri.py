@@ -23,9 +23,11 @@ columns outside [padding_left, padding_right) were not acquired (they are zeros 
 A file is opened once and read one slice at a time, so a data set larger than memory streams. All
 malformed input raises `InputError(path, problem)`.
 
->>> with FastMRIFile("file1000001.h5") as f:           # doctest: +SKIP
-...     k = f.kspace(0)                                 # complex64 (C, H, W)
-...     t = f.target(0)                                 # float32 (h, w) or None
+Example (on your own file):
+
+    with FastMRIFile("file1000001.h5") as f:
+        k = f.kspace(0)                                 # complex64 (C, H, W)
+        t = f.target(0)                                 # float32 (h, w) or None
 """
 
 from __future__ import annotations

@@ -9,8 +9,10 @@ Published facts about the data set (Zenodo record 3384092):
   field of view (pixel size 260/362 ≈ 0.718 mm), stored as linear attenuation normalised by
   μ_max = 81.35858 /m, so values lie in [0, 1]:   μ [1/m] = x · 81.35858,  μ [1/mm] = x · 0.08135858.
 
->>> with read_lodopab("ground_truth_test_000.hdf5") as f:   # doctest: +SKIP
-...     len(f), f[0].shape                                   # (128, (362, 362))
+Example (on your own file):
+
+    with read_lodopab("ground_truth_test_000.hdf5") as f:
+        len(f), f[0].shape                                   # (128, (362, 362))
 """
 
 from __future__ import annotations

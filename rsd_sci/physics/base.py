@@ -10,7 +10,8 @@ can carry one operator per sample (buffers with a leading batch dimension).
     R(y)          a fixed linear reconstruction (adjoint by default; FBP for CT)
 
 Noise is not part of a linear operator: a `Corruption` pairs an operator with a noise model, so
-"blur then noise" is `Corruption(GaussianBlur(...), GaussianNoise(0.1))` with no special case.
+"blur then noise" is `Corruption(GaussianBlur(...), GaussianNoise(0.1))` with no special case; noise
+lands only on measured entries (`keep_measured`: sampled lines, views, pixels).
 
 Example:
     >>> import torch
@@ -48,6 +49,11 @@ class LinearOperator(nn.Module, metaclass=abc.ABCMeta):
         """Fixed linear reconstruction; the adjoint unless an operator has a better one."""
         return self.A_adjoint(y)
 
+    def keep_measured(self, y: torch.Tensor) -> torch.Tensor:
+        """Zero the entries of a measurement-shaped y that this operator never measures (unsampled
+        k-space lines, views, pixels), so noise added after A stays where data are. Identity here."""
+        return y
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.A(x)
 
@@ -68,6 +74,9 @@ class Composed(LinearOperator):
 
     def A_adjoint(self, y):  # noqa: N802
         return self.inner.A_adjoint(self.outer.A_adjoint(y))
+
+    def keep_measured(self, y):
+        return self.outer.keep_measured(y)
 
 
 class Identity(LinearOperator):
@@ -115,4 +124,4 @@ class Corruption(nn.Module):
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         y = self.operator.A(x)
-        return y if self.noise is None else self.noise(y, generator)
+        return y if self.noise is None else self.operator.keep_measured(self.noise(y, generator))

@@ -23,13 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from rsd_sci.physics.base import LinearOperator
+from rsd_sci.physics.precision import promote
 
-
-def _promote(t: torch.Tensor) -> torch.Tensor:
-    """float64/complex128 kept; other floating types computed in float32/complex64."""
-    if t.dtype in (torch.float64, torch.complex128, torch.float32, torch.complex64):
-        return t
-    return t.to(torch.complex64 if t.is_complex() else torch.float32)
 
 
 def gaussian_kernel(kernel_size: int = 9, std: float = 1.5) -> torch.Tensor:
@@ -69,7 +64,7 @@ class Convolution(LinearOperator):
         if t.dim() < 2:
             raise ValueError(f"blur input must be (..., H, W), got shape {tuple(t.shape)}")
         with torch.autocast(device_type=t.device.type, enabled=False):
-            t = _promote(t)
+            t = promote(t)
             if t.is_complex():
                 return torch.complex(self._per_plane(fn, t.real), self._per_plane(fn, t.imag))
             planes = t.reshape(-1, 1, *t.shape[-2:])

@@ -38,22 +38,10 @@ import numpy as np
 import torch
 
 from rsd_sci.physics.base import LinearOperator
+from rsd_sci.physics.precision import promote, real_dtype_of
 from rsd_sci.physics.radon_matrix import SparsePair, system_matrices
 
 FILTERS = ("ramp", "shepp-logan", "cosine", "hamming", "hann")
-
-
-def _physics_dtype(t: torch.Tensor) -> torch.dtype:
-    """float64 stays float64; everything else (float32, bf16, f16) computes in float32."""
-    return torch.float64 if t.dtype in (torch.float64, torch.complex128) else torch.float32
-
-
-def _promote(t: torch.Tensor) -> torch.Tensor:
-    """t in float32/float64 (complex64/complex128 when complex): the precision physics runs in."""
-    real = _physics_dtype(t)
-    if t.is_complex():
-        return t.to(torch.complex128 if real == torch.float64 else torch.complex64)
-    return t.to(real)
 
 
 def _padded_length(n_detectors: int) -> int:
@@ -97,7 +85,7 @@ def ramp_filter(y: torch.Tensor, filter: str = "ramp") -> torch.Tensor:  # noqa:
     if filter not in FILTERS:
         raise ValueError(f"unknown filter {filter!r} (expected one of {', '.join(FILTERS)})")
     with torch.autocast(device_type=y.device.type, enabled=False):
-        y = y.to(_physics_dtype(y))
+        y = y.to(real_dtype_of(y.dtype))
         n = y.shape[-1]
         padded = _padded_length(n)
         response = _frequency_response(padded, filter, y.dtype, y.device)
@@ -205,7 +193,11 @@ class ParallelBeamCT(LinearOperator):
         return out.T.reshape(*lead, *rows_out)
 
     def _masked(self, y: torch.Tensor) -> torch.Tensor:
-        return y if self.views is None else y * self.views.to(y.dtype)
+        return y if self.views is None else y * self.views.to(device=y.device, dtype=real_dtype_of(y.dtype))
+
+    def keep_measured(self, y: torch.Tensor) -> torch.Tensor:
+        """Unmeasured views set to zero."""
+        return self._masked(y)
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
         n = self.image_size
@@ -223,7 +215,7 @@ class ParallelBeamCT(LinearOperator):
             raise ValueError(f"CT image must be (B, C, {n}, {n}), got {tuple(x.shape)}")
         self._check_batch(x.shape[0])
         with torch.autocast(device_type=x.device.type, enabled=False):
-            x = _promote(x)
+            x = promote(x)
             if x.is_complex():  # real and imaginary parts separately (T is real)
                 return torch.complex(self._project(x.real), self._project(x.imag))
             return self._project(x)
@@ -232,7 +224,7 @@ class ParallelBeamCT(LinearOperator):
         """Back-projection T^T (m ⊙ y): (B, C, n_angles, N) -> (B, C, N, N)."""
         self._check_sinogram(y)
         with torch.autocast(device_type=y.device.type, enabled=False):
-            y = _promote(y)
+            y = promote(y)
             if y.is_complex():
                 return torch.complex(self._backproject(y.real), self._backproject(y.imag))
             return self._backproject(y)

@@ -20,13 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from rsd_sci.physics.base import LinearOperator
+from rsd_sci.physics.precision import promote
 
-
-def _promote(t: torch.Tensor) -> torch.Tensor:
-    """float64/complex128 kept; other floating types computed in float32/complex64."""
-    if t.dtype in (torch.float64, torch.complex128, torch.float32, torch.complex64):
-        return t
-    return t.to(torch.complex64 if t.is_complex() else torch.float32)
 
 
 class Downsample(LinearOperator):
@@ -44,7 +39,7 @@ class Downsample(LinearOperator):
 
     def _real_or_parts(self, fn, t: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=t.device.type, enabled=False):
-            t = _promote(t)
+            t = promote(t)
             if t.is_complex():
                 return torch.complex(fn(t.real), fn(t.imag))
             return fn(t)

@@ -36,24 +36,9 @@ import functools
 import torch
 
 from rsd_sci.physics.base import LinearOperator
+from rsd_sci.physics.precision import as_complex, real_dtype_of
 
 _DIMS = (-2, -1)
-
-
-def real_dtype_of(dtype: torch.dtype) -> torch.dtype:
-    """float64 for complex128/float64, float32 otherwise (the precision the physics runs in)."""
-    return torch.float64 if dtype in (torch.complex128, torch.float64) else torch.float32
-
-
-def complex_dtype_of(dtype: torch.dtype) -> torch.dtype:
-    """complex128 for float64/complex128, complex64 otherwise (bf16/half are promoted)."""
-    return torch.complex128 if dtype in (torch.complex128, torch.float64) else torch.complex64
-
-
-def as_complex(x: torch.Tensor) -> torch.Tensor:
-    """x as complex64/complex128; a real tensor gets a zero imaginary part (bf16/half -> complex64)."""
-    target = complex_dtype_of(x.dtype)
-    return x if x.dtype == target else x.to(target)
 
 
 def is_even(height: int, width: int) -> bool:

@@ -20,13 +20,8 @@ from __future__ import annotations
 import torch
 
 from rsd_sci.physics.base import LinearOperator
+from rsd_sci.physics.precision import promote, real_dtype_of
 
-
-def _promote(t: torch.Tensor) -> torch.Tensor:
-    """float64/complex128 kept; other floating types computed in float32/complex64."""
-    if t.dtype in (torch.float64, torch.complex128, torch.float32, torch.complex64):
-        return t
-    return t.to(torch.complex64 if t.is_complex() else torch.float32)
 
 
 def bernoulli_mask(shape, p_missing: float, generator: torch.Generator | None = None,
@@ -67,8 +62,8 @@ class PixelMask(LinearOperator):
 
     def _apply_mask(self, t: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=t.device.type, enabled=False):
-            t = _promote(t)
-            real = torch.float64 if t.dtype in (torch.float64, torch.complex128) else torch.float32
+            t = promote(t)
+            real = real_dtype_of(t.dtype)
             return t * self.mask.to(device=t.device, dtype=real)
 
     def A(self, x: torch.Tensor) -> torch.Tensor:  # noqa: N802
@@ -77,6 +72,10 @@ class PixelMask(LinearOperator):
 
     def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:  # noqa: N802
         """M ⊙ y (M is real and diagonal)."""
+        return self._apply_mask(y)
+
+    def keep_measured(self, y: torch.Tensor) -> torch.Tensor:
+        """Missing pixels set to zero."""
         return self._apply_mask(y)
 
     def extra_repr(self) -> str:

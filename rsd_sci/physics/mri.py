@@ -43,16 +43,8 @@ import numpy as np
 import torch
 
 from rsd_sci.physics.base import LinearOperator
-from rsd_sci.physics.fourier import (
-    as_complex,
-    checkerboard,
-    complex_dtype_of,
-    fft2c,
-    ifft2c,
-    is_even,
-    real_dtype_of,
-    signed_checkerboard,
-)
+from rsd_sci.physics.fourier import checkerboard, fft2c, ifft2c, is_even, signed_checkerboard
+from rsd_sci.physics.precision import as_complex, complex_dtype_of, real_dtype_of
 
 
 CPU_CHUNK_BYTES = 16 * 2**20  # largest coil-sized intermediate per chunk on the CPU (see MRIOperator._chunks)
@@ -156,6 +148,10 @@ class MRIOperator(LinearOperator):
             op.folded_maps = self.folded_maps
             op._folded = self._folded
         return op.to(self.mask.device)
+
+    def keep_measured(self, y: torch.Tensor) -> torch.Tensor:
+        """Unsampled k-space locations set to zero."""
+        return y * self.mask.to(device=y.device, dtype=real_dtype_of(y.dtype))
 
     # -- helpers -------------------------------------------------------------------------------------
     def _prepare(self, t: torch.Tensor, channels: int) -> torch.Tensor:

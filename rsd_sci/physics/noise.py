@@ -27,12 +27,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rsd_sci.physics.precision import promote, real_dtype_of
 
-def _promote(t: torch.Tensor) -> torch.Tensor:
-    """float64/complex128 kept; other floating types computed in float32/complex64."""
-    if t.dtype in (torch.float64, torch.complex128, torch.float32, torch.complex64):
-        return t
-    return t.to(torch.complex64 if t.is_complex() else torch.float32)
 
 
 def _per_sample(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -50,8 +46,8 @@ def gaussian_noise_like(y: torch.Tensor, sigma: float | torch.Tensor,
 
     sigma: scalar or (B,) per sample. Returned in y's physics precision on y's device.
     """
-    y = _promote(y)
-    real = torch.float64 if y.dtype in (torch.float64, torch.complex128) else torch.float32
+    y = promote(y)
+    real = real_dtype_of(y.dtype)
     sigma = _per_sample(torch.as_tensor(sigma, dtype=real, device=y.device), y)
     if y.is_complex():
         n = torch.randn((*y.shape, 2), generator=generator, device=y.device, dtype=real)
@@ -77,7 +73,7 @@ class GaussianNoise(nn.Module):
 
     def forward(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         with torch.autocast(device_type=y.device.type, enabled=False):
-            y = _promote(y)
+            y = promote(y)
             return y + gaussian_noise_like(y, self.sigma, generator)
 
 
@@ -101,7 +97,7 @@ class PoissonNoise(nn.Module):
 
     def forward(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         with torch.autocast(device_type=y.device.type, enabled=False):
-            y = _promote(y)
+            y = promote(y)
             if y.is_complex():
                 raise ValueError("Poisson noise applies to real line integrals, got a complex tensor")
             photons = _per_sample(self.photons.to(device=y.device, dtype=y.dtype), y)
