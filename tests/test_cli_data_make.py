@@ -112,6 +112,8 @@ def test_existing_output_needs_force(tmp_path):
     (["--source", "fastmri"], "needs --input"),
     (["--modality", "ct", "--views", "500"], "--views must be in"),
     (["--sigma-n", "loud"], "--sigma-n takes a number"),
+    (["--seed", "-3"], "--seed must be >= 0"),
+    (["--mask", "spiral"], "spiral"),
 ])
 def test_bad_flags_one_line_exit_2(tmp_path, args, message):
     r = runner.invoke(app, ["data", "make", "--out", str(tmp_path / "x"), *args])

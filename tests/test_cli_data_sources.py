@@ -184,6 +184,7 @@ def test_bad_nifti(tmp_path, kind):
     d.mkdir()
     data = np.ones((4, 4, 2, 2, 2), np.float32) if kind == "5d" else np.zeros((8, 8, 2), np.float32)
     nib.save(nib.Nifti1Image(data, np.eye(4)), d / "v.nii.gz")
+    nib.save(nib.Nifti1Image(np.ones((8, 8, 2), np.float32), np.eye(4)), d / "good.nii.gz")
     r = run("--source", "nifti", "--input", d, "--out", tmp_path / "out")
     assert r.exit_code == 2 and "v.nii.gz" in r.output and "Traceback" not in r.output, r.output
     assert not (tmp_path / "out").exists()

@@ -66,7 +66,7 @@ def _split(path: Path) -> dict:
         sample = ms[0]
         out["arrays"] = {k: dict(shape=list(sample[k].shape), dtype=str(sample[k].dtype)) for k in ms.keys()}
         sigma = ms.column("sigma_n")
-        out["sigma_n"] = dict(min=float(sigma.min()), max=float(sigma.max()), mean=float(sigma.mean()))
+        out["sigma_n"] = {k: round(float(f(sigma)), 6) for k, f in (("min", np.min), ("max", np.max), ("mean", np.mean))}
         out["volumes"] = int(len(set(ms.column("source").tolist())))
         if "masks" in sample and info.operator["family"] in ("mri", "ct"):
             m = sample["masks"]

@@ -77,6 +77,8 @@ class MakeSpec:
             raise InputError(None, f"--views must be in [1, {self.n_angles}] (got {self.views})")
         if self.modality == "image" and self.corruption == "inpaint" and not 0 <= self.p < 1:
             raise InputError(None, f"--p must be in [0, 1) (got {self.p:g})")
+        if self.seed < 0:
+            raise InputError(None, f"--seed must be >= 0 (got {self.seed})")
         if isinstance(self.sigma_n, (int, float)) and self.sigma_n < 0:
             raise InputError(None, f"--sigma-n must be >= 0 (got {self.sigma_n:g})")
 

@@ -14,6 +14,7 @@ Per source and modality, what a slice holds:
 
 from __future__ import annotations
 
+import functools
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,32 +88,64 @@ def file_volumes(source: str, modality: str, files: list[Path], size: int | None
 
 
 def _file_volume(source: str, modality: str, path: Path, size: int | None) -> Volume:
+    """A lazily read file volume: no handle is kept open, and at most two volumes' slices are cached."""
     name = path.name
     if source == "fastmri":
         from rsd_sci.data.fastmri import FastMRIFile
 
-        f = FastMRIFile(path)
-        return Volume(name, f.num_slices, lambda i: SourceSlice(
-            kspace=f.kspace(i), recon_size=tuple(f.recon_size), file_mask=f.mask, multicoil=f.multicoil))
+        with FastMRIFile(path) as f:
+            n = f.num_slices
+
+        def read_kspace(i: int) -> SourceSlice:
+            with FastMRIFile(path) as f:
+                return SourceSlice(kspace=f.kspace(i), recon_size=tuple(f.recon_size), file_mask=f.mask,
+                                   multicoil=f.multicoil)
+
+        return Volume(name, n, read_kspace)
     if source == "lodopab":
         from rsd_sci.data.lodopab import read_lodopab, to_mu_per_mm
 
-        data = read_lodopab(path)
-        return Volume(name, len(data), lambda i: SourceSlice(image=_fit(to_mu_per_mm(data[i]), size)))
+        with read_lodopab(path) as data:
+            n = len(data)
+
+        def read_lodopab_slice(i: int) -> SourceSlice:
+            with read_lodopab(path) as data:
+                return SourceSlice(image=_fit(to_mu_per_mm(data[i]), size))
+
+        return Volume(name, n, read_lodopab_slice)
+    n = _count_slices(source, path)
+    return Volume(name, n, lambda i: SourceSlice(image=_image_slices(source, modality, path, size)[i]))
+
+
+def _count_slices(source: str, path: Path) -> int:
+    if source == "nifti":  # from the header alone; the data are read (and validated) on first use
+        import nibabel as nib
+
+        try:
+            shape = nib.load(path).shape
+        except Exception as e:  # nibabel raises several types for unreadable files
+            raise InputError(path, f"not a readable NIfTI file ({type(e).__name__})") from None
+        return int(np.prod(shape[2:])) if len(shape) >= 3 else 1
+    return len(_read_volume_slices(source, path)[0])
+
+
+@functools.lru_cache(maxsize=2)
+def _image_slices(source: str, modality: str, path: Path, size: int | None) -> list[np.ndarray]:
+    """Every slice of one volume, converted for the modality (cached: slices are read in order)."""
     slices, is_hu = _read_volume_slices(source, path)
     if modality == "ct":
         if not is_hu:
             raise InputError(path, "CT needs Hounsfield units (a CT NIfTI or DICOM series)")
         from rsd_sci.data.hounsfield import hu_to_mu
 
-        return Volume(name, len(slices), lambda i: SourceSlice(image=_fit(hu_to_mu(slices[i]), size)))
+        return [_fit(hu_to_mu(s), size) for s in slices]
     from rsd_sci.data.nifti import normalize_intensity
 
     magnitudes, _ = normalize_intensity(np.abs(slices))
     magnitudes = np.clip(magnitudes, 0.0, None)
     if modality == "image":
-        return Volume(name, len(slices), lambda i: SourceSlice(image=np.clip(_fit(magnitudes[i], size), 0, 1)))
-    return Volume(name, len(slices), lambda i: SourceSlice(image=_with_phase(_fit(magnitudes[i], size), name, i)))
+        return [np.clip(_fit(m, size), 0, 1) for m in magnitudes]
+    return [_with_phase(_fit(m, size), path.name, i) for i, m in enumerate(magnitudes)]
 
 
 def _read_volume_slices(source: str, path: Path) -> tuple[np.ndarray, bool]:
@@ -120,8 +153,7 @@ def _read_volume_slices(source: str, path: Path) -> tuple[np.ndarray, bool]:
     if source == "nifti":
         from rsd_sci.data.nifti import read_nifti, volume_to_slices
 
-        vol = read_nifti(path)
-        data = volume_to_slices(vol.data, axis=2)
+        data = volume_to_slices(read_nifti(path).data, axis=2)
         return data, bool(data.min() < -500)  # a CT in HU has air near -1000; MR magnitudes are >= 0
     from rsd_sci.data.dicom import read_dicom_series
 
