@@ -42,6 +42,7 @@ def make(
     factor: int = typer.Option(2, help="Down-sampling factor."),
     n_train: Optional[int] = typer.Option(None, help="Phantoms: train images (256); files: slice cap."),
     n_test: Optional[int] = typer.Option(None, help="Phantoms: test images (32); files: slice cap."),
+    test_fraction: float = typer.Option(0.2, help="Files without --test-input: share of volumes for test."),
     seed: int = typer.Option(0, help="Seed of phantoms, masks and noise."),
     workers: int = typer.Option(1, help="Processes for per-slice work (ESPIRiT)."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),

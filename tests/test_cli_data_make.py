@@ -88,6 +88,16 @@ def test_image_corruptions(tmp_path, corruption, shape):
             assert np.all(y[~m] == 0) and 0.3 < m.mean() < 0.5  # 60 % missing
 
 
+def test_workers_give_the_same_set(tmp_path):
+    args = ["--n-train", "3", "--n-test", "1", "--size", "48", "--coils", "4", "--center-fraction", "0.2",
+            "--sigma-n", "0.02"]
+    one = make(tmp_path, *args, name="one")
+    two = make(tmp_path, *args, "--workers", "2", name="two")
+    with h5py.File(one / "train.h5") as a, h5py.File(two / "train.h5") as b:
+        for key in ("measurements", "masks", "coil_maps", "scale", "sigma_n"):
+            np.testing.assert_array_equal(a[key][:], b[key][:])
+
+
 def test_config_file_and_flags(tmp_path):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("n_train: 2\nn_test: 1\nsize: 32\nmodality: ct\nviews: 30\n")

@@ -11,6 +11,7 @@ the multi-coil cost).
 from __future__ import annotations
 
 import logging
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -77,6 +78,8 @@ class MakeSpec:
             raise InputError(None, f"--views must be in [1, {self.n_angles}] (got {self.views})")
         if self.modality == "image" and self.corruption == "inpaint" and not 0 <= self.p < 1:
             raise InputError(None, f"--p must be in [0, 1) (got {self.p:g})")
+        if not 0 < self.test_fraction < 1:
+            raise InputError(None, f"--test-fraction must be in (0, 1) (got {self.test_fraction:g})")
         if self.seed < 0:
             raise InputError(None, f"--seed must be >= 0 (got {self.seed})")
         if isinstance(self.sigma_n, (int, float)) and self.sigma_n < 0:
@@ -175,13 +178,23 @@ def _run(spec, operator, jobs, with_target) -> Iterator[dict]:
     if spec.workers <= 1:
         yield from (_process(*t) for t in tasks)
         return
-    ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(spec.workers, mp_context=ctx) as pool:
-        yield from pool.map(_process_packed, tasks, chunksize=1)
+    # spawn, not fork: a fork after torch has started its thread pool can deadlock in the child
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(spec.workers, mp_context=ctx, initializer=_single_threaded) as pool:
+        window: deque = deque()  # at most 2 slices per worker in flight: sets larger than memory stream
+        for task in tasks:
+            window.append(pool.submit(_process, *task))
+            if len(window) >= 2 * spec.workers:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
 
 
-def _process_packed(args) -> dict:
-    return _process(*args)
+def _single_threaded() -> None:
+    """Each worker process uses one core (N workers, N cores)."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def _process(spec: MakeSpec, operator: dict, name: str, index: int, sl, with_target: bool) -> dict:
