@@ -26,6 +26,25 @@ def info(
     from rich.table import Table
 
     table = Table(title=f"{facts.pop('kind')}: {facts.pop('path')}", show_header=False)
-    for key, value in facts.items():
-        table.add_row(key, value if isinstance(value, str) else json.dumps(value, default=str))
+    for key, value in _rows(facts):
+        table.add_row(key, value)
     Console().print(table)
+
+
+def _rows(facts: dict, prefix: str = ""):
+    """Nested facts as dotted rows (splits.train.samples ...); lists and leaves shown compactly."""
+    for key, value in facts.items():
+        if key in ("kind", "path") and prefix:
+            continue
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value and not _is_small(value):
+            yield from _rows(value, name + ".")
+        elif isinstance(value, str):
+            yield name, value
+        else:
+            yield name, json.dumps(value, default=str)
+
+
+def _is_small(d: dict) -> bool:
+    """A flat mapping of a few scalars reads best on one line (e.g. σ_n min/max/mean)."""
+    return len(d) <= 4 and all(not isinstance(v, (dict, list)) for v in d.values())

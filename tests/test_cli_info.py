@@ -36,10 +36,11 @@ def test_measurement_set_and_split(tmp_path):
     assert r.exit_code == 0, r.output
     facts = info_json(out)
     assert facts["kind"] == "measurement set" and facts["modality"] == "mri"
-    assert facts["splits"]["train"]["samples"] == 3 and facts["splits"]["test"]["samples"] == 2
-    assert facts["splits"]["train"]["sigma_n"]["mean"] == 0.05
-    assert facts["splits"]["test"]["arrays"]["targets"]["shape"] == [1, 32, 32]
-    assert "targets" not in facts["splits"]["train"]["arrays"]
+    assert facts["train"]["samples"] == 3 and facts["test"]["samples"] == 2
+    assert facts["train"]["sigma_n"]["mean"] == 0.05
+    assert facts["test"]["arrays"]["targets"] == "(1, 32, 32) float32"
+    assert "targets" not in facts["train"]["arrays"]
+    assert facts["made_with"]["accel"] == 4.0 and "input" not in facts["made_with"]  # unset options left out
     r = runner.invoke(app, ["info", str(out / "train.h5")])  # the table form
     assert r.exit_code == 0 and "measurement-set split" in r.output
 

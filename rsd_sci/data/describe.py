@@ -64,13 +64,13 @@ def _split(path: Path) -> dict:
                samples=len(ms), version=info.version, seed=info.seed, operator=info.operator)
     if len(ms):
         sample = ms[0]
-        out["arrays"] = {k: dict(shape=list(sample[k].shape), dtype=str(sample[k].dtype)) for k in ms.keys()}
+        out["arrays"] = {k: f"{tuple(sample[k].shape)} {sample[k].dtype}" for k in ms.keys()}
         sigma = ms.column("sigma_n")
         out["sigma_n"] = {k: round(float(f(sigma)), 6) for k, f in (("min", np.min), ("max", np.max), ("mean", np.mean))}
         out["volumes"] = int(len(set(ms.column("source").tolist())))
         if "masks" in sample and info.operator["family"] in ("mri", "ct"):
-            m = sample["masks"]
-            out["acceleration"] = round(float(m.size / max(m.sum(), 1)), 3)
+            m = ms._h5()["masks"][:256].reshape(min(len(ms), 256), -1)  # a sample of at most 256 masks
+            out["acceleration"] = round(float(np.mean(m.shape[1] / np.maximum(m.sum(1), 1))), 3)
     ms.close()
     return out
 
@@ -78,8 +78,12 @@ def _split(path: Path) -> dict:
 def _measurement_set(folder: Path) -> dict:
     card = yaml.safe_load((folder / "card.yaml").read_text())
     splits = {s: _split(folder / f"{s}.h5") for s in ("train", "test") if (folder / f"{s}.h5").is_file()}
-    return dict(kind="measurement set", path=str(folder), modality=splits["train"]["modality"],
-                operator=splits["train"]["operator"], splits=splits, made_with=card.get("made_with"))
+    shared = ("kind", "path", "modality", "operator", "version", "seed", "split")
+    out = dict(kind="measurement set", path=str(folder), modality=splits["train"]["modality"],
+               operator=splits["train"]["operator"], version=splits["train"]["version"])
+    out.update({name: {k: v for k, v in facts.items() if k not in shared} for name, facts in splits.items()})
+    out["made_with"] = {k: v for k, v in (card.get("made_with") or {}).items() if v not in (None, {}, [])}
+    return out
 
 
 def _nifti(path: Path) -> dict:
