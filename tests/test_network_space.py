@@ -1,0 +1,283 @@
+"""NetworkSpace adapters: factory, keyed further operators, conditioning, R̂·Â, residuals and |M|."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rsd_sci.diffusion.network_space import (CTSpace, DataSpace, MRISpace, PixelMaskSpace, further_generator,
+                                             network_space)
+from rsd_sci.physics.coil_maps import birdcage_maps
+from rsd_sci.physics.ct import default_view_drop, ramp_filter, view_mask
+from rsd_sci.physics.factory import build_operator
+from rsd_sci.physics.fourier import fft2c, ifft2c
+from rsd_sci.physics.inpaint import bernoulli_mask
+from rsd_sci.physics.layout import complex_to_channels
+from rsd_sci.physics.masks import MaskSpec, further_drop_count
+from rsd_sci.physics.mri import MRIOperator, normalize_maps
+
+MRI_SPEC = {"family": "mri", "shape": [12, 32], "coils": 1, "mask": {"kind": "random", "acceleration": 4}}
+CT_SPEC = {"family": "ct", "image_size": 16, "n_angles": 30, "n_views": 10, "view_kind": "sparse"}
+PIX_SPEC = {"family": "image", "shape": [8, 8], "corruption": "inpaint", "p": 0.5, "delta": 0.3}
+
+
+def _crandn(g, *shape):
+    return torch.complex(torch.randn(shape, generator=g), torch.randn(shape, generator=g))
+
+
+def _mri_batch(indices, h=12, w=32, coils=1, two_d=False):
+    """Per-sample masks keyed by the index (so a sample's data do not depend on the batch it is in)."""
+    spec = MaskSpec("gaussian" if two_d else "random", 4, center_fraction=0.2 if two_d else 0.08)
+    made = [spec.make((h, w), seed=int(i)) for i in indices]
+    g = torch.Generator().manual_seed(0)
+    batch = {"masks": torch.from_numpy(np.stack([m.mask for m in made])),
+             "centers": torch.from_numpy(np.stack([m.center for m in made])),
+             "index": torch.tensor(indices, dtype=torch.int64)}
+    if coils > 1:
+        batch["coil_maps"] = torch.from_numpy(birdcage_maps(coils, h, w))[None].expand(len(indices), -1, -1, -1)
+    spec_dict = dict(MRI_SPEC, shape=[h, w], coils=coils)
+    op = build_operator(spec_dict, batch)
+    x = _crandn(g, len(indices), 1, h, w)
+    batch["y"] = op.A(x)
+    return spec_dict, batch, op, x
+
+
+def _ct_batch(indices):
+    masks = torch.stack([torch.from_numpy(np.roll(view_mask(30, 10), int(i) % 3)) for i in indices])
+    batch = {"masks": masks, "index": torch.tensor(indices, dtype=torch.int64)}
+    op = build_operator(CT_SPEC, batch)
+    x = torch.randn(len(indices), 1, 16, 16, generator=torch.Generator().manual_seed(1))
+    batch["y"] = op.A(x)
+    return batch, op, x
+
+
+def _pixel_batch(indices, size=8):
+    masks = torch.cat([bernoulli_mask((1, 1, size, size), 0.5, torch.Generator().manual_seed(int(i)))
+                       for i in indices])
+    batch = {"masks": masks, "index": torch.tensor(indices, dtype=torch.int64)}
+    op = build_operator(dict(PIX_SPEC, shape=[size, size]), batch)
+    x = torch.randn(len(indices), 1, size, size, generator=torch.Generator().manual_seed(2))
+    batch["y"] = op.A(x)
+    return batch, op, x
+
+
+# -- factory and keys --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("spec, cls, kind, channels, cond_channels", [
+    (MRI_SPEC, MRISpace, "ambient", 2, 2),
+    (CT_SPEC, CTSpace, "ambient", 1, 1),
+    (PIX_SPEC, PixelMaskSpace, "ambient", 1, 1),
+    ({"family": "image", "shape": [8, 8], "corruption": "noise"}, DataSpace, "data", 1, 0),
+    ({"family": "image", "shape": [8, 8], "corruption": "blur"}, DataSpace, "data", 1, 0),
+    ({"family": "image", "shape": [8, 8], "corruption": "downsample", "factor": 2}, DataSpace, "data", 1, 0),
+])
+def test_factory_picks_the_adapter(spec, cls, kind, channels, cond_channels):
+    space = network_space(spec)
+    assert type(space) is cls
+    assert (space.kind, space.channels, space.cond_channels) == (kind, channels, cond_channels)
+
+
+@pytest.mark.parametrize("spec", [{"family": "pet"}, {"family": "image", "corruption": "jpeg"}])
+def test_factory_rejects_unknown_specs(spec):
+    with pytest.raises(ValueError, match="unknown"):
+        network_space(spec)
+
+
+def test_further_generator_is_keyed_by_seed_and_index_only():
+    draw = lambda s, i: torch.rand(5, generator=further_generator(s, i))  # noqa: E731
+    assert torch.equal(draw(3, 17), draw(3, 17))
+    assert not torch.equal(draw(3, 17), draw(3, 18))
+    assert not torch.equal(draw(3, 17), draw(4, 17))
+
+
+# -- further operators ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("two_d", [False, True])
+def test_mri_further_masks_are_subsets_keep_the_centre_and_follow_the_r_plus_1_rule(two_d):
+    spec, batch, op, _ = _mri_batch([4, 9, 11], two_d=two_d)
+    space = network_space(spec)
+    m_hat = space.further(op, batch, seed=0).mask  # (B, 1, 1|H, W)
+    assert m_hat.shape == op.mask.shape
+    full, thin = op.mask.flatten(1) != 0, m_hat.flatten(1) != 0
+    centers = batch["centers"].flatten(1)
+    assert bool((thin <= full).all()) and bool((thin[centers]).all())
+    for b in range(3):
+        n, size = int(full[b].sum()), full.shape[1]
+        candidates = int((full[b] & ~centers[b]).sum())
+        assert int(thin[b].sum()) == n - min(further_drop_count(n, size), candidates)
+    assert bool((thin != full).any())
+
+
+def test_further_masks_are_fixed_per_index_across_calls_and_batch_compositions():
+    spec, batch, op, _ = _mri_batch([4, 9, 11])
+    space = network_space(spec)
+    first = space.further(op, batch, seed=5).mask
+    again = space.further(op, batch, seed=5).mask
+    _, sub, sub_op, _ = _mri_batch([11, 4])
+    other = space.further(sub_op, sub, seed=5).mask
+    assert torch.equal(first, again)
+    assert torch.equal(other[0], first[2]) and torch.equal(other[1], first[0])
+    assert not torch.equal(space.further(op, batch, seed=6).mask, first)
+
+    ct = network_space(CT_SPEC)
+    batch, op, _ = _ct_batch([3, 8])
+    sub, sub_op, _ = _ct_batch([8])
+    assert torch.equal(ct.further(sub_op, sub, 1).views[0], ct.further(op, batch, 1).views[1])
+
+    pix = network_space(PIX_SPEC)
+    batch, op, _ = _pixel_batch([3, 8])
+    sub, sub_op, _ = _pixel_batch([8])
+    assert torch.equal(pix.further(sub_op, sub, 1).mask[0], pix.further(op, batch, 1).mask[1])
+
+
+def test_ct_further_views_drop_the_default_count():
+    batch, op, _ = _ct_batch([0, 1, 2])
+    op_hat = network_space(CT_SPEC).further(op, batch, seed=0)
+    full, thin = op.sampled_views(), op_hat.sampled_views()
+    assert bool((thin <= full).all())
+    assert thin.sum(-1).tolist() == [10 - default_view_drop(30, 10)] * 3
+    assert op_hat.views.device == batch["y"].device
+
+
+def test_pixel_further_mask_is_a_subset_at_density_one_minus_delta():
+    batch, op, _ = _pixel_batch([0, 1], size=96)
+    op_hat = network_space(PIX_SPEC).further(op, batch, seed=0)
+    kept = op_hat.mask[op.mask != 0]
+    assert bool((op_hat.mask <= op.mask).all())
+    assert abs(float(kept.mean()) - (1 - PIX_SPEC["delta"])) < 0.03
+
+
+# -- conditioning and layouts -----------------------------------------------------------------------------
+def test_mri_cond_is_the_line_pattern_and_ones():
+    spec, batch, op, _ = _mri_batch([1, 2])
+    space = network_space(spec)
+    op_hat = space.further(op, batch, 0)
+    c = space.cond(op_hat, batch)
+    assert c.shape == (2, 2, 12, 32) and c.dtype == torch.float32
+    for b in range(2):
+        line = op_hat.mask[b, 0, 0]
+        assert torch.equal(c[b, 0], line.expand(12, 32)) and bool((c[b, 1] == 1).all())
+
+
+def test_mri_cond_of_a_2d_mask_is_the_mask():
+    spec, batch, op, _ = _mri_batch([1, 2], two_d=True)
+    space = network_space(spec)
+    op_hat = space.further(op, batch, 0)
+    assert torch.equal(space.cond(op_hat, batch)[:, :1], op_hat.mask)
+
+
+def test_ct_and_pixel_cond():
+    batch, op, _ = _ct_batch([0, 1])
+    assert torch.equal(network_space(CT_SPEC).cond(op, batch), torch.ones(2, 1, 16, 16))
+    batch, op, _ = _pixel_batch([0, 1])
+    space = network_space(PIX_SPEC)
+    op_hat = space.further(op, batch, 0)
+    assert torch.equal(space.cond(op_hat, batch), op_hat.mask)
+
+
+def test_mri_layout_round_trip_and_noise():
+    space = network_space(MRI_SPEC)
+    batch = {"y": torch.zeros(3, 4, 64, 64, dtype=torch.complex64)}
+    n = space.image_noise(batch, torch.Generator().manual_seed(0))
+    assert n.shape == (3, 1, 64, 64) and n.is_complex()
+    assert abs(float(n.real.std()) - 1) < 0.05 and abs(float(n.imag.std()) - 1) < 0.05
+    assert torch.equal(n, space.image_noise(batch, torch.Generator().manual_seed(0)))
+    assert space.noise_shape(batch) == (3, 2, 64, 64)
+    assert torch.equal(space.to_image(space.to_channels(n)), n)
+    assert network_space(CT_SPEC).noise_shape({"y": torch.zeros(2, 1, 30, 16)}) == (2, 1, 16, 16)
+
+
+# -- R̂·Â and the measured input ---------------------------------------------------------------------------------
+def test_mri_single_coil_project_is_the_zero_filled_image():
+    spec, batch, op, x = _mri_batch([1, 2])
+    space = network_space(spec)
+    op_hat = space.further(op, batch, 0)
+    expected = ifft2c(op_hat.mask * fft2c(x))
+    assert torch.allclose(space.project(op_hat, x), complex_to_channels(expected), atol=1e-5)
+
+
+def test_mri_multicoil_reconstruction_uses_unit_rss_maps():
+    g = torch.Generator().manual_seed(3)
+    maps = torch.from_numpy(birdcage_maps(4, 12, 32))[None]
+    gain = 0.5 + torch.rand(1, 1, 12, 32, generator=g)  # maps NOT unit RSS
+    op_hat = MRIOperator(torch.ones(1, 1, 1, 32), maps * gain)
+    x = _crandn(g, 1, 1, 12, 32)
+    got = network_space(MRI_SPEC).project(op_hat, x)
+    unit = MRIOperator(torch.ones(1, 1, 1, 32), normalize_maps(maps * gain))
+    assert torch.allclose(got, complex_to_channels(unit.A_adjoint(op_hat.A(x))), atol=1e-5)
+    unit_op = MRIOperator(torch.ones(1, 1, 1, 32), maps)  # unit-RSS maps: R̂ = Â^H, and R̂Â = I at a full mask
+    assert torch.allclose(network_space(MRI_SPEC).project(unit_op, x), complex_to_channels(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["mri_single", "mri_multi", "ct", "pixel"])
+def test_measured_input_is_the_projection_of_the_image_behind_the_data(family):
+    """y = A x  =>  R̂(P_M̂ y) = R̂·Â x: the input can be built from the measurement alone."""
+    if family.startswith("mri"):
+        spec, batch, op, x = _mri_batch([1, 2], coils=1 if family == "mri_single" else 3)
+        space = network_space(spec)
+    elif family == "ct":
+        (batch, op, x), space = _ct_batch([1, 2]), network_space(CT_SPEC)
+    else:
+        (batch, op, x), space = _pixel_batch([1, 2]), network_space(PIX_SPEC)
+    op_hat = space.further(op, batch, 0)
+    got = space.measured_input(op_hat, batch["y"])
+    assert got.shape == space.noise_shape(batch)
+    assert torch.allclose(got, space.project(op_hat, x), atol=1e-5)
+
+
+# -- residuals -------------------------------------------------------------------------------------------------
+def test_mri_full_mask_residual_is_the_channel_mean_square():
+    g = torch.Generator().manual_seed(4)
+    op = MRIOperator(torch.ones(32))
+    x, d = _crandn(g, 2, 1, 8, 32), _crandn(g, 2, 1, 8, 32)
+    got = network_space(MRI_SPEC).residual(op, d, op.A(x))
+    expected = (complex_to_channels(d) - complex_to_channels(x)).square().flatten(1).mean(1)
+    assert torch.allclose(got, expected, rtol=1e-5)
+
+
+def test_mri_residual_counts_real_measured_entries_and_matches_the_image_form():
+    spec, batch, op, x = _mri_batch([1, 2])
+    space = network_space(spec)
+    d = _crandn(torch.Generator().manual_seed(5), 2, 1, 12, 32)
+    lines = batch["masks"].sum(-1).float()
+    assert torch.equal(space.measured_count(op, batch["y"]), 2 * 12 * lines)
+    # single-coil: ‖A d − y‖² = ‖A^H A d − A^H y‖² (A^H A is an orthogonal projection)
+    image_form = (op.normal(d) - op.A_adjoint(batch["y"])).abs().square().flatten(1).sum(1) / (2 * 12 * lines)
+    assert torch.allclose(space.residual(op, d, batch["y"]), image_form, rtol=1e-5)
+    _, mc_batch, mc_op, _ = _mri_batch([1, 2], coils=3)
+    assert torch.equal(space.measured_count(mc_op, mc_batch["y"]), 2 * 3 * 12 * lines)
+
+
+def test_ct_residual_is_the_ramp_filtered_one():
+    batch, op, x = _ct_batch([1, 2])
+    space = network_space(CT_SPEC)
+    d = x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(6))
+    r = op.A(d) - batch["y"]
+    count = 10 * 16
+    weighted = ramp_filter(r).square().flatten(1).sum(1) / count
+    unweighted = r.square().flatten(1).sum(1) / count
+    got = space.residual(op, d, batch["y"])
+    assert torch.allclose(got, weighted, rtol=1e-5)
+    assert not torch.allclose(got, unweighted, rtol=1e-2)
+    assert torch.equal(space.measured_count(op, batch["y"]), torch.full((2,), float(count)))
+
+
+def test_pixel_residual_by_hand():
+    m = torch.tensor([[[[1.0, 1.0], [1.0, 0.0]]]])
+    batch = {"masks": m, "index": torch.tensor([0]), "y": torch.tensor([[[[1.0, 2.0], [3.0, 0.0]]]])}
+    op = build_operator(dict(PIX_SPEC, shape=[2, 2]), batch)
+    d = torch.tensor([[[[1.5, 2.0], [2.0, 9.0]]]])
+    got = network_space(PIX_SPEC).residual(op, d, batch["y"])
+    assert torch.allclose(got, torch.tensor([(0.5**2 + 0.0 + 1.0**2) / 3]))
+
+
+def test_data_space_is_the_measurement_itself():
+    spec = {"family": "image", "shape": [8, 8], "corruption": "downsample", "factor": 2}
+    space = network_space(spec)
+    y = torch.randn(2, 1, 4, 4)
+    batch = {"y": y, "index": torch.tensor([0, 1])}
+    op = build_operator(spec, batch)
+    assert torch.equal(space.data_image(batch, op), y)
+    assert space.further(op, batch, 0) is op and space.cond(op, batch) is None
+    assert space.project(op, torch.ones(2, 1, 8, 8)).shape == (2, 1, 4, 4)
+    d = torch.zeros_like(y)
+    assert torch.allclose(space.residual(op, d, y), y.square().flatten(1).mean(1))
