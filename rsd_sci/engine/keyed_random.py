@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import operator
 
 import torch
 
@@ -43,10 +44,14 @@ def key_seed(seed: int, *key: int) -> int:
     >>> key_seed(0, 1, 2) == key_seed(0, 1, 2) != key_seed(0, 2, 1)
     True
     """
-    parts = (seed, *key)
-    for part in parts:
-        if isinstance(part, bool) or not isinstance(part, int):
-            raise TypeError(f"key parts must be Python ints, got {part!r} ({type(part).__name__})")
+    parts = []
+    for part in (seed, *key):
+        if isinstance(part, bool):
+            raise TypeError(f"key parts must be integers, got {part!r}")
+        try:
+            parts.append(operator.index(part))  # ints, numpy integers, 0-d integer tensors
+        except TypeError as err:
+            raise TypeError(f"key parts must be integers, got {part!r} ({type(part).__name__})") from err
     text = ",".join(str(p) for p in parts).encode("ascii")
     digest = hashlib.blake2b(text, digest_size=8, person=_PERSON).digest()
     return int.from_bytes(digest, "little") >> 1

@@ -1,0 +1,206 @@
+"""Training state (torch.save, loaded with weights_only=True) and model exports (safetensors).
+
+Two kinds of file, two formats:
+- Training state (`save_training_state` / `load_training_state`): everything a run needs to resume
+  (model, EMA and optimiser state dicts, step counters, RNG states as tensors, the config as plain
+  values). Written with `torch.save` but read back with `torch.load(weights_only=True)`, which refuses
+  any pickled object other than tensors and plain containers, so a checkpoint cannot run code. The
+  writer checks the same rule before writing, so a bad value fails at save time, not at resume.
+- Model export (`export_safetensors` / `load_safetensors`): weights only, in safetensors, with the
+  metadata a model needs (config, operator spec, data scale) as strings: non-string values are
+  JSON-encoded (their keys listed under "rsd_sci_json_keys" so they decode back unambiguously), plus
+  "format": "rsd-sci model" and "rsd_sci_version".
+
+Both writers are atomic (temporary file in the same folder, then `os.replace`): a killed process leaves
+the previous file intact. Readers turn unreadable files into `InputError` (one-line CLI message).
+
+Example:
+    >>> import tempfile, pathlib, torch
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> export_safetensors(d / "m.safetensors", {"w": torch.ones(2)}, {"config": {"lr": 1e-4}})
+    >>> sd, meta = load_safetensors(d / "m.safetensors")
+    >>> meta["config"], meta["format"], sd["w"].tolist()
+    ({'lr': 0.0001}, 'rsd-sci model', [1.0, 1.0])
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rsd_sci import __version__
+from rsd_sci.data.atomic import atomic_path
+from rsd_sci.errors import InputError
+
+MODEL_FORMAT = "rsd-sci model"
+_FORMAT_KEY = "format"
+_VERSION_KEY = "rsd_sci_version"
+_JSON_KEYS_KEY = "rsd_sci_json_keys"
+_RESERVED = (_FORMAT_KEY, _VERSION_KEY, _JSON_KEYS_KEY)
+_PLAIN = (int, float, bool, str, type(None))
+
+
+def _check_loadable(value: Any, where: str) -> None:
+    """Raise TypeError if `value` holds anything `torch.load(weights_only=True)` would refuse."""
+    if isinstance(value, (torch.Tensor, *_PLAIN)):
+        return
+    if isinstance(value, (dict, OrderedDict)):
+        for key, item in value.items():
+            if not isinstance(key, (str, int)):
+                raise TypeError(f"{where}: key {key!r} is not a str or int")
+            _check_loadable(item, f"{where}.{key}")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_loadable(item, f"{where}[{i}]")
+        return
+    raise TypeError(f"{where}: a {type(value).__name__} cannot be stored in a training checkpoint "
+                    "(tensors, numbers, strings and dicts/lists of them only)")
+
+
+def save_training_state(path: str | Path, state: Mapping[str, Any]) -> None:
+    """Write `state` to `path` atomically with torch.save (parent folders are created).
+
+    Values may be tensors, ints, floats, bools, strings, None and dicts/lists/tuples of them (state
+    dicts of modules and optimisers qualify; store RNG states with `rng_state()`). Anything else raises
+    TypeError before a byte is written. Tensors are moved to the CPU by the caller or kept as they are
+    (load_training_state maps them to the CPU).
+    """
+    _check_loadable(dict(state), "state")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(dict(state), tmp)
+
+
+def load_training_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a training state written by `save_training_state` (torch.load with weights_only=True).
+
+    Raises InputError for a missing or unreadable file and for one that holds pickled objects other than
+    tensors and plain containers (such objects are refused, never constructed).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such checkpoint file")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        blocked = [line.strip() for line in str(err).splitlines() if "GLOBAL" in line]
+        if blocked:  # a pickled object the safe unpickler refused (never constructed)
+            raise InputError(path, "refused: the checkpoint holds objects other than tensors and "
+                                   f"plain values (loaded with weights_only=True): {blocked[0]}") from err
+        raise InputError(path, "not a readable training checkpoint (not a torch.save file)") from err
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise InputError(path, f"not a readable training checkpoint ({_first_line(err)})") from err
+    if not isinstance(state, dict):
+        raise InputError(path, f"a training checkpoint holds a dict, this one a {type(state).__name__}")
+    return state
+
+
+def rng_state() -> dict[str, Any]:
+    """The global torch RNG states as tensors: {"cpu": ByteTensor, "cuda": [ByteTensor per device]}."""
+    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore RNG states saved by `rng_state` (CUDA states only where CUDA is available)."""
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = list(state["cuda"])[: torch.cuda.device_count()]
+        for device, cuda_state in enumerate(cuda_states):
+            torch.cuda.set_rng_state(cuda_state, device)
+
+
+def _first_line(err: BaseException) -> str:
+    """The first line of an exception message (library messages can span many lines)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _encode_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """User metadata -> safetensors' str -> str map (JSON for non-strings) plus format and version."""
+    out: dict[str, str] = {}
+    json_keys = []
+    for key, value in metadata.items():
+        if not isinstance(key, str):
+            raise TypeError(f"metadata keys must be strings, got {key!r}")
+        if key in _RESERVED:
+            raise ValueError(f"metadata key {key!r} is reserved (written by export_safetensors)")
+        if isinstance(value, str):
+            out[key] = value
+            continue
+        try:
+            out[key] = json.dumps(value, sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"metadata {key!r} is not JSON-encodable: {err}") from err
+        json_keys.append(key)
+    out[_JSON_KEYS_KEY] = json.dumps(sorted(json_keys))
+    out[_FORMAT_KEY] = MODEL_FORMAT
+    out[_VERSION_KEY] = __version__
+    return out
+
+
+def export_safetensors(path: str | Path, state_dict: Mapping[str, torch.Tensor],
+                       metadata: Mapping[str, Any]) -> None:
+    """Write `state_dict` (name -> tensor) and `metadata` to a safetensors file, atomically.
+
+    Tensors are copied to the CPU as contiguous, unshared tensors (tied weights are stored twice;
+    safetensors refuses shared storage). Metadata values that are not strings are JSON-encoded;
+    "format" = "rsd-sci model" and "rsd_sci_version" are added (reserved keys).
+    """
+    from safetensors.torch import save_file
+
+    tensors = {}
+    for name, tensor in state_dict.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"state_dict[{name!r}] is a {type(tensor).__name__}, not a tensor")
+        tensors[name] = tensor.detach().to("cpu").contiguous().clone()
+    encoded = _encode_metadata(metadata)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=encoded)
+
+
+def load_safetensors(path: str | Path,
+                     device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read an rsd-sci model file -> (state_dict, metadata with JSON values decoded).
+
+    Raises InputError(path, ...) for a missing file, a file that is not safetensors (text, truncated)
+    and a safetensors file without rsd-sci metadata (another tool's file).
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such model file")
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as handle:
+            raw = handle.metadata() or {}
+            state_dict = {name: handle.get_tensor(name) for name in handle.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise InputError(path, f"not a safetensors model file ({_first_line(err)})") from err
+    if raw.get(_FORMAT_KEY) != MODEL_FORMAT or _VERSION_KEY not in raw:
+        raise InputError(path, "a safetensors file without rsd-sci metadata (not an rsd-sci model: "
+                               f"expected format {MODEL_FORMAT!r})")
+    return state_dict, _decode_metadata(path, raw)
+
+
+def _decode_metadata(path: Path, raw: Mapping[str, str]) -> dict[str, Any]:
+    """Inverse of `_encode_metadata`: JSON-decode the listed keys; keep format and version."""
+    try:
+        json_keys = set(json.loads(raw.get(_JSON_KEYS_KEY, "[]")))
+        meta = {key: (json.loads(value) if key in json_keys else value)
+                for key, value in raw.items() if key != _JSON_KEYS_KEY}
+    except json.JSONDecodeError as err:
+        raise InputError(path, f"corrupt rsd-sci metadata ({err})") from err
+    return meta
