@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import data_cmd, info_cmd
+from cli import data_cmd, info_cmd, train_cmd
 
 app = typer.Typer(
     name="rsd-sci",
@@ -17,6 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data_cmd.app, name="data")
+app.command("train")(train_cmd.train)
 app.command("info")(info_cmd.info)
 
 

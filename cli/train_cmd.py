@@ -1,0 +1,124 @@
+"""`rsd-sci train`: learn a prior from corrupted measurements (the teacher stage)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from cli.config_file import merge_config
+from cli.errors import fail, guarded
+
+TRAIN_OPTIONS = ("modality", "stage", "data", "preset", "steps", "batch", "lr", "device", "seed")
+
+
+@guarded
+def train(
+    ctx: typer.Context,
+    modality: str = typer.Option("mri", help="mri | ct | image"),
+    stage: str = typer.Option("teacher", help="teacher (distillation arrives with its own stage)."),
+    data: Optional[str] = typer.Option(None, help="A measurement set, or a raw fastMRI/NIfTI/LoDoPaB/DICOM "
+                                                  "folder (built into RUN/data once). Default: the phantoms."),
+    out: Optional[Path] = typer.Option(None, help="Run directory (default runs/<modality>-<corruption>). "
+                                                  "The same command again resumes."),
+    preset: Optional[str] = typer.Option(None, help="tiny | small | base (default tiny on CPU, small on CUDA)."),
+    steps: Optional[int] = typer.Option(None, help="Teacher steps (default: the preset's)."),
+    batch: Optional[int] = typer.Option(None, help="Global batch (all processes together)."),
+    lr: Optional[float] = typer.Option(None, help="Learning rate after warm-up."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    seed: int = typer.Option(0, help="Seed of weights, batches and every random draw."),
+    accel: Optional[float] = typer.Option(None, help="MRI acceleration R (default 4)."),
+    center_fraction: Optional[float] = typer.Option(None, help="MRI fully sampled centre fraction (0.08)."),
+    mask: Optional[str] = typer.Option(None, help="MRI mask: random | equispaced | equispaced_fraction | "
+                                                   "gaussian | poisson."),
+    coils: Optional[int] = typer.Option(None, help="Phantom MRI: simulated coils (1)."),
+    views: Optional[int] = typer.Option(None, help="CT: views kept of 180 (60)."),
+    corruption: Optional[str] = typer.Option(None, help="Image: noise | blur | inpaint | downsample."),
+    sigma_n: Optional[str] = typer.Option(None, help="Noise std (normalised units) or 'auto'."),
+    size: Optional[int] = typer.Option(None, help="Phantom size (64) or resample file images."),
+    n_train: Optional[int] = typer.Option(None, help="Phantoms: training images (256)."),
+    n_test: Optional[int] = typer.Option(None, help="Phantoms: held-out images (32)."),
+    p: Optional[float] = typer.Option(None, help="Inpaint: probability a pixel is missing (0.5)."),
+    config: Optional[Path] = typer.Option(None, help="YAML file of option values (flags override)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved configuration and exit."),
+) -> None:
+    """Train the diffusion teacher on corrupted measurements only (Ambient losses)."""
+    values = merge_config(ctx, dict(locals()) | {"ctx": None}, config)
+    requested = _requested(ctx, values, config)
+    import torch
+    import yaml
+
+    from rsd_sci.config import TrainConfig, conflicts, merge_resumable
+
+    make = requested.pop("make", {})
+    run_dir = Path(values["out"] or f"runs/{_default_name(values)}")
+    saved_path = run_dir / "config.yaml"
+    if saved_path.is_file():
+        saved = TrainConfig.from_yaml(saved_path)
+        clash = conflicts(saved, requested | {"make": make})
+        if clash:
+            fail(f"{run_dir}: the flags conflict with the run there ({'; '.join(clash)}); "
+                 "use another --out, or the same flags to resume")
+        cfg = merge_resumable(saved, requested | {"make": make})
+    else:
+        cfg = TrainConfig(**requested, make=make).resolved(torch.cuda.is_available())
+    if values["dry_run"]:
+        typer.echo(yaml.safe_dump(__import__("dataclasses").asdict(cfg), sort_keys=False), nl=False)
+        return
+    _run(cfg, run_dir)
+
+
+def _run(cfg, run_dir: Path) -> None:
+    import torch
+
+    from cli.progress import progress_bar
+    from rsd_sci.engine.loop import StageInterrupted, TrainingStopped
+    from rsd_sci.engine.run import run_training
+    from rsd_sci.engine.runlog import read_log
+
+    try:
+        written = run_training(cfg, run_dir, progress_bar)
+    except StageInterrupted as e:
+        typer.echo(f"rsd-sci: {e}", err=True)
+        raise typer.Exit(130)
+    except TrainingStopped as e:
+        typer.echo(f"rsd-sci: error: {e}", err=True)
+        raise typer.Exit(1)
+    except torch.cuda.OutOfMemoryError:
+        fail(f"batch {cfg.batch} does not fit in GPU memory at preset {cfg.preset}; lower --batch")
+    lines = [r for r in read_log(run_dir / "log.jsonl") if r.get("stage") == "teacher"]
+    last = lines[-1] if lines else {}
+    heldout = next((r["heldout"] for r in reversed(lines) if r.get("heldout") is not None), None)
+    typer.echo(f"teacher: {written['teacher']} (step {last.get('step')}, loss {last.get('loss', float('nan')):.4g}"
+               + (f", held-out loss {heldout:.4g}" if heldout is not None else "") + ")")
+
+
+def _requested(ctx, values: dict, config: Path | None) -> dict:
+    """The options the user gave (command line or --config), in TrainConfig's shape."""
+    from rsd_sci.config import MAKE_OPTIONS
+
+    from_file = set()
+    if config is not None:
+        import yaml
+
+        from_file = {str(k).replace("-", "_") for k in (yaml.safe_load(Path(config).read_text()) or {})}
+    given = {name for name in values
+             if name in from_file or getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"}
+    requested = {k: values[k] for k in TRAIN_OPTIONS if k in given}
+    make = {k: values[k] for k in MAKE_OPTIONS if k in given and k in values and values[k] is not None}
+    if "sigma_n" in make:
+        from cli.data_cmd import _parse_sigma
+
+        make["sigma_n"] = _parse_sigma(make["sigma_n"])
+    requested["make"] = make
+    return requested
+
+
+def _default_name(values: dict) -> str:
+    modality = values["modality"]
+    if modality == "mri":
+        return f"mri-r{values['accel'] or 4:g}"
+    if modality == "ct":
+        return f"ct-v{values['views'] or 60}"
+    return f"image-{values['corruption'] or 'noise'}"

@@ -1,0 +1,127 @@
+"""Training configuration: one dataclass, resolved from a preset and the user's flags, saved as YAML.
+
+A run directory's `config.yaml` is the resolved configuration. Running the same command again resumes;
+a flag that contradicts the saved value is refused (a new `--out` is the way to change the data or the
+model), except the few that may change between sessions (`RESUMABLE`: more steps, another device,
+checkpoint and log intervals).
+
+    >>> cfg = TrainConfig(modality="ct", preset="tiny", batch=4).resolved()
+    >>> cfg.batch, cfg.steps > 0, cfg.make["views"]
+    (4, True, 60)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rsd_sci.errors import InputError
+
+# options of `data make` that `train` accepts when it builds its own measurement set
+MAKE_OPTIONS = ("accel", "center_fraction", "mask", "coils", "virtual_coils", "size", "views", "view_kind",
+                "sigma_n", "corruption", "p", "delta", "blur_kernel", "blur_std", "factor", "n_train",
+                "n_test", "test_fraction", "workers")
+# preset hyperparameters a user may override with a flag
+PRESET_OPTIONS = ("steps", "batch", "lr", "warmup_steps", "ema_half_life_images", "grad_clip")
+RESUMABLE = {"steps", "device", "checkpoint_every", "log_every", "heldout_every", "workers"}
+MODALITIES = ("mri", "ct", "image")
+STAGES = ("teacher",)
+
+
+@dataclass
+class TrainConfig:
+    modality: str = "mri"                 # mri | ct | image
+    stage: str = "teacher"                # which stage to run
+    data: str | None = None               # measurement set, raw source folder, or None: the phantoms
+    make: dict = field(default_factory=dict)   # data-make options (MAKE_OPTIONS) for built sets
+    preset: str | None = None             # tiny | small | base; None: tiny on CPU, small on CUDA
+    steps: int | None = None              # teacher steps (None: the preset's)
+    batch: int | None = None              # global batch (all processes together)
+    lr: float | None = None               # Adam learning rate after warm-up
+    warmup_steps: int | None = None       # linear warm-up length
+    ema_half_life_images: float | None = None   # EMA half-life cap (images); the ramp handles short runs
+    grad_clip: float | None = None        # gradient-norm clip
+    device: str = "auto"                  # auto | cpu | cuda
+    seed: int = 0
+    checkpoint_every: int = 200           # steps between checkpoints
+    log_every: int = 10                   # steps between log.jsonl lines
+    heldout_every: int = 100              # steps between held-out measurement-domain losses
+
+    def validate(self) -> None:
+        if self.modality not in MODALITIES:
+            raise InputError(None, f"unknown modality {self.modality!r} (mri, ct or image)")
+        if self.stage not in STAGES:
+            raise InputError(None, f"unknown stage {self.stage!r} ({', '.join(STAGES)})")
+        unknown = set(self.make) - set(MAKE_OPTIONS)
+        if unknown:
+            raise InputError(None, f"unknown data option(s): {', '.join(sorted(unknown))}")
+        accel = self.make.get("accel")
+        if accel is not None and accel < 1:
+            raise InputError(None, f"--accel must be at least 1 (got {accel:g})")
+        for name in ("steps", "batch"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise InputError(None, f"--{name} must be at least 1 (got {value})")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise InputError(None, f"--device must be auto, cpu or cuda (got {self.device!r})")
+
+    def resolved(self, cuda_available: bool = False) -> "TrainConfig":
+        """Preset defaults filled in; data-make defaults for the modality filled in."""
+        from rsd_sci.data.make import MakeSpec
+        from rsd_sci.diffusion.networks import PRESETS
+
+        self.validate()
+        preset = self.preset or ("small" if cuda_available and self.device != "cpu" else "tiny")
+        if preset not in PRESETS:
+            raise InputError(None, f"unknown preset {preset!r} ({', '.join(PRESETS)})")
+        values = {k: getattr(self, k) if getattr(self, k) is not None else PRESETS[preset][k]
+                  for k in PRESET_OPTIONS}
+        defaults = MakeSpec(modality=self.modality)
+        make = {k: getattr(defaults, k) for k in MAKE_OPTIONS} | dict(self.make)
+        return dataclasses.replace(self, preset=preset, make=make, **values)
+
+    def to_yaml(self, path: str | Path) -> None:
+        from rsd_sci.data.atomic import atomic_path
+
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(yaml.safe_dump(asdict(self), sort_keys=False))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "TrainConfig":
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise InputError(path, f"cannot read the run configuration ({type(e).__name__})") from None
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise InputError(path, f"unknown key(s) {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+def conflicts(saved: TrainConfig, requested: dict[str, Any]) -> list[str]:
+    """The explicitly requested values that contradict a saved run (RESUMABLE ones excepted).
+
+    `requested` holds only what the user typed (flags or --config), with data-make options nested
+    under "make"; each conflict reads "name: saved -> requested".
+    """
+    out = []
+    for name, value in requested.items():
+        if name in RESUMABLE:
+            continue
+        if name == "make":
+            out += [f"{k}: {saved.make.get(k)!r} -> {v!r}" for k, v in value.items()
+                    if k not in RESUMABLE and saved.make.get(k) != v]
+        elif getattr(saved, name) != value:
+            out.append(f"{name}: {getattr(saved, name)!r} -> {value!r}")
+    return out
+
+
+def merge_resumable(saved: TrainConfig, requested: dict[str, Any]) -> TrainConfig:
+    """The saved run with the resumable values the user asked for (e.g. more --steps)."""
+    top = {k: v for k, v in requested.items() if k in RESUMABLE}
+    make = dict(saved.make) | {k: v for k, v in requested.get("make", {}).items() if k in RESUMABLE}
+    return dataclasses.replace(saved, make=make, **top)

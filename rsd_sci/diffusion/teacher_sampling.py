@@ -1,0 +1,51 @@
+"""Samples from a teacher: EDM Heun (data-space teachers, optionally truncated at σ_n) or the Ambient
+sampler (masked and measurement-domain teachers), METHOD.md "Sampling".
+
+The Ambient sampler needs one further operator per sample "at the training density": it is drawn from
+the operators of real (held-out) measurements, as in training; their values are never used, only their
+masks and coil maps.
+
+    images = sample_teacher(teacher, ops_batch, seed=0)      # (n, channels, H, W), network channels
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from rsd_sci.diffusion.losses import ambient_denoiser
+from rsd_sci.diffusion.samplers import karras_sigmas, sample_euler, sample_heun
+from rsd_sci.engine.keyed_random import keyed_randn
+from rsd_sci.physics.factory import build_operator
+
+SAMPLE_STREAM = 7  # keyed-random stream of the sampler's starting noise
+SAMPLERS = ("auto", "heun", "euler", "ambient")
+
+
+def sample_teacher(teacher, ops_batch: dict, seed: int = 0, steps: int = 18, sampler: str = "auto",
+                   truncate: bool | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """One sample per entry of `ops_batch` (a batch dict whose masks/maps define the operators).
+
+    sampler "auto": the Ambient sampler (Heun steps) for ambient teachers, Heun otherwise; "euler" for
+    first-order steps. truncate (default: for Tweedie teachers) returns the x0-prediction once σ < σ_n.
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r} ({', '.join(SAMPLERS)})")
+    D, space = teacher.denoiser, teacher.space
+    op = build_operator(teacher.spec, ops_batch)
+    if space.kind == "ambient":
+        op_hat = space.further(op, ops_batch, seed)
+        denoise = ambient_denoiser(D, space, op_hat, space.cond(op_hat, ops_batch))
+    else:
+        def denoise(x, sigma):
+            return D(x, sigma, None)
+    keys = ops_batch["index"]
+    noise = keyed_randn(keys, tuple(space.noise_shape(ops_batch)[1:]), seed, 0, SAMPLE_STREAM).to(keys.device)
+    truncate = teacher.member == "tweedie" if truncate is None else truncate
+    sigma_n = ops_batch["sigma_n"] if truncate else None
+    step = sample_euler if sampler == "euler" else sample_heun
+    with torch.no_grad():
+        return step(denoise, noise, karras_sigmas(steps, device=noise.device), truncate_at=sigma_n,
+                    progress=progress)

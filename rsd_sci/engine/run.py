@@ -1,0 +1,50 @@
+"""A training run in its directory: the resolved config, the data (built once), then the stages.
+
+    RUN/config.yaml     the resolved configuration (a re-run with the same flags resumes)
+    RUN/data/           the measurement set, when built from phantoms or a raw source folder
+    RUN/log.jsonl       one line per logged step, with its stage
+    RUN/checkpoints/    training state per stage (atomic; resumed from)
+    RUN/teacher.safetensors
+
+Under torchrun, rank 0 writes the config and builds the data while the others wait.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from rsd_sci.config import TrainConfig
+from rsd_sci.data.resolve import prepare_data
+from rsd_sci.engine import distributed
+
+
+def run_training(cfg: TrainConfig, run_dir: Path, progress_factory: Callable[[str], object] | None = None) -> dict:
+    """Run (or resume) the stages of `cfg`; returns {"teacher": path, ...} of what was written.
+
+    progress_factory(description) -> a context manager yielding a progress(done, total) callback.
+    """
+    info = distributed.init_distributed(cfg.device)
+    try:
+        if info.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            cfg.to_yaml(run_dir / "config.yaml")
+            with _progress(progress_factory, "Building the measurement set") as update:
+                prepare_data(cfg.data, cfg.modality, cfg.make, cfg.seed, run_dir, update)
+        distributed.barrier()
+        data_dir = prepare_data(cfg.data, cfg.modality, cfg.make, cfg.seed, run_dir)  # exists by now
+        from rsd_sci.engine.teacher import train_teacher
+
+        with _progress(progress_factory if info.is_main else None, "Training the teacher") as update:
+            teacher = train_teacher(cfg, run_dir, data_dir, info, update)
+        return {"teacher": teacher, "data": data_dir}
+    finally:
+        distributed.cleanup()
+
+
+def _progress(factory, description):
+    import contextlib
+
+    if factory is None:
+        return contextlib.nullcontext(None)
+    return factory(description)

@@ -1,0 +1,174 @@
+"""Phase 1: train the diffusion teacher on corrupted measurements only (`train --stage teacher`).
+
+One step (METHOD.md, Phase 1), for the global batch of step s (`data.batches.global_batch_indices`),
+each process taking its shard:
+    σ = exp(-1.2 + 1.2·ξ), ξ and the diffusion noise n keyed by (seed, s, sample index)
+    Â = the Ambient further operator of each sample (keyed by its index alone: fixed per sample)
+    loss = mean_b teacher_loss(member)(D, y_b, A_b, Â_b, σ_b, n_b)    (the member the data call for)
+then Adam with warm-up, gradient clipping, the EMA with its ramp. The held-out measurement-domain loss
+(the same loss on test-split measurements with fixed draws, EMA weights) needs no clean data and is
+the model-selection signal. The run directory follows DESIGN.md; the EMA weights are exported to
+RUN/teacher.safetensors with the config, operator spec and network in their metadata.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from rsd_sci import __version__
+from rsd_sci.config import TrainConfig
+from rsd_sci.data.batches import global_batch_indices, load_batch
+from rsd_sci.data.measurement_set import MeasurementSet, open_measurement_set
+from rsd_sci.diffusion.losses import choose_member, sample_sigma, teacher_loss
+from rsd_sci.diffusion.network_space import NetworkSpace, network_space
+from rsd_sci.diffusion.networks import PRESETS, NETWORK_KEYS, build_backbone
+from rsd_sci.diffusion.precond import EDMDenoiser
+from rsd_sci.engine import checkpoint, distributed
+from rsd_sci.engine.ema import EMA
+from rsd_sci.engine.keyed_random import keyed_randn
+from rsd_sci.engine.loop import run_stage, set_lr, warmup_lr
+from rsd_sci.engine.runlog import RunLog
+from rsd_sci.errors import InputError
+from rsd_sci.physics.factory import build_operator
+
+log = logging.getLogger(__name__)
+SIGMA_STREAM, NOISE_STREAM = 0, 1
+HELDOUT_STEP = -2          # the key "step" of the held-out draws: the same every evaluation
+HELDOUT_SAMPLES = 32       # test-split measurements in the held-out loss
+
+
+@dataclasses.dataclass
+class Teacher:
+    """A teacher and how it meets its data: the denoiser, the network space, the loss member."""
+
+    denoiser: EDMDenoiser
+    space: NetworkSpace
+    spec: dict
+    member: str
+
+
+def build_teacher(spec: dict, network: dict, sigma_n_max: float) -> Teacher:
+    """A fresh teacher for data with operator `spec` (network: a preset's network keys)."""
+    space = network_space(spec)
+    backbone = build_backbone(network, space.channels, space.cond_channels)
+    return Teacher(EDMDenoiser(backbone), space, dict(spec), choose_member(spec, sigma_n_max))
+
+
+def draws(batch: dict, space: NetworkSpace, seed: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """σ (B,) and the standard normal diffusion noise of each sample, keyed by (seed, step, index)."""
+    keys = batch["index"]
+    sigma = sample_sigma(keyed_randn(keys, (), seed, step, SIGMA_STREAM))
+    noise = keyed_randn(keys, tuple(space.noise_shape(batch)[1:]), seed, step, NOISE_STREAM)
+    return sigma.to(keys.device), noise.to(keys.device)
+
+
+def batch_loss(D, teacher: Teacher, batch: dict, seed: int, step: int) -> torch.Tensor:
+    """The mean teacher loss over a (local) batch at `step`."""
+    op = build_operator(teacher.spec, batch)
+    sigma, noise = draws(batch, teacher.space, seed, step)
+    op_hat = teacher.space.further(op, batch, seed) if teacher.space.kind == "ambient" else None
+    return teacher_loss(teacher.member, D, teacher.space, batch, op, sigma, noise, op_hat=op_hat).mean()
+
+
+def heldout_loss(D, teacher: Teacher, batch: dict, seed: int) -> float:
+    """The loss on held-out measurements with fixed draws: no clean data needed."""
+    with torch.no_grad():
+        return float(batch_loss(D, teacher, batch, seed, HELDOUT_STEP))
+
+
+def train_teacher(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distributed.DistInfo,
+                  progress: Callable[[int, int], None] | None = None) -> Path:
+    """Train (or resume) the teacher of `cfg` in `run_dir`; returns RUN/teacher.safetensors."""
+    train_set, test_set = open_measurement_set(data_dir)
+    if train_set.info.modality != cfg.modality:
+        raise InputError(data_dir, f"holds {train_set.info.modality} data, not --modality {cfg.modality}")
+    torch.manual_seed(cfg.seed)  # the same initial weights on every process
+    network = {k: PRESETS[cfg.preset][k] for k in NETWORK_KEYS}
+    teacher = build_teacher(train_set.info.operator, network, float(train_set.column("sigma_n").max()))
+    D = teacher.denoiser.to(info.device)
+    ema = EMA(D, cfg.ema_half_life_images)
+    model = distributed.wrap_ddp(D, info)
+    optimizer = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    state_path = run_dir / "checkpoints" / "teacher" / "state.pt"
+    start = _resume(state_path, D, ema, optimizer)
+    heldout_set = test_set or train_set
+    heldout_batch = load_batch(heldout_set, range(min(HELDOUT_SAMPLES, len(heldout_set))), info.device)
+    use_bf16 = info.device.type == "cuda"
+    clock = {"t": time.perf_counter()}
+
+    def step_fn(step: int) -> dict:
+        indices = distributed.shard(torch.from_numpy(global_batch_indices(len(train_set), cfg.batch, step, cfg.seed)), info)
+        batch = load_batch(train_set, indices.tolist(), info.device)
+        lr = warmup_lr(step, cfg.lr, cfg.warmup_steps)
+        set_lr(optimizer, lr)
+        with torch.autocast(info.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            loss = batch_loss(model, teacher, batch, cfg.seed, step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(D.parameters(), cfg.grad_clip)
+        optimizer.step()
+        ema.update(D, (step + 1) * cfg.batch, cfg.batch)
+        now = time.perf_counter()
+        metrics = dict(loss=float(distributed.all_reduce_mean(loss.detach())), lr=lr,
+                       grad_norm=float(grad_norm), images_per_s=cfg.batch / max(now - clock["t"], 1e-9))
+        clock["t"] = now
+        if info.device.type == "cuda":
+            metrics["memory_gb"] = torch.cuda.max_memory_allocated(info.device) / 2**30
+        if (step + 1) % cfg.heldout_every == 0 or step + 1 == cfg.steps:
+            metrics["heldout"] = heldout_loss(ema.module, teacher, heldout_batch, cfg.seed)
+        return metrics
+
+    def save_fn(steps_done: int) -> None:
+        checkpoint.save_training_state(state_path, dict(
+            model=D.state_dict(), ema=ema.state_dict(), optimizer=optimizer.state_dict(), step=steps_done,
+            rng=checkpoint.rng_state()))
+
+    run_stage(step_fn=step_fn, total_steps=cfg.steps, start_step=start, save_fn=save_fn,
+              checkpoint_every=cfg.checkpoint_every, is_main=info.is_main, progress=progress,
+              log=RunLog(run_dir / "log.jsonl", info.is_main), stage="teacher", log_every=cfg.log_every,
+              checkpoint_path=state_path, sync_stop=lambda flag: distributed.any_rank(flag, info))
+    out = run_dir / "teacher.safetensors"
+    if info.is_main:
+        export_teacher(out, ema.module, teacher, cfg, network, train_set)
+    distributed.barrier()
+    return out
+
+
+def _resume(state_path: Path, D, ema: EMA, optimizer) -> int:
+    if not state_path.is_file():
+        return 0
+    state = checkpoint.load_training_state(state_path)
+    D.load_state_dict(state["model"])
+    ema.load_state_dict(state["ema"])
+    optimizer.load_state_dict(state["optimizer"])
+    checkpoint.set_rng_state(state["rng"])
+    log.info("resumed the teacher at step %d from %s", state["step"], state_path)
+    return int(state["step"])
+
+
+def export_teacher(path: Path, D, teacher: Teacher, cfg: TrainConfig, network: dict, train_set: MeasurementSet):
+    """EMA weights + everything needed to rebuild and use the teacher, as safetensors metadata."""
+    sigma_n = train_set.column("sigma_n")
+    checkpoint.export_safetensors(path, D.state_dict(), dict(
+        kind="teacher", modality=cfg.modality, operator=teacher.spec, member=teacher.member,
+        network=network, channels=teacher.space.channels, cond_channels=teacher.space.cond_channels,
+        sigma_data=D.sigma_data, sigma_n=dict(mean=float(sigma_n.mean()), max=float(sigma_n.max())),
+        config=dataclasses.asdict(cfg), data=str(train_set.path.parent), rsd_sci=__version__,
+        scale="per sample (the measurement set's 'scale' and 'offset'); samples are in normalised units"))
+
+
+def load_teacher(path: str | Path, device: str | torch.device = "cpu") -> tuple[Teacher, dict]:
+    """A teacher from its safetensors file (EMA weights) and the file's metadata."""
+    state, meta = checkpoint.load_safetensors(path)
+    if meta.get("kind") != "teacher":
+        raise InputError(path, f"not a teacher model (kind {meta.get('kind')!r})")
+    teacher = build_teacher(meta["operator"], meta["network"], meta["sigma_n"]["max"])
+    teacher.denoiser.load_state_dict(state)
+    teacher.denoiser.to(device).eval()
+    return teacher, meta
