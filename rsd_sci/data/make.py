@@ -47,7 +47,8 @@ class MakeSpec:
     views: int = 60                       # CT views kept of n_angles
     n_angles: int = 180                   # CT source geometry: views over 180°
     view_kind: str = "sparse"             # sparse | limited
-    sigma_n: float | str | None = None    # noise std (normalised units), "auto", or None: 0 / measured
+    sigma_n: float | str | None = None    # noise std (normalised units), "auto"; None: 0.2 for image
+                                          # denoising, 0 for other simulations, measured for fastMRI
     corruption: str = "noise"             # image: noise | blur | inpaint | downsample
     p: float = 0.5                        # inpaint: probability a pixel is missing
     delta: float = 0.1                    # inpaint: further-mask drop probability (Ambient)
@@ -211,8 +212,14 @@ def _process(spec: MakeSpec, operator: dict, name: str, index: int, sl, with_tar
     return simulate_image.from_magnitude(sl.image, operator, _sigma(spec), rng, with_target)
 
 
+DEFAULT_DENOISING_SIGMA = 0.2  # --corruption noise without --sigma-n: the DSD papers' middle setting
+
+
 def _sigma(spec: MakeSpec):
-    return 0.0 if spec.sigma_n is None else spec.sigma_n
+    """The noise to simulate: the user's, else 0.2 for denoising (noise is the corruption), else none."""
+    if spec.sigma_n is not None:
+        return spec.sigma_n
+    return DEFAULT_DENOISING_SIGMA if spec.modality == "image" and spec.corruption == "noise" else 0.0
 
 
 def _process_mri(spec, operator, name, sl, rng, with_target) -> dict:
