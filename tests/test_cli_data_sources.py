@@ -138,6 +138,21 @@ def test_lodopab_ground_truth(tmp_path):
         assert f["measurements"].shape == (3, 1, 180, 32)
 
 
+def test_dicom_ct_series(tmp_path):
+    from test_dicom import _ct_series
+
+    for v in range(2):
+        (tmp_path / "src" / f"series{v}").mkdir(parents=True)
+        _ct_series(tmp_path / "src" / f"series{v}", n=3, seed=v)
+    out = tmp_path / "set"
+    ok("--modality", "ct", "--source", "dicom", "--input", tmp_path / "src", "--out", out, "--size", "16",
+       "--views", "30")
+    card = yaml.safe_load((out / "card.yaml").read_text())
+    assert card["n_train"] == 3 and card["n_test"] == 3  # one series each: split by series
+    with h5py.File(out / "train.h5") as f:
+        assert f["measurements"].shape == (3, 1, 180, 16)
+
+
 # ---- bad input: one line naming the file, exit code 2, no traceback, nothing written -------------
 
 def _bad_fastmri(tmp_path, kind):

@@ -23,7 +23,9 @@ def detect_source(folder: Path) -> str:
         return "lodopab"
     if any(n.endswith((".nii", ".nii.gz")) for n in names):
         return "nifti"
-    if any(n.endswith(".dcm") for n in names):
+    from rsd_sci.data.sources import is_dicom_file
+
+    if any(n.endswith(".dcm") or is_dicom_file(p) for n, p in zip(names, files)):
         return "dicom"
     from rsd_sci.data.fastmri import is_fastmri_file
 

@@ -72,8 +72,7 @@ def list_files(source: str, path: Path) -> list[Path]:
         raise InputError(path, "no such file or folder")
     patterns = {"fastmri": ("*.h5",), "nifti": ("*.nii", "*.nii.gz"), "lodopab": ("ground_truth_*.hdf5",)}
     if source == "dicom":
-        folders = sorted({p.parent for p in path.rglob("*.dcm")})
-        files = folders
+        files = dicom_folders(path)
     elif path.is_file():
         files = [path]
     else:
@@ -81,6 +80,22 @@ def list_files(source: str, path: Path) -> list[Path]:
     if not files:
         raise InputError(path, f"no usable {source} files found")
     return files
+
+
+def is_dicom_file(path: Path) -> bool:
+    """A DICOM Part 10 file: 'DICM' at byte 128 (file names often have no extension)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
+
+
+def dicom_folders(root: Path) -> list[Path]:
+    """The folders under `root` (itself included) holding DICOM files: one series each."""
+    root = Path(root)
+    folders = [root, *sorted(p for p in root.rglob("*") if p.is_dir())] if root.is_dir() else [root.parent]
+    return [d for d in folders if any(is_dicom_file(f) for f in d.iterdir() if f.is_file())]
 
 
 def file_volumes(source: str, modality: str, files: list[Path], size: int | None) -> list[Volume]:
