@@ -118,8 +118,7 @@ def train_teacher(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
         metrics = dict(loss=float(distributed.all_reduce_mean(loss.detach())), lr=lr,
                        grad_norm=float(grad_norm), images_per_s=cfg.batch / max(now - clock["t"], 1e-9))
         clock["t"] = now
-        if info.device.type == "cuda":
-            metrics["memory_gb"] = torch.cuda.max_memory_allocated(info.device) / 2**30
+        metrics["memory_gb"] = peak_memory_gb(info.device)
         if (step + 1) % cfg.heldout_every == 0 or step + 1 == cfg.steps:
             metrics["heldout"] = heldout_loss(ema.module, teacher, heldout_batch, cfg.seed)
         return metrics
@@ -138,6 +137,15 @@ def train_teacher(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
         export_teacher(out, ema.module, teacher, cfg, network, train_set)
     distributed.barrier()
     return out
+
+
+def peak_memory_gb(device: torch.device) -> float:
+    """Peak GPU memory allocated by torch on CUDA; the process's peak resident memory on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports KiB
 
 
 def _resume(state_path: Path, D, ema: EMA, optimizer) -> int:
