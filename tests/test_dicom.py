@@ -11,7 +11,7 @@ import pytest
 from rsd_sci.data.dicom import read_dicom_series
 from rsd_sci.errors import InputError
 
-pydicom = pytest.importorskip("pydicom")
+import pydicom  # noqa: E402  (the test extra installs it)
 from pydicom.dataset import FileDataset, FileMetaDataset  # noqa: E402
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid  # noqa: E402
 

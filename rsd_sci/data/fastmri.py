@@ -41,32 +41,13 @@ import h5py
 import numpy as np
 
 from rsd_sci.data.atomic import atomic_path
+from rsd_sci.data.hdf5_file import LazyHDF5, open_hdf5
 from rsd_sci.errors import InputError
 
 log = logging.getLogger(__name__)
 
 TARGET_KEYS = ("reconstruction_rss", "reconstruction_esc")
 DEFAULT_RECON_SIZE = (320, 320)
-
-
-def open_hdf5(path: str | Path) -> h5py.File:
-    """Open an HDF5 file read-only; every way it can be unreadable becomes an `InputError`."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "no such file")
-    if path.is_dir():
-        raise InputError(path, "is a folder, not an HDF5 file")
-    try:
-        signed = h5py.is_hdf5(str(path))
-    except OSError as err:
-        raise InputError(path, f"cannot be read ({err})") from None
-    if not signed:
-        raise InputError(path, "not an HDF5 file")
-    try:
-        return h5py.File(path, "r")
-    except OSError as err:
-        problem = "truncated HDF5 file" if "truncated" in str(err) else "corrupt HDF5 file"
-        raise InputError(path, f"{problem} ({err})") from None
 
 
 def plain_attrs(attrs: h5py.AttributeManager) -> dict[str, Any]:
@@ -117,7 +98,7 @@ def parse_ismrmrd_header(xml: bytes | str) -> dict[str, tuple[int, ...] | int | 
     }
 
 
-class FastMRIFile:
+class FastMRIFile(LazyHDF5):
     """One fastMRI file, opened lazily; validated on open (HDF5, `kspace` of rank 3 or 4, complex).
 
     Usable as a context manager; picklable (the HDF5 handle is reopened in the receiving process, so
@@ -148,31 +129,6 @@ class FastMRIFile:
         self._shape = shape
         self._header = self._read_header(f)
         self._target_key = next((k for k in TARGET_KEYS if k in f), None)
-
-    # -- file handle -----------------------------------------------------------------------------
-    def _handle(self) -> h5py.File:
-        if self._file is None:
-            self._file = open_hdf5(self._path)
-        return self._file
-
-    def close(self) -> None:
-        """Close the HDF5 handle (reopened on the next read)."""
-        if self._file is not None:
-            try:
-                self._file.close()
-            finally:
-                self._file = None
-
-    def __enter__(self) -> FastMRIFile:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_file"] = None
-        return state
 
     def __len__(self) -> int:
         return self.num_slices

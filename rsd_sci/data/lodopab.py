@@ -23,7 +23,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from rsd_sci.data.fastmri import open_hdf5
+from rsd_sci.data.hdf5_file import LazyHDF5
 from rsd_sci.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def to_mu_per_mm(x: np.ndarray | float) -> np.ndarray:
     return np.asarray(x) * (MU_MAX_PER_M / 1000.0)
 
 
-class LodopabFile:
+class LodopabFile(LazyHDF5):
     """One ground-truth file: `len(f)` images, `f[i]` -> float32 (H, W) (362 × 362 as published).
 
     Opened once and read one image at a time; picklable (reopened in the receiving process).
@@ -66,11 +66,6 @@ class LodopabFile:
         if shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
             log.warning("%s: images are %s, not the published 362 x 362", self._path, shape[1:])
         self._shape = tuple(int(n) for n in shape)
-
-    def _handle(self) -> h5py.File:
-        if self._file is None:
-            self._file = open_hdf5(self._path)
-        return self._file
 
     @property
     def path(self) -> Path:
@@ -95,24 +90,6 @@ class LodopabFile:
         if not np.isfinite(x).all():
             raise InputError(self._path, f"image {i} holds NaN or Inf")
         return x
-
-    def close(self) -> None:
-        if self._file is not None:
-            try:
-                self._file.close()
-            finally:
-                self._file = None
-
-    def __enter__(self) -> LodopabFile:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_file"] = None
-        return state
 
     def __repr__(self) -> str:
         return f"LodopabFile({str(self._path)!r}, {len(self)} images of {self.image_shape})"

@@ -40,6 +40,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from rsd_sci.data.hdf5_file import LazyHDF5
 from rsd_sci.errors import InputError
 
 FORMAT = "rsd-sci measurement set"
@@ -118,7 +119,7 @@ class SetInfo:
     n_samples: int
 
 
-class MeasurementSet:
+class MeasurementSet(LazyHDF5):
     """Lazy reader of one split file: `len(ms)`, `ms[i]` -> dict of numpy arrays and scalars.
 
     Opens the file on first access in each process (h5py handles must not cross a fork), so it can be
@@ -126,25 +127,20 @@ class MeasurementSet:
     """
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
+        self.path = self._path = Path(path)
         self.info = read_info(self.path)
-        self._file: h5py.File | None = None
-
-    def _h5(self) -> h5py.File:
-        if self._file is None:
-            self._file = h5py.File(self.path, "r")
-        return self._file
+        self._file = None
 
     def __len__(self) -> int:
         return self.info.n_samples
 
     def keys(self) -> list[str]:
-        return [k for k in ARRAY_KEYS if k in self._h5()]
+        return [k for k in ARRAY_KEYS if k in self._handle()]
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         if not 0 <= i < len(self):
             raise IndexError(i)
-        f = self._h5()
+        f = self._handle()
         sample: dict[str, Any] = {k: f[k][i] for k in self.keys()}
         for k in MASK_KEYS:
             if k in sample:
@@ -158,16 +154,9 @@ class MeasurementSet:
 
     def column(self, key: str) -> np.ndarray:
         """A whole per-sample column (small ones: scale, sigma_n, source, slice_index)."""
-        data = self._h5()[key][:]
+        data = self._handle()[key][:]
         return np.array([s.decode() for s in data]) if key == "source" else data
 
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-    def __getstate__(self):
-        return {"path": self.path, "info": self.info, "_file": None}
 
 
 def read_info(path: str | Path) -> SetInfo:
