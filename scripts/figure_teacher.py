@@ -44,7 +44,7 @@ def main() -> None:
     corrupted = display(teacher.space.measured_input(op, corrupted_batch["y"]), teacher.space)
     samples = display(sample_teacher(teacher, load_batch(test_set, range(args.n)), seed=args.seed,
                                      steps=args.steps), teacher.space)
-    fig, axes = plt.subplots(2, args.n, figsize=(1.6 * args.n, 3.6))
+    fig, axes = plt.subplots(2, args.n, figsize=(1.3 * args.n, 3.0))
     lo, hi = torch.quantile(corrupted.flatten(), 0.01).item(), torch.quantile(corrupted.flatten(), 0.995).item()
     for i in range(args.n):
         for row, images in enumerate((corrupted, samples)):
@@ -53,7 +53,7 @@ def main() -> None:
     axes[0, 0].set_title("corrupted training data R(y)", loc="left", fontsize=9)
     axes[1, 0].set_title(f"teacher samples ({meta['member']} loss, {meta['config']['steps']} steps, "
                          f"preset {meta['config']['preset']})", loc="left", fontsize=9)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.9, bottom=0.01, wspace=0.04, hspace=0.18)
     fig.savefig(args.out, dpi=100)
 
 
