@@ -1,5 +1,5 @@
 """Samplers against closed forms: the EDM schedule, the exact ODE map of a Gaussian, Algorithm 1 written out
-by hand, and truncation at the first σ_i below a threshold."""
+by hand, and truncation at the last σ_i still at or above a threshold."""
 
 import math
 
@@ -113,9 +113,9 @@ def test_euler_matches_the_hand_loop():
     torch.testing.assert_close(sample_euler(nonlinear_denoise, z, sig), x)
 
 
-def test_truncation_returns_the_x0_at_the_first_sigma_below():
-    """truncate_at = 0.5 on the 18-step schedule: the first σ_i < 0.5 is σ_12 ≈ 0.296; the result is
-    D(x_12, σ_12), the sampler's last denoiser call (2·12 + 1 calls in all)."""
+def test_truncation_returns_the_x0_at_the_last_sigma_above():
+    """truncate_at = 0.5 on the 18-step schedule: the first σ_i < 0.5 is σ_12 ≈ 0.296, so the last level
+    the teacher was trained at is σ_11; the result is D(x_11, σ_11), the sampler's last call (2·11 + 1)."""
     z = torch.randn(4, 1, 6, 6, generator=torch.Generator().manual_seed(5))
     sig = karras_sigmas(18)
     k = next(i for i, s in enumerate(sig.tolist()) if s < 0.5)
@@ -129,19 +129,19 @@ def test_truncation_returns_the_x0_at_the_first_sigma_below():
 
     out = sample_heun(recording, z, sig, truncate_at=0.5)
     _, x0s = hand_heun(nonlinear_denoise, z, sig)
-    torch.testing.assert_close(out, x0s[k])
-    assert len(calls) == 2 * k + 1 and calls[-1][0] == float(sig[k])
+    torch.testing.assert_close(out, x0s[k - 1])
+    assert len(calls) == 2 * (k - 1) + 1 and calls[-1][0] == float(sig[k - 1]) >= 0.5
     torch.testing.assert_close(out, calls[-1][1])
 
 
 def test_truncation_per_sample_and_untruncated_samples():
-    """Thresholds (B,): each sample returns the x0 of its own first σ_i below; a threshold of 0 is never
+    """Thresholds (B,): each sample returns the x0 of its own last σ_i above; a threshold of 0 is never
     crossed, so that sample runs to σ_N = 0. Euler the same, with its own trajectory."""
     z = torch.randn(3, 8, generator=torch.Generator().manual_seed(6))
     sig = karras_sigmas(18)
     thresholds = torch.tensor([0.5, 0.05, 0.0])
     levels = sig.tolist()
-    first = [next(i for i, s in enumerate(levels) if s < 0.5), next(i for i, s in enumerate(levels) if s < 0.05)]
+    first = [next(i for i, s in enumerate(levels) if s < 0.5) - 1, next(i for i, s in enumerate(levels) if s < 0.05) - 1]
     x_final, x0s = hand_heun(nonlinear_denoise, z, sig)
     out = sample_heun(nonlinear_denoise, z, sig, truncate_at=thresholds)
     torch.testing.assert_close(out[0], x0s[first[0]][0])

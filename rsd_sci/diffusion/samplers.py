@@ -9,10 +9,11 @@ One shared signature, k-diffusion style:
                  torch.no_grad() unless gradients are wanted
     noise        (B, ...) standard normal; the start is x_0 = sigmas[0]·noise
     sigmas       (N + 1,) decreasing noise levels with sigmas[N] = 0 (`karras_sigmas`)
-    truncate_at  None, a float or (B,): per sample, return the x0-prediction D(x_i, σ_i) of the FIRST step
-                 i whose σ_i < truncate_at (σ_i² below truncate_at²) instead of integrating on; the
-                 truncated sampler for Tweedie teachers, which were never trained below σ_n. A sample
-                 whose threshold is never crossed before σ_N = 0 returns x_N (its own x0 at σ = 0).
+    truncate_at  None, a float or (B,): per sample, return the x0-prediction D(x_i, σ_i) of the LAST step
+                 i whose σ_i ≥ truncate_at (the next level σ_{i+1} falls below) instead of integrating
+                 on; the truncated sampler for Tweedie teachers, which were never trained below σ_n, so
+                 the denoiser is never asked below it. A threshold above σ_0 returns D(x_0, σ_0); one
+                 never crossed before σ_N = 0 returns x_N.
                  The loop stops as soon as every sample has its result.
     progress     None or callable(i, n), called after step i of n (i = 1..n)
 
@@ -53,7 +54,9 @@ def karras_sigmas(steps: int = 18,           # N: noise levels before the final 
 
 
 class _Truncation:
-    """Per-sample bookkeeping for `truncate_at`: keeps the first x0-prediction with σ_i < threshold."""
+    """Per-sample bookkeeping for `truncate_at`: keeps the x0-prediction of the last level σ_i that is
+    still ≥ the threshold (the next level falls below it), the lowest noise level a Tweedie teacher was
+    trained at; a threshold above σ_0 keeps the first prediction."""
 
     def __init__(self, truncate_at: float | torch.Tensor | None, x: torch.Tensor):
         self.active = truncate_at is not None
@@ -63,11 +66,11 @@ class _Truncation:
             self.done = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
             self.result = torch.zeros_like(x)
 
-    def record(self, x0: torch.Tensor, sigma: float) -> bool:
-        """Store x0 for samples whose threshold σ_i first falls below; True once all are stored."""
+    def record(self, x0: torch.Tensor, sigma: float, sigma_next: float) -> bool:
+        """Store x0 = D(x_i, σ_i) for samples whose threshold σ_{i+1} falls below; True once all are."""
         if not self.active:
             return False
-        newly = ~self.done & (sigma < self.threshold)
+        newly = ~self.done & ((sigma_next < self.threshold) | (sigma < self.threshold))
         self.result[newly] = x0[newly].to(self.result.dtype)
         self.done |= newly
         return bool(self.done.all())
@@ -110,7 +113,7 @@ def sample_heun(denoise: Denoise, noise: torch.Tensor, sigmas: torch.Tensor,
     stop = _Truncation(truncate_at, x)
     for i in range(n):
         x0 = denoise(x, _full(x, t[i]))
-        if stop.record(x0, t[i]):
+        if stop.record(x0, t[i], t[i + 1]):
             break
         d = (x - x0) / t[i]
         x_next = x + (t[i + 1] - t[i]) * d
@@ -140,7 +143,7 @@ def sample_euler(denoise: Denoise, noise: torch.Tensor, sigmas: torch.Tensor,
     stop = _Truncation(truncate_at, x)
     for i in range(n):
         x0 = denoise(x, _full(x, t[i]))
-        if stop.record(x0, t[i]):
+        if stop.record(x0, t[i], t[i + 1]):
             break
         d = (x - x0) / t[i]
         x = x + (t[i + 1] - t[i]) * d
