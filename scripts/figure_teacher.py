@@ -36,23 +36,30 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=8)
     parser.add_argument("--steps", type=int, default=18)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stop-sigma", type=float, default=None,
+                        help="add a row: the sampler's x0 at the last level >= this sigma")
     args = parser.parse_args()
     teacher, meta = load_teacher(args.run / "teacher.safetensors")
     train_set, test_set = open_measurement_set(args.run / "data")
     corrupted_batch = load_batch(train_set, range(args.n))
     op = build_operator(teacher.spec, corrupted_batch)
     corrupted = display(teacher.space.measured_input(op, corrupted_batch["y"]), teacher.space)
-    samples = display(sample_teacher(teacher, load_batch(test_set, range(args.n)), seed=args.seed,
-                                     steps=args.steps), teacher.space)
-    fig, axes = plt.subplots(2, args.n, figsize=(1.3 * args.n, 3.0))
+    ops = load_batch(test_set, range(args.n))
+    rows = [corrupted, display(sample_teacher(teacher, ops, seed=args.seed, steps=args.steps), teacher.space)]
+    titles = ["corrupted training data R(y)",
+              f"teacher samples ({meta['member']} loss, {meta['config']['steps']} steps, preset "
+              f"{meta['config']['preset']}, {args.steps}-step sampler)"]
+    if args.stop_sigma is not None:
+        rows.append(display(sample_teacher(teacher, ops, seed=args.seed, steps=args.steps,
+                                           stop_sigma=args.stop_sigma), teacher.space))
+        titles.append(f"the same samples, x0 at the last level >= {args.stop_sigma:g}")
+    fig, axes = plt.subplots(len(rows), args.n, figsize=(1.3 * args.n, 1.5 * len(rows)))
     lo, hi = torch.quantile(corrupted.flatten(), 0.01).item(), torch.quantile(corrupted.flatten(), 0.995).item()
-    for i in range(args.n):
-        for row, images in enumerate((corrupted, samples)):
+    for row, images in enumerate(rows):
+        for i in range(args.n):
             axes[row, i].imshow(images[i].numpy(), cmap="gray", vmin=lo, vmax=hi)
             axes[row, i].axis("off")
-    axes[0, 0].set_title("corrupted training data R(y)", loc="left", fontsize=9)
-    axes[1, 0].set_title(f"teacher samples ({meta['member']} loss, {meta['config']['steps']} steps, "
-                         f"preset {meta['config']['preset']})", loc="left", fontsize=9)
+        axes[row, 0].set_title(titles[row], loc="left", fontsize=9)
     fig.subplots_adjust(left=0.01, right=0.99, top=0.9, bottom=0.01, wspace=0.04, hspace=0.18)
     fig.savefig(args.out, dpi=100)
 

@@ -39,3 +39,17 @@ def test_sample_each_family(tmp_path, name):
         assert len(calls) < 4
     else:
         assert calls == [1, 2, 3, 4]
+
+
+def test_stop_sigma_ends_at_the_last_level_above(tmp_path):
+    """stop_sigma ends the Ambient sampler early: fewer steps, and the x0 of the last level >= it."""
+    r = CliRunner().invoke(app, ["data", "make", "--out", str(tmp_path / "set"), "--size", "32", "--n-train", "2",
+                                 "--n-test", "2", "--modality", "ct", "--views", "30"])
+    assert r.exit_code == 0, r.output
+    _, test_set = open_measurement_set(tmp_path / "set")
+    torch.manual_seed(0)
+    teacher = build_teacher(test_set.info.operator, {k: PRESETS["tiny"][k] for k in NETWORK_KEYS}, 0.0)
+    calls = []
+    x = sample_teacher(teacher, load_batch(test_set, [0, 1]), steps=6, stop_sigma=0.5,
+                       progress=lambda i, n: calls.append(i))
+    assert torch.isfinite(x).all() and len(calls) < 6

@@ -24,12 +24,15 @@ SAMPLERS = ("auto", "heun", "euler", "ambient")
 
 
 def sample_teacher(teacher, ops_batch: dict, seed: int = 0, steps: int = 18, sampler: str = "auto",
-                   truncate: bool | None = None,
+                   truncate: bool | None = None, stop_sigma: float | None = None,
                    progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """One sample per entry of `ops_batch` (a batch dict whose masks/maps define the operators).
 
     sampler "auto": the Ambient sampler (Heun steps) for ambient teachers, Heun otherwise; "euler" for
-    first-order steps. truncate (default: for Tweedie teachers) returns the x0-prediction once σ < σ_n.
+    first-order steps. truncate (default: for Tweedie teachers) returns the x0-prediction at the last
+    level still ≥ σ_n. stop_sigma returns it at the last level ≥ stop_sigma instead of integrating to
+    σ_min: with EDM preconditioning an Ambient teacher's D tends to its (thinned, aliased) input as
+    σ → 0 (c_skip → 1, c_out → σ), so its x0-predictions at moderate σ are cleaner (docs/method.md).
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r} ({', '.join(SAMPLERS)})")
@@ -45,6 +48,9 @@ def sample_teacher(teacher, ops_batch: dict, seed: int = 0, steps: int = 18, sam
     noise = keyed_randn(keys, tuple(space.noise_shape(ops_batch)[1:]), seed, 0, SAMPLE_STREAM).to(keys.device)
     truncate = teacher.member == "tweedie" if truncate is None else truncate
     sigma_n = ops_batch["sigma_n"] if truncate else None
+    if stop_sigma is not None:
+        floor = torch.full_like(ops_batch["sigma_n"], float(stop_sigma))
+        sigma_n = floor if sigma_n is None else torch.maximum(sigma_n, floor)
     step = sample_euler if sampler == "euler" else sample_heun
     with torch.no_grad():
         return step(denoise, noise, karras_sigmas(steps, device=noise.device), truncate_at=sigma_n,
