@@ -424,11 +424,12 @@ CONFIGS = {
 }
 
 
-def environment(device: torch.device) -> list[str]:
-    import h5py
-    import sigpy
-    import skimage
+def environment(device: torch.device, libraries: dict[str, str] | None = None,
+                threads_note: str = "(torch default, not changed)") -> list[str]:
+    """The header every benchmark prints: date, command, versions, CPU, threads and device.
 
+    libraries: extra "name: version" pairs to report beside python, torch and numpy.
+    """
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -438,15 +439,25 @@ def environment(device: torch.device) -> list[str]:
     except OSError:
         pass
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "none used"
+    versions = ", ".join(f"{name} {version}" for name, version in (libraries or {}).items())
     return [
         f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"command: {' '.join([sys.executable] + sys.argv)} (in {Path.cwd()})",
-        f"python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}, "
-        f"sigpy {sigpy.__version__}, scikit-image {skimage.__version__}, h5py {h5py.__version__}",
-        f"CPU: {cpu}, {os.cpu_count()} logical CPUs; torch threads: {torch.get_num_threads()} "
-        "(torch default, not changed); numpy/sigpy/skimage FFTs single-threaded",
+        f"python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}"
+        + (f", {versions}" if versions else ""),
+        f"CPU: {cpu}, {os.cpu_count()} logical CPUs; torch threads: {torch.get_num_threads()} {threads_note}",
         f"device: {device}; GPU: {gpu}",
     ]
+
+
+def operator_environment(device: torch.device) -> list[str]:
+    import h5py
+    import sigpy
+    import skimage
+
+    return environment(device, {"sigpy": sigpy.__version__, "scikit-image": skimage.__version__,
+                                "h5py": h5py.__version__},
+                       "(torch default, not changed); numpy/sigpy/skimage FFTs single-threaded")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -468,7 +479,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg["ct_rounds"] = max(1, min(args.rounds, 5))  # skimage needs ~0.35 s per image and round
 
     wall = time.perf_counter()
-    print("\n".join(environment(device)))
+    print("\n".join(operator_environment(device)))
     print(f"run: {'--quick' if args.quick else 'full'}, {args.rounds} rounds (ESPIRiT {cfg['espirit_rounds']}, "
           f"CT {cfg['ct_rounds']}); times per call, best and median over rounds; ratio = reference median / "
           "rsd-sci median (best / best in brackets)\n")

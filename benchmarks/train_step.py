@@ -63,7 +63,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from operators import Load, best, make_sync, median  # noqa: E402  (the sibling benchmark)
+from operators import Load, best, environment, make_sync, median  # noqa: E402  (the sibling benchmark)
 
 from rsd_sci.data.batches import global_batch_indices, load_batch  # noqa: E402
 from rsd_sci.data.make import MakeSpec, make_measurement_set  # noqa: E402
@@ -391,27 +391,10 @@ def run_preset(preset: str, contenders: list[Contender], rounds: int, device: to
                  f"other processes used {load.others()} of the CPUs during the timed rounds")
 
 
-def environment(device: torch.device) -> list[str]:
+def train_environment(device: torch.device) -> list[str]:
     import monai
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "none used"
-    return [
-        f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
-        f"command: {' '.join([sys.executable] + sys.argv)} (in {Path.cwd()})",
-        f"python {platform.python_version()}, torch {torch.__version__}, monai {monai.__version__}, "
-        f"numpy {np.__version__}",
-        f"CPU: {cpu}, {os.cpu_count()} logical CPUs; torch threads: {torch.get_num_threads()} "
-        "(torch default, not changed)",
-        f"device: {device}; GPU: {gpu}",
-    ]
+    return environment(device, {"monai": monai.__version__})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -448,7 +431,7 @@ def main(argv: list[str] | None = None) -> None:
         p.error("--rounds and --batch must be at least 1")
 
     wall = time.perf_counter()
-    print("\n".join(environment(device)))
+    print("\n".join(train_environment(device)))
     print(f"run: presets {','.join(presets)}, batch {batch}, {size}×{size}, rounds {rounds} for the first preset "
           f"(then max(2, {rounds} // 3)); times per training step, best and median over rounds; "
           f"{'bf16 autocast' if device.type == 'cuda' else 'float32'}\n")
