@@ -131,9 +131,10 @@ def sec(seconds: float) -> str:
     return f"{seconds:.3g} s"
 
 
-def speedup(reference: list[float], ours: list[float]) -> str:
-    """Median-based speed-up, with the best-based one in brackets."""
-    return f"{median(reference) / median(ours):.2f}× ({best(reference) / best(ours):.2f}×)"
+def ratio(numerator: list[float], denominator: list[float]) -> str:
+    """Median-based time ratio, with the best-based one in brackets (a speed-up when the numerator is
+    the reference's times)."""
+    return f"{median(numerator) / median(denominator):.2f}× ({best(numerator) / best(denominator):.2f}×)"
 
 
 def timed(section: str, what: str, impl: str, ts: list[float], per: int = 1, fmt=ms, rate: str = "",
@@ -147,10 +148,13 @@ def goal_text(value: float, target: float, above: bool, label: str) -> str:
     return f"{label}: {'met' if met else 'NOT met'}"
 
 
-def print_table(rows: list[Row]) -> None:
-    header = Row("#", "operation", "implementation", "rounds", "best", "median", "rate (median)",
-                 "ratio: median (best)", "goal")
-    fields = list(Row.__dataclass_fields__)
+HEADER = Row("#", "operation", "implementation", "rounds", "best", "median", "rate (median)",
+             "ratio: median (best)", "goal")
+
+
+def print_table(header, rows: list) -> None:
+    """A markdown table of dataclass rows (every field a string), the header a row of the same class."""
+    fields = list(type(header).__dataclass_fields__)
     cells = [[getattr(r, f) for f in fields] for r in [header] + rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(fields))]
     line = lambda c: "| " + " | ".join(s.ljust(w) for s, w in zip(c, widths)) + " |"  # noqa: E731
@@ -244,11 +248,11 @@ def bench_sense(args, device, cfg, rows, notes):
     per = lambda ts: f"{median(ts) / b * 1e3:.3g} ms/sample"  # noqa: E731
     threads = "" if device.type != "cpu" else f", {torch.get_num_threads()} threads"
     rows.append(timed("1", what, f"rsd-sci MRIOperator ({device.type}{threads})", t["ours"], rate=per(t["ours"]),
-                      ratio=speedup(t["ref"], t["ours"]),
+                      ratio=ratio(t["ref"], t["ours"]),
                       goal=goal_text(median(t["ref"]) / median(t["ours"]), 1.5, True, "≥ 1.5×")))
     if "ours1" in t:
         rows.append(timed("1", what, "rsd-sci MRIOperator (cpu, 1 thread)", t["ours1"], rate=per(t["ours1"]),
-                          ratio=speedup(t["ref"], t["ours1"]), goal="(information)"))
+                          ratio=ratio(t["ref"], t["ours1"]), goal="(information)"))
     rows.append(timed("1", what, sp_label + " [reference]", t["ref"], rate=per(t["ref"]), ratio="1"))
     return t["ours"], (b, c, n)
 
@@ -336,7 +340,7 @@ def bench_ct(args, device, cfg, rows, notes):
             ("back-projection", "AT", "iradon", "A_adjoint", "skimage iradon, filter_name=None")):
         rate = lambda ts: f"{num(b / median(ts))} images/s"  # noqa: E731
         rows.append(timed("3", f"CT {label}, {geo}", f"rsd-sci ParallelBeamCT.{impl} ({device.type})", t[ours],
-                          per=b, rate=rate(t[ours]), ratio=speedup(t[ref], t[ours])))
+                          per=b, rate=rate(t[ours]), ratio=ratio(t[ref], t[ours])))
         rows.append(timed("3", f"CT {label}, {geo}", f"{ref_impl} [reference]", t[ref], per=b, rate=rate(t[ref]),
                           ratio="1"))
     adj_over_fwd = median(t["AT"]) / median(t["A"])
@@ -388,7 +392,7 @@ def bench_read(args, device, cfg, rows, notes):
     what = f"fastMRI read, {s} slices × {c} coils × {h}×{w} c64 ({mbytes:.0f} MB), per file"
     rate = lambda ts: f"{num(s / median(ts))} slices/s, {num(mbytes / median(ts))} MB/s"  # noqa: E731
     rows.append(timed("4", what, "rsd-sci FastMRIFile.kspace(i)", t["ours"], rate=rate(t["ours"]),
-                      ratio=speedup(t["ref"], t["ours"])))
+                      ratio=ratio(t["ref"], t["ours"])))
     rows.append(timed("4", what, 'h5py f["kspace"][i] [reference]', t["ref"], rate=rate(t["ref"]), ratio="1"))
     notes.append("read: the file was just written, so it is read from the page cache (warm); "
                  "FastMRIFile also checks every slice for NaN/Inf (np.isfinite over the slice)")
@@ -409,7 +413,7 @@ def bench_floor(args, device, rows, notes, sense_times, sense_shape):
     what = f"SENSE A then A^H, batch {b}, {c} coils, {n}×{n}, vs memory-bandwidth floor"
     rows.append(timed("5", what, "rsd-sci MRIOperator (cuda)", sense_times,
                       rate=f"{floor / median(sense_times):.0%} of the floor's speed",
-                      ratio=speedup([floor], sense_times), goal="1× = at the floor"))
+                      ratio=ratio([floor], sense_times), goal="1× = at the floor"))
     rows.append(Row("5", what, f"floor: {moved / 1e6:.0f} MB / {bandwidth / 1e9:,.0f} GB/s [reference]",
                     str(len(t["copy"])), ms(floor), ms(floor), "", "1", ""))
     notes.append(f"floor: bytes = read x + read maps + write y + read y + write x (complex64), at the bandwidth "
@@ -495,7 +499,7 @@ def main(argv: list[str] | None = None) -> None:
         bench_floor(args, device, rows, notes, *results["SENSE"])
     notes.append("machine load (CPU time used by other processes, share of all CPUs) per section: "
                  + ", ".join(loads))
-    print_table(rows)
+    print_table(HEADER, rows)
     print()
     for note in notes:
         print(f"- {note}")

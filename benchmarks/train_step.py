@@ -63,7 +63,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from operators import Load, best, environment, make_sync, median  # noqa: E402  (the sibling benchmark)
+from operators import Load, best, environment, make_sync, median, print_table, ratio  # noqa: E402  (sibling)
 
 from rsd_sci.data.batches import global_batch_indices, load_batch  # noqa: E402
 from rsd_sci.data.make import MakeSpec, make_measurement_set  # noqa: E402
@@ -339,10 +339,6 @@ def seconds(t: float) -> str:
     return f"{t:.3g} s" if t >= 1 else f"{t * 1e3:.3g} ms"
 
 
-def ratio(a: list[float], b: list[float]) -> str:
-    return f"{median(a) / median(b):.2f}× ({best(a) / best(b):.2f}×)"
-
-
 def mib(n: int) -> str:
     return "n/a" if n < 0 else f"{n / 2**20:,.0f} MiB"
 
@@ -456,7 +452,7 @@ def main(argv: list[str] | None = None) -> None:
                                  f"forward + backward {seconds(median(ls))} ({seconds(best(ls))})"
                                  for case, (ld, ls) in parts.items())
                      + " (the denoiser replaced by D = w·x)")
-    print_rows(rows)
+    print_table(HEADER, rows)
     print()
     notes.append("peak step memory: torch allocations during one step above what was live at its start "
                  + ("(torch.cuda.max_memory_allocated)" if device.type == "cuda" else
@@ -465,17 +461,6 @@ def main(argv: list[str] | None = None) -> None:
     for note in notes:
         print(f"- {note}")
     print(f"- total wall time {time.perf_counter() - wall:.0f} s")
-
-
-def print_rows(rows: list[Row]) -> None:
-    fields = list(Row.__dataclass_fields__)
-    cells = [[getattr(r, f) for f in fields] for r in [HEADER] + rows]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(fields))]
-    line = lambda c: "| " + " | ".join(s.ljust(w) for s, w in zip(c, widths)) + " |"  # noqa: E731
-    print(line(cells[0]))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for c in cells[1:]:
-        print(line(c))
 
 
 if __name__ == "__main__":
