@@ -1,0 +1,1 @@
+"""Image-quality metrics (fastMRI semantics) and distribution distances between image sets."""
