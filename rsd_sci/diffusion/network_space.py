@@ -157,10 +157,39 @@ class NetworkSpace(abc.ABC):
             r = op.keep_measured(op.A(promote(d_image)) - y)
             return _squared_norm(self.weight(op, r)) / self.measured_count(op, y).clamp_min(1.0)
 
+    # -- the generator's view (distillation, METHOD.md Phase 2) ------------------------------------------
+    def generator_shape(self, batch: Mapping[str, torch.Tensor]) -> tuple[int, ...]:
+        """Shape of a clean image in network channels, (B, channels, H, W): the generator's output."""
+        return self.noise_shape(batch)
+
+    def generator_input(self, op_hat, z_image: torch.Tensor, batch: Mapping[str, torch.Tensor]):
+        """(z_in, cond): the scaled noise σ_init·z (image layout) put into the teacher's input format,
+        R̂·Â z with Â's channels (a fresh further operator at the training density)."""
+        return self.project(op_hat, z_image), self.cond(op_hat, batch)
+
+    def view(self, op_view, x_image: torch.Tensor) -> torch.Tensor:
+        """u = P(x): a clean image in the teacher's network space, R̂·Â x (B, channels, H, W)."""
+        return self.project(op_view, x_image)
+
+    def view_output(self, op_view, f: torch.Tensor) -> torch.Tensor:
+        """P(f) for a denoiser output f (network channels): R̂·Â f, P applied once."""
+        return self.project(op_view, self.to_image(f))
+
+    def view_noise_shape(self, batch: Mapping[str, torch.Tensor]) -> tuple[int, ...]:
+        """Shape of the diffusion noise ε of the generator's view (image space for ambient kinds)."""
+        return self.noise_shape(batch)
+
+    def view_noise(self, op_view, eps: torch.Tensor) -> torch.Tensor:
+        """P(ε), so that x_t = P(x + σ ε) = view(x) + σ·view_noise(ε)."""
+        return self.project(op_view, self.to_image(eps))
+
     # -- hooks ----------------------------------------------------------------------------------------------
     @abc.abstractmethod
-    def further(self, op, batch: Mapping[str, torch.Tensor], seed: int):
-        """Â: the Ambient further operator of every sample, fixed per global index (batch["index"])."""
+    def further(self, op, batch: Mapping[str, torch.Tensor], seed: int, generator: torch.Generator | None = None):
+        """Â: the Ambient further operator of every sample, fixed per global index (batch["index"]).
+
+        With a CPU `generator`, every row is drawn from it instead (fast, not keyed: fresh operator
+        draws of the distillation and of tests that need no rank invariance)."""
 
     def cond(self, op_hat, batch: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
         """Conditioning channels (B, cond_channels, H, W), or None."""
@@ -187,7 +216,7 @@ class DataSpace(NetworkSpace):
     channels = 1
     cond_channels = 0
 
-    def further(self, op, batch, seed):
+    def further(self, op, batch, seed, generator=None):
         return op
 
     def project(self, op_hat, x_image):
@@ -198,6 +227,24 @@ class DataSpace(NetworkSpace):
 
     def residual(self, op, d_image, y):
         return (promote(d_image) - promote(y)).square().flatten(1).mean(dim=1)
+
+    def generator_shape(self, batch):
+        """y's shape with the clean size spec["shape"] as its trailing dims ((B, 1, H, W) for images):
+        for down-sampling the generator runs the teacher's convolutional weights at full resolution."""
+        y, shape = batch["y"], [int(n) for n in self.spec.get("shape", [])]
+        return (*y.shape[:y.dim() - len(shape)], *shape) if shape else tuple(y.shape)
+
+    def generator_input(self, op_hat, z_image, batch):
+        return promote(z_image), None
+
+    def view(self, op_view, x_image):  # u = A(x): the corrupted image the teacher models
+        return self.project(op_view, x_image)
+
+    def view_output(self, op_view, f):  # P = I: the teacher's output already lives in its space
+        return f
+
+    def view_noise(self, op_view, eps):  # x_t = A(x) + σ ε with ε in the data space
+        return eps
 
 
 class PixelMaskSpace(NetworkSpace):
@@ -215,11 +262,13 @@ class PixelMaskSpace(NetworkSpace):
     def delta(self) -> float:
         return float(self.spec.get("delta", DEFAULT_DELTA))
 
-    def further(self, op, batch, seed):
+    def further(self, op, batch, seed, generator=None):
         from rsd_sci.physics.inpaint import PixelMask, further_pixel_mask
 
         b = _batch_size(batch)
         mask = op.mask.expand(b, *op.mask.shape[1:]).cpu()
+        if generator is not None:
+            return PixelMask(further_pixel_mask(mask, self.delta, generator).to(batch["y"].device))
         rows = [further_pixel_mask(mask[i:i + 1], self.delta, further_generator(seed, int(k)))
                 for i, k in enumerate(batch["index"].tolist())]
         return PixelMask(torch.cat(rows).to(batch["y"].device))
@@ -257,7 +306,7 @@ class MRISpace(NetworkSpace):
         y = batch["y"]
         return (y.shape[0], 2, *y.shape[-2:])
 
-    def further(self, op, batch, seed):
+    def further(self, op, batch, seed, generator=None):
         from rsd_sci.physics.masks import further_drop_count, further_line_mask_torch
 
         b = _batch_size(batch)
@@ -273,7 +322,7 @@ class MRISpace(NetworkSpace):
         for i, k in enumerate(batch["index"].tolist()):
             drop = further_drop_count(int(sampled[i].sum()), sampled.shape[1])
             rows.append(further_line_mask_torch(sampled[i:i + 1], centers[i:i + 1], drop,
-                                                further_generator(seed, int(k))))
+                                                generator or further_generator(seed, int(k))))
         m_hat = torch.cat(rows).reshape(b, 1, *rows_hw).to(device=op.mask.device, dtype=torch.float32)
         return op.with_mask(m_hat)
 
@@ -315,7 +364,7 @@ class CTSpace(NetworkSpace):
         n = int(self.spec["image_size"])
         return (_batch_size(batch), 1, n, n)
 
-    def further(self, op, batch, seed):
+    def further(self, op, batch, seed, generator=None):
         from rsd_sci.physics.ct import default_view_drop, further_view_mask
 
         b = _batch_size(batch)
@@ -323,7 +372,7 @@ class CTSpace(NetworkSpace):
         rows = []
         for i, k in enumerate(batch["index"].tolist()):
             drop = default_view_drop(op.n_angles, int(views[i].sum()))
-            rows.append(further_view_mask(views[i:i + 1], drop, further_generator(seed, int(k))))
+            rows.append(further_view_mask(views[i:i + 1], drop, generator or further_generator(seed, int(k))))
         return op.with_view_mask(torch.cat(rows)).to(batch["y"].device)
 
     def cond(self, op_hat, batch):

@@ -1,0 +1,141 @@
+"""One distillation iteration: a fake-score update, then a generator update (METHOD.md, Phase 2).
+
+    distiller = Distiller(teacher, fake, generator, fake_opt, g_opt, DistillSettings())
+    metrics = distiller.iteration(ops_fake, ops_gen, draws_fake, draws_gen)
+
+`ops_*` are batch dicts that define the operators (masks, centres, coil maps, σ_n, as the teacher's
+batches; their measurements are never used): each update draws its own, "a fresh operator draw".
+`draws_*` supply every random number (`rsd_sci.distill.draws`). The losses are written once for every
+corruption: all family differences live in the teacher's `NetworkSpace`.
+
+Fake-score update (θ frozen): x_g = G(z_in) without gradient, ỹ = A(x_g) + σ_n·n on the operator's
+measured entries, and f_ψ takes one step of the TEACHER'S loss member on ỹ (its own further operator
+for Ambient members): we train the fake score on the full synthetic measurement, as the teacher was
+trained on the real ones, so both model the same kind of data. Gradient clipping, loss scale 1.
+Generator update (ψ frozen): `losses.generator_loss` on a fresh operator and further operator, loss
+scale 100·mean over the batch (the published 100/batch on a per-sample sum). Samples with a non-finite
+loss are dropped (NaN filtering) in both updates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import Callable
+
+import torch
+from torch import nn
+
+from rsd_sci.diffusion.losses import sample_sigma, teacher_loss
+from rsd_sci.distill.losses import ALPHA, SIGMA_INIT, T_MAX, finite_mean, generator_loss, measure, sigma_of_t
+from rsd_sci.physics.factory import build_operator
+
+# draw streams: one per purpose, so the draws of an update never coincide
+Z_STREAM, Y_NOISE_STREAM, SIGMA_STREAM, DIFFUSION_STREAM, T_STREAM, EPS_STREAM = range(10, 16)
+INPUT_MASKS, VIEW_MASKS, LOSS_MASKS = 0, 1, 2   # further-operator streams
+
+
+@dataclasses.dataclass
+class DistillSettings:
+    alpha: float = ALPHA               # SiD's α
+    sigma_init: float = SIGMA_INIT     # the generator's input noise level
+    t_max: float = T_MAX               # t ~ U[0, t_max/1000]
+    g_loss_scale: float = 100.0        # generator loss = scale · mean over the batch
+    fake_grad_clip: float = 1.0        # gradient-norm clip of the fake score
+    bf16: bool = False                 # bf16 autocast of the network calls (CUDA)
+
+
+def generate(G: nn.Module, space, op, ops: dict, draws, sigma_init: float = SIGMA_INIT,
+             generator_input: Callable | None = None) -> torch.Tensor:
+    """x_g = G(z_in, σ_init, c): one clean image per sample in network channels (B, C, H, W).
+
+    z ~ N(0, I) of the clean image's shape; z_in, c = generator_input(Â, σ_init·z, ops) with a fresh
+    further operator Â for Ambient teachers (default: the space's rule, METHOD.md).
+    """
+    z = draws.normal(space.generator_shape(ops)[1:], Z_STREAM)
+    op_in = draws.further(space, op, ops, INPUT_MASKS) if space.kind == "ambient" else op
+    z_in, cond = (generator_input or space.generator_input)(op_in, sigma_init * space.to_image(z), ops)
+    return G(z_in, torch.full((z.shape[0],), float(sigma_init), device=z.device), cond)
+
+
+class Distiller:
+    """The three networks, their optimisers and the two updates.
+
+    teacher: a `rsd_sci.engine.teacher.Teacher` (denoiser frozen here); fake, generator: denoisers
+    (copies of the teacher, or any D(x, σ, cond) module); fake_train / generator_train: the modules
+    to call for the updates that train them (e.g. DDP wrappers; default the modules themselves);
+    generator_input: replaces the space's input rule (the theory check's linear generator takes z).
+    """
+
+    def __init__(self, teacher, fake: nn.Module, generator: nn.Module, fake_opt: torch.optim.Optimizer,
+                 g_opt: torch.optim.Optimizer, settings: DistillSettings | None = None, *,
+                 fake_train: nn.Module | None = None, generator_train: nn.Module | None = None,
+                 generator_input: Callable | None = None):
+        self.teacher, self.space, self.spec = teacher, teacher.space, teacher.spec
+        self.fake, self.generator = fake, generator
+        self.fake_train, self.generator_train = fake_train or fake, generator_train or generator
+        self.fake_opt, self.g_opt = fake_opt, g_opt
+        self.settings = settings or DistillSettings()
+        self.generator_input = generator_input
+        teacher.denoiser.requires_grad_(False)
+
+    def _autocast(self, device: torch.device):
+        if self.settings.bf16 and device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def generate(self, G: nn.Module, op, ops: dict, draws) -> torch.Tensor:
+        return generate(G, self.space, op, ops, draws, self.settings.sigma_init, self.generator_input)
+
+    def fake_step(self, ops: dict, draws) -> dict:
+        """One update of the fake score on synthetic measurements of the generator's images."""
+        space, device = self.space, ops["sigma_n"].device
+        op = build_operator(self.spec, ops)
+        with torch.no_grad(), self._autocast(device):
+            x_g = self.generate(self.generator, op, ops, draws).float()
+        y = measure(op, space.to_image(x_g), ops["sigma_n"], lambda shape: draws.normal(shape, Y_NOISE_STREAM))
+        batch = dict(ops, y=y)
+        sigma = sample_sigma(draws.normal((), SIGMA_STREAM))
+        noise = draws.normal(space.noise_shape(batch)[1:], DIFFUSION_STREAM)
+        op_hat = draws.further(space, op, batch, LOSS_MASKS) if self.teacher.member == "ambient" else None
+        with self._autocast(device):
+            per_sample = teacher_loss(self.teacher.member, self.fake_train, space, batch, op, sigma, noise,
+                                      op_hat=op_hat)
+        loss, dropped = finite_mean(per_sample)
+        self.fake_opt.zero_grad(set_to_none=True)
+        if torch.isfinite(loss):
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.fake.parameters(), self.settings.fake_grad_clip)
+            self.fake_opt.step()
+        else:
+            grad_norm = torch.tensor(float("nan"))
+        return dict(fake_loss=float(loss.detach()), fake_grad_norm=float(grad_norm), fake_dropped=dropped)
+
+    def generator_step(self, ops: dict, draws) -> dict:
+        """One update of the generator through the teacher and the (frozen) fake score."""
+        space, device, s = self.space, ops["sigma_n"].device, self.settings
+        op = build_operator(self.spec, ops)
+        op_view = draws.further(space, op, ops, VIEW_MASKS) if space.kind == "ambient" else op
+        cond = space.cond(op_view, ops)
+        with self._autocast(device):
+            x_g = self.generate(self.generator_train, op, ops, draws)
+        x_image = space.to_image(x_g.float())
+        u = space.view(op_view, x_image)
+        sigma_t = sigma_of_t(draws.uniform((), T_STREAM) * s.t_max / 1000.0)
+        eps = draws.normal(space.view_noise_shape(ops)[1:], EPS_STREAM)
+        x_t = u + sigma_t.reshape(-1, *([1] * (u.dim() - 1))) * space.view_noise(op_view, eps)
+        with self._autocast(device):
+            f_teacher = self.teacher.denoiser(x_t, sigma_t, cond)
+            f_fake = self.fake(x_t, sigma_t, cond)
+        per_sample = generator_loss(f_teacher.float(), f_fake.float(), u,
+                                    lambda f: space.view_output(op_view, f), s.alpha)
+        loss, dropped = finite_mean(per_sample)
+        self.g_opt.zero_grad(set_to_none=True)
+        if torch.isfinite(loss):
+            (s.g_loss_scale * loss).backward(inputs=list(self.generator.parameters()))
+            self.g_opt.step()
+        return dict(g_loss=float(loss.detach()), g_dropped=dropped)
+
+    def iteration(self, ops_fake: dict, ops_gen: dict, draws_fake, draws_gen) -> dict:
+        """A fake-score update, then a generator update; their metrics merged."""
+        return self.fake_step(ops_fake, draws_fake) | self.generator_step(ops_gen, draws_gen)
