@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import data_cmd, info_cmd, train_cmd
+from cli import data_cmd, info_cmd, sample_cmd, train_cmd
 
 app = typer.Typer(
     name="rsd-sci",
@@ -18,6 +18,7 @@ app = typer.Typer(
 )
 app.add_typer(data_cmd.app, name="data")
 app.command("train")(train_cmd.train)
+app.command("sample")(sample_cmd.sample)
 app.command("info")(info_cmd.info)
 
 

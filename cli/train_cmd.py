@@ -1,4 +1,4 @@
-"""`rsd-sci train`: learn a prior from corrupted measurements (the teacher stage)."""
+"""`rsd-sci train`: learn a prior from corrupted measurements: the teacher, then the one-step generator."""
 
 from __future__ import annotations
 
@@ -10,14 +10,16 @@ import typer
 from cli.config_file import merge_config
 from cli.errors import fail, guarded
 
-TRAIN_OPTIONS = ("modality", "stage", "data", "preset", "steps", "batch", "lr", "device", "seed")
+TRAIN_OPTIONS = ("modality", "stage", "data", "teacher", "preset", "steps", "batch", "lr", "device", "seed",
+                 "distill_steps", "alpha", "sigma_init", "t_max", "g_lr", "fake_lr")
 
 
 @guarded
 def train(
     ctx: typer.Context,
     modality: str = typer.Option("mri", help="mri | ct | image"),
-    stage: str = typer.Option("teacher", help="teacher (distillation arrives with its own stage)."),
+    stage: str = typer.Option("all", help="all (teacher, then distillation) | teacher | distill."),
+    teacher: Optional[str] = typer.Option(None, help="Distill: a teacher.safetensors (default RUN/teacher.safetensors)."),
     data: Optional[str] = typer.Option(None, help="A measurement set, or a raw fastMRI/NIfTI/LoDoPaB/DICOM "
                                                   "folder (built into RUN/data once). Default: the phantoms."),
     out: Optional[Path] = typer.Option(None, help="Run directory (default runs/<modality>-<corruption>). "
@@ -25,7 +27,13 @@ def train(
     preset: Optional[str] = typer.Option(None, help="tiny | small | base (default tiny on CPU, small on CUDA)."),
     steps: Optional[int] = typer.Option(None, help="Teacher steps (default: the preset's)."),
     batch: Optional[int] = typer.Option(None, help="Global batch (all processes together)."),
-    lr: Optional[float] = typer.Option(None, help="Learning rate after warm-up."),
+    lr: Optional[float] = typer.Option(None, help="Teacher learning rate after warm-up."),
+    distill_steps: Optional[int] = typer.Option(None, help="Distillation iterations (default: the preset's)."),
+    alpha: Optional[float] = typer.Option(None, help="Distill: SiD's alpha (1.2)."),
+    sigma_init: Optional[float] = typer.Option(None, help="Distill: the generator's input noise level (2.5)."),
+    t_max: Optional[float] = typer.Option(None, help="Distill: t ~ U[0, t_max/1000] in the generator loss (800)."),
+    g_lr: Optional[float] = typer.Option(None, help="Distill: generator learning rate (preset's)."),
+    fake_lr: Optional[float] = typer.Option(None, help="Distill: fake-score learning rate (preset's)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     seed: int = typer.Option(0, help="Seed of weights, batches and every random draw."),
     accel: Optional[float] = typer.Option(None, help="MRI acceleration R (default 4)."),
@@ -43,7 +51,8 @@ def train(
     config: Optional[Path] = typer.Option(None, help="YAML file of option values (flags override)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved configuration and exit."),
 ) -> None:
-    """Train the diffusion teacher on corrupted measurements only (Ambient losses)."""
+    """Train the diffusion teacher on corrupted measurements only (Ambient losses), then distil it into a
+    one-step generator of clean images (Restoration Score Distillation)."""
     values = merge_config(ctx, dict(locals()) | {"ctx": None}, config)
     requested = _requested(ctx, values, config)
     import torch
@@ -87,11 +96,19 @@ def _run(cfg, run_dir: Path) -> None:
         raise typer.Exit(1)
     except torch.cuda.OutOfMemoryError:
         fail(f"batch {cfg.batch} does not fit in GPU memory at preset {cfg.preset}; lower --batch")
-    lines = [r for r in read_log(run_dir / "log.jsonl") if r.get("stage") == "teacher"]
+    records = read_log(run_dir / "log.jsonl")
+    for stage, key, signal in (("teacher", "teacher", "heldout"), ("distill", "generator", "heldout_sw")):
+        if key in written:
+            typer.echo(_summary(stage, written[key], [r for r in records if r.get("stage") == stage], signal))
+
+
+def _summary(stage: str, path, lines: list[dict], signal: str) -> str:
+    """One line: the model written, its last step and loss, and its last held-out signal."""
     last = lines[-1] if lines else {}
-    heldout = next((r["heldout"] for r in reversed(lines) if r.get("heldout") is not None), None)
-    typer.echo(f"teacher: {written['teacher']} (step {last.get('step')}, loss {last.get('loss', float('nan')):.4g}"
-               + (f", held-out loss {heldout:.4g}" if heldout is not None else "") + ")")
+    value = next((r[signal] for r in reversed(lines) if r.get(signal) is not None), None)
+    names = {"heldout": "held-out loss", "heldout_sw": "held-out sliced Wasserstein"}
+    return (f"{stage}: {path} (step {last.get('step')}, loss {last.get('loss', float('nan')):.4g}"
+            + (f", {names[signal]} {value:.4g}" if value is not None else "") + ")")
 
 
 def _requested(ctx, values: dict, config: Path | None) -> dict:

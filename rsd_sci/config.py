@@ -26,16 +26,19 @@ MAKE_OPTIONS = ("accel", "center_fraction", "mask", "coils", "virtual_coils", "s
                 "sigma_n", "corruption", "p", "delta", "blur_kernel", "blur_std", "factor", "n_train",
                 "n_test", "test_fraction", "workers")
 # preset hyperparameters a user may override with a flag
-PRESET_OPTIONS = ("steps", "batch", "lr", "warmup_steps", "ema_half_life_images", "grad_clip")
-RESUMABLE = {"steps", "device", "checkpoint_every", "log_every", "heldout_every", "workers"}
+PRESET_OPTIONS = ("steps", "batch", "lr", "warmup_steps", "ema_half_life_images", "grad_clip",
+                  "distill_steps", "g_lr", "fake_lr", "alpha", "sigma_init", "t_max")
+RESUMABLE = {"stage", "teacher", "steps", "distill_steps", "device", "checkpoint_every", "log_every",
+             "heldout_every", "workers"}
 MODALITIES = ("mri", "ct", "image")
-STAGES = ("teacher",)
+STAGES = ("all", "teacher", "distill")
 
 
 @dataclass
 class TrainConfig:
     modality: str = "mri"                 # mri | ct | image
-    stage: str = "teacher"                # which stage to run
+    stage: str = "all"                    # teacher | distill | all (teacher, then distillation)
+    teacher: str | None = None            # distill: a teacher.safetensors (default RUN/teacher.safetensors)
     data: str | None = None               # measurement set, raw source folder, or None: the phantoms
     make: dict = field(default_factory=dict)   # data-make options (MAKE_OPTIONS) for built sets
     preset: str | None = None             # tiny | small | base; None: tiny on CPU, small on CUDA
@@ -45,6 +48,12 @@ class TrainConfig:
     warmup_steps: int | None = None       # linear warm-up length
     ema_half_life_images: float | None = None   # EMA half-life cap (images); the ramp handles short runs
     grad_clip: float | None = None        # gradient-norm clip
+    distill_steps: int | None = None      # distillation iterations (fake-score + generator update)
+    g_lr: float | None = None             # generator Adam rate (betas (0, 0.999))
+    fake_lr: float | None = None          # fake-score Adam rate (betas (0, 0.999))
+    alpha: float | None = None            # SiD's α
+    sigma_init: float | None = None       # the generator's input noise level
+    t_max: float | None = None            # t ~ U[0, t_max/1000] in the generator loss
     device: str = "auto"                  # auto | cpu | cuda
     seed: int = 0
     checkpoint_every: int = 200           # steps between checkpoints
@@ -62,7 +71,7 @@ class TrainConfig:
         accel = self.make.get("accel")
         if accel is not None and accel < 1:
             raise InputError(None, f"--accel must be at least 1 (got {accel:g})")
-        for name in ("steps", "batch"):
+        for name in ("steps", "batch", "distill_steps"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise InputError(None, f"--{name} must be at least 1 (got {value})")

@@ -17,7 +17,7 @@ from rsd_sci.engine.runlog import read_log
 from rsd_sci.engine.teacher import build_teacher, heldout_loss, load_teacher
 
 runner = CliRunner()
-SMALL = ["--size", "32", "--n-train", "16", "--n-test", "8", "--preset", "tiny", "--batch", "4",
+SMALL = ["--stage", "teacher", "--size", "32", "--n-train", "16", "--n-test", "8", "--preset", "tiny", "--batch", "4",
          "--center-fraction", "0.2"]
 
 

@@ -65,6 +65,10 @@ PRESETS: dict[str, dict] = {
         warmup_steps=60,                    # linear lr warm-up, ~10 % of the run
         ema_half_life_images=500_000,       # published 0.5 Mimg; the EMA ramp shortens it early in a run
         grad_clip=1.0,                      # global gradient-norm clip
+        distill_steps=300,                  # distillation iterations: ~1.3 s each on 2 CPU cores
+        g_lr=2e-5,                          # generator rate; larger than published (1e-6–1e-5): short run
+        fake_lr=5e-5,                       # fake-score rate
+        alpha=1.2, sigma_init=2.5, t_max=800,   # published (METHOD.md)
     ),
     # ~9.3 M parameters; a GPU (or a long CPU run).
     "small": dict(
@@ -79,6 +83,10 @@ PRESETS: dict[str, dict] = {
         warmup_steps=1_000,                 # ~5 % of the run
         ema_half_life_images=500_000,       # published
         grad_clip=1.0,
+        distill_steps=10_000,
+        g_lr=1e-5,
+        fake_lr=2e-5,
+        alpha=1.2, sigma_init=2.5, t_max=800,
     ),
     # ~49 M parameters (the size of the published CIFAR/CelebA teachers); GPU.
     "base": dict(
@@ -93,6 +101,10 @@ PRESETS: dict[str, dict] = {
         warmup_steps=5_000,                 # published teachers warm up for long
         ema_half_life_images=500_000,       # published
         grad_clip=1.0,
+        distill_steps=50_000,
+        g_lr=5e-6,                          # published rates: 1e-6 to 1e-5
+        fake_lr=1e-5,
+        alpha=1.2, sigma_init=2.5, t_max=800,
     ),
 }
 

@@ -5,7 +5,9 @@
     RUN/log.jsonl       one line per logged step, with its stage
     RUN/checkpoints/    training state per stage (atomic; resumed from)
     RUN/teacher.safetensors
+    RUN/generator.safetensors
 
+Stages: "teacher", "distill" (the teacher from RUN or cfg.teacher) or "all" (both, in order).
 Under torchrun, rank 0 writes the config and builds the data while the others wait.
 """
 
@@ -20,7 +22,7 @@ from rsd_sci.engine import distributed
 
 
 def run_training(cfg: TrainConfig, run_dir: Path, progress_factory: Callable[[str], object] | None = None) -> dict:
-    """Run (or resume) the stages of `cfg`; returns {"teacher": path, ...} of what was written.
+    """Run (or resume) the stages of `cfg`; returns {"data": dir, "teacher": path, "generator": path} (those written).
 
     progress_factory(description) -> a context manager yielding a progress(done, total) callback.
     """
@@ -33,11 +35,18 @@ def run_training(cfg: TrainConfig, run_dir: Path, progress_factory: Callable[[st
                 prepare_data(cfg.data, cfg.modality, cfg.make, cfg.seed, run_dir, update)
         distributed.barrier()
         data_dir = prepare_data(cfg.data, cfg.modality, cfg.make, cfg.seed, run_dir)  # exists by now
-        from rsd_sci.engine.teacher import train_teacher
+        written = {"data": data_dir}
+        if cfg.stage in ("teacher", "all"):
+            from rsd_sci.engine.teacher import train_teacher
 
-        with _progress(progress_factory if info.is_main else None, "Training the teacher") as update:
-            teacher = train_teacher(cfg, run_dir, data_dir, info, update)
-        return {"teacher": teacher, "data": data_dir}
+            with _progress(progress_factory if info.is_main else None, "Training the teacher") as update:
+                written["teacher"] = train_teacher(cfg, run_dir, data_dir, info, update)
+        if cfg.stage in ("distill", "all"):
+            from rsd_sci.engine.distillation import train_distill
+
+            with _progress(progress_factory if info.is_main else None, "Distilling the generator") as update:
+                written["generator"] = train_distill(cfg, run_dir, data_dir, info, update)
+        return written
     finally:
         distributed.cleanup()
 

@@ -33,6 +33,7 @@ from rsd_sci.engine import checkpoint, distributed
 from rsd_sci.engine.ema import EMA
 from rsd_sci.engine.keyed_random import keyed_randn
 from rsd_sci.engine.loop import run_stage, set_lr, warmup_lr
+from rsd_sci.engine.operator_bank import bank_metadata, bank_tensors, operator_bank, split_bank
 from rsd_sci.engine.runlog import RunLog
 from rsd_sci.errors import InputError
 from rsd_sci.physics.factory import build_operator
@@ -134,7 +135,7 @@ def train_teacher(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
               checkpoint_path=state_path, sync_stop=lambda flag: distributed.any_rank(flag, info))
     out = run_dir / "teacher.safetensors"
     if info.is_main:
-        export_teacher(out, ema.module, teacher, cfg, network, train_set)
+        export_teacher(out, ema.module, teacher, cfg, network, train_set, operator_bank(heldout_set))
     distributed.barrier()
     return out
 
@@ -160,10 +161,11 @@ def _resume(state_path: Path, D, ema: EMA, optimizer) -> int:
     return int(state["step"])
 
 
-def export_teacher(path: Path, D, teacher: Teacher, cfg: TrainConfig, network: dict, train_set: MeasurementSet):
-    """EMA weights + everything needed to rebuild and use the teacher, as safetensors metadata."""
+def export_teacher(path: Path, D, teacher: Teacher, cfg: TrainConfig, network: dict, train_set: MeasurementSet,
+                   bank: dict):
+    """EMA weights, the operator bank and everything needed to rebuild and use the teacher (metadata)."""
     sigma_n = train_set.column("sigma_n")
-    checkpoint.export_safetensors(path, D.state_dict(), dict(
+    checkpoint.export_safetensors(path, D.state_dict() | bank_tensors(bank), bank_metadata(bank) | dict(
         kind="teacher", modality=cfg.modality, operator=teacher.spec, member=teacher.member,
         network=network, channels=teacher.space.channels, cond_channels=teacher.space.cond_channels,
         sigma_data=D.sigma_data, sigma_n=dict(mean=float(sigma_n.mean()), max=float(sigma_n.max())),
@@ -172,11 +174,13 @@ def export_teacher(path: Path, D, teacher: Teacher, cfg: TrainConfig, network: d
 
 
 def load_teacher(path: str | Path, device: str | torch.device = "cpu") -> tuple[Teacher, dict]:
-    """A teacher from its safetensors file (EMA weights) and the file's metadata."""
+    """A teacher from its safetensors file (EMA weights) and the file's metadata, where meta["bank"]
+    holds its operator bank (`rsd_sci.engine.operator_bank`; None for files without one)."""
     state, meta = checkpoint.load_safetensors(path)
     if meta.get("kind") != "teacher":
         raise InputError(path, f"not a teacher model (kind {meta.get('kind')!r})")
     teacher = build_teacher(meta["operator"], meta["network"], meta["sigma_n"]["max"])
+    state, meta["bank"] = split_bank(state, meta)
     teacher.denoiser.load_state_dict(state)
     teacher.denoiser.to(device).eval()
     return teacher, meta

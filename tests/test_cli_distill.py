@@ -1,0 +1,131 @@
+"""`rsd-sci train --stage all|distill` and `rsd-sci sample` on small phantoms, in-process."""
+
+from __future__ import annotations
+
+import shutil
+
+import h5py
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from matplotlib.image import imread
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from cli.app import app
+from rsd_sci.engine.checkpoint import load_safetensors
+from rsd_sci.engine.runlog import read_log
+
+runner = CliRunner()
+TINY = ["--size", "32", "--n-train", "16", "--n-test", "8", "--preset", "tiny", "--batch", "4",
+        "--center-fraction", "0.2"]
+
+
+def cli(*args):
+    return runner.invoke(app, [*map(str, args)])
+
+
+def ok(*args):
+    r = cli(*args)
+    assert r.exit_code == 0, r.output
+    return r
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """teacher (4 steps) then distillation (3 iterations), the default --stage all."""
+    out = tmp_path_factory.mktemp("runs") / "mri"
+    r = ok("train", "--modality", "mri", "--out", out, "--steps", 4, "--distill-steps", 3, *TINY)
+    assert "generator.safetensors" in r.output and "sliced Wasserstein" in r.output
+    return out
+
+
+def test_stage_all_writes_a_generator_with_metadata_and_bank(run):
+    state, meta = load_safetensors(run / "generator.safetensors")
+    assert meta["kind"] == "generator" and meta["modality"] == "mri" and meta["sigma_init"] == 2.5
+    assert meta["operator"]["family"] == "mri" and meta["bank"]["y_dtype"] == "complex64"
+    assert state["bank.masks"].shape[0] == 8 and "bank.sigma_n" in state   # n_test 8 < bank size 16
+    distill = [r for r in read_log(run / "log.jsonl") if r["stage"] == "distill"]
+    assert [r["step"] for r in distill][-1] == 3
+    assert distill[-1]["heldout_sw"] > 0 and np.isfinite(distill[-1]["fake_loss"])
+    assert (run / "checkpoints" / "distill" / "state.pt").is_file()
+
+
+def test_distill_resumes_to_the_same_generator(run, tmp_path):
+    """3 iterations straight equal 2, then resumed to 3 (the same command with more --distill-steps)."""
+    part = tmp_path / "part"
+    shutil.copytree(run, part, ignore=shutil.ignore_patterns("generator.safetensors", "distill"))
+    args = ("train", "--modality", "mri", "--out", part, "--steps", 4, "--stage", "distill", *TINY)
+    ok(*args, "--distill-steps", 2)
+    ok(*args, "--distill-steps", 3)
+    a, b = load_file(run / "generator.safetensors"), load_file(part / "generator.safetensors")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+
+
+def test_distill_from_another_teacher_file(run, tmp_path):
+    ok("train", "--modality", "mri", "--stage", "distill", "--teacher", run / "teacher.safetensors",
+       "--data", run / "data", "--out", tmp_path / "d", "--distill-steps", 1, "--preset", "tiny", "--batch", 4)
+    assert load_safetensors(tmp_path / "d" / "generator.safetensors")[1]["teacher"].endswith("teacher.safetensors")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--stage", "distill", "--teacher", "missing.safetensors"], "no teacher to distil"),
+    (["--stage", "distil"], "unknown stage"),
+    (["--distill-steps", "0"], "--distill_steps must be at least 1"),
+])
+def test_bad_distill_flags(tmp_path, args, message):
+    r = cli("train", "--modality", "mri", "--out", tmp_path / "x", *TINY, *args)
+    assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output
+
+
+def test_teacher_of_another_modality_is_refused(run, tmp_path):
+    r = cli("train", "--modality", "ct", "--stage", "distill", "--teacher", run / "teacher.safetensors",
+            "--out", tmp_path / "ct", *TINY)
+    assert r.exit_code == 2 and "is a mri teacher" in r.output
+
+
+def test_sample_nifti_png_and_split(run, tmp_path):
+    ok("sample", "--model", run, "-n", 5, "--out", tmp_path / "s.nii.gz", "--batch", 2)
+    volume = nib.load(tmp_path / "s.nii.gz").get_fdata()
+    assert volume.shape == (32, 32, 5) and np.isfinite(volume).all() and (volume >= 0).all()  # magnitude
+    ok("sample", "--model", run, "-n", 5, "--out", tmp_path / "s.png")
+    assert imread(tmp_path / "s.png").shape[:2] == (2 * 32 + 2, 3 * 32 + 4)
+    ok("sample", "--model", run, "-n", 3, "--out", tmp_path / "p.nii.gz", "--split")
+    assert sorted(p.name for p in tmp_path.glob("p_*.nii.gz")) == ["p_0000.nii.gz", "p_0001.nii.gz", "p_0002.nii.gz"]
+
+
+def test_samples_do_not_depend_on_batch_and_complex_keeps_channels(run, tmp_path):
+    ok("sample", "--model", run, "-n", 4, "--out", tmp_path / "a.npy", "--batch", 4, "--complex")
+    ok("sample", "--model", run, "-n", 3, "--out", tmp_path / "b.npy", "--batch", 1, "--complex")
+    a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
+    assert a.shape == (4, 2, 32, 32)
+    np.testing.assert_allclose(a[:3], b, rtol=1e-4, atol=1e-5)
+    ok("sample", "--model", run, "-n", 4, "--out", tmp_path / "m.npy")
+    np.testing.assert_allclose(np.load(tmp_path / "m.npy"), np.hypot(a[:, 0], a[:, 1]), rtol=1e-4, atol=1e-5)
+
+
+def test_teacher_samplers_and_data_scale(run, tmp_path):
+    ok("sample", "--model", run / "teacher.safetensors", "--sampler", "ambient", "--steps", 3, "-n", 2,
+       "--out", tmp_path / "t.h5")
+    with h5py.File(tmp_path / "t.h5") as f:
+        assert f["samples"].shape == (2, 32, 32) and "ambient" in f.attrs["metadata"]
+    ok("sample", "--model", run, "-n", 2, "--out", tmp_path / "n.npy")
+    ok("sample", "--model", run, "-n", 2, "--out", tmp_path / "d.npy", "--scale", 4.0)
+    np.testing.assert_allclose(np.load(tmp_path / "d.npy"), np.load(tmp_path / "n.npy") / 4.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "{run}/teacher.safetensors", "--sampler", "onestep"], "needs a generator.safetensors"),
+    (["--model", "{run}/generator.safetensors", "--sampler", "heun"], "needs a teacher.safetensors"),
+    (["--model", "{run}/config.yaml"], "not a safetensors model file"),
+    (["--model", "{run}", "--out", "{tmp}/x.txt"], "unknown output format"),
+    (["--model", "{run}", "-n", "0"], "-n must be at least 1"),
+])
+def test_sample_bad_input(run, tmp_path, args, message):
+    args = [a.format(run=run, tmp=tmp_path) for a in args]
+    out = [] if "--out" in args else ["--out", str(tmp_path / "o.npy")]
+    r = cli("sample", *args, *out)
+    assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,146 @@
+"""Distillation pieces: the schedule, the generator loss by hand, NaN filtering, synthetic measurements,
+and the generator's view of each corruption family built exactly as the teacher's data were."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rsd_sci.diffusion.losses import ambient_input
+from rsd_sci.diffusion.network_space import network_space
+from rsd_sci.distill.distiller import Distiller, generate
+from rsd_sci.distill.draws import GeneratorDraws, KeyedDraws
+from rsd_sci.distill.losses import finite_mean, generator_loss, measure, sigma_of_t
+from rsd_sci.physics.factory import build_operator
+from test_network_space import CT_SPEC, PIX_SPEC, _ct_batch, _mri_batch, _pixel_batch
+
+
+def test_karras_schedule_of_t():
+    s = sigma_of_t(torch.tensor([0.0, 0.8, 1.0]))
+    torch.testing.assert_close(s, torch.tensor([0.002, 24.4, 80.0]), rtol=2e-3, atol=1e-5)
+    assert bool((sigma_of_t(torch.linspace(0, 1, 50)).diff() > 0).all())
+
+
+def test_generator_loss_by_hand():
+    f_t, f_f, u = torch.tensor([[1.0, 2.0]]), torch.tensor([[0.5, 1.0]]), torch.tensor([[0.0, 1.0]])
+    # P = I: d = f_t - f_f = (0.5, 1); w = mean|u - f_t| = (1 + 1)/2 = 1;
+    # L = Σ d·(f_t - u - 1.2 d) = 0.5·(1 - 0.6) + 1·(1 - 1.2) = 0.2 - 0.2 = 0
+    assert float(generator_loss(f_t, f_f, u, lambda f: f, alpha=1.2)) == pytest.approx(0.0, abs=1e-7)
+    # α = 1: 0.5·0.5 + 1·0 = 0.25
+    assert float(generator_loss(f_t, f_f, u, lambda f: f, alpha=1.0)) == pytest.approx(0.25)
+    # P = keep the first entry only: P u = (0, 0), P f_t = (1, 0), d = (0.5, 0),
+    # w = mean(|0 − 1|, |0 − 0|) = 0.5, L = 0.5·(1 − 0 − 1.2·0.5) / 0.5 = 0.4
+    first = lambda f: f * torch.tensor([[1.0, 0.0]])  # noqa: E731
+    assert float(generator_loss(f_t, f_f, first(u), first, alpha=1.2)) == pytest.approx(0.4)
+
+
+def test_generator_loss_pushes_u_towards_the_teacher():
+    """The direct gradient in u is −(P f_φ − P f_ψ)/w (w is a stop-gradient)."""
+    f_t, f_f = torch.randn(3, 5), torch.randn(3, 5)
+    u = torch.randn(3, 5, requires_grad=True)
+    generator_loss(f_t, f_f, u, lambda f: f).sum().backward()
+    w = (u.detach() - f_t).abs().mean(dim=1, keepdim=True)
+    torch.testing.assert_close(u.grad, -(f_t - f_f) / w)
+
+
+def test_finite_mean_drops_bad_samples():
+    loss, dropped = finite_mean(torch.tensor([1.0, float("nan"), 3.0, float("inf")]))
+    assert float(loss) == 2.0 and dropped == 2
+    assert torch.isnan(finite_mean(torch.tensor([float("nan")]))[0])
+
+
+def test_measure_puts_noise_on_measured_entries_only():
+    spec, batch, op, x = _mri_batch([0, 1])
+    y = measure(op, x, torch.tensor([0.0, 0.5]), lambda shape: torch.randn(2, *shape))
+    torch.testing.assert_close(y[0], op.A(x)[0])          # σ_n = 0: the exact measurement
+    unmeasured = (op.keep_measured(torch.ones_like(y)) == 0)
+    assert bool(unmeasured.any()) and bool((y[unmeasured] == 0).all())
+    assert 0.3 < float((y[1] - op.A(x)[1]).abs()[~unmeasured[1]].std()) < 0.8
+
+
+def _families():
+    mri = _mri_batch([0, 1], coils=1)
+    mri8 = _mri_batch([0, 1], coils=4)
+    ct_b, ct_op, _ = _ct_batch([0, 1])
+    px_b, px_op, _ = _pixel_batch([0, 1])
+    out = [("mri-1coil", mri[0], mri[1], mri[2]), ("mri-4coil", mri8[0], mri8[1], mri8[2]),
+           ("ct", CT_SPEC, ct_b, ct_op), ("inpaint", PIX_SPEC, px_b, px_op)]
+    for corruption, extra in (("noise", {}), ("blur", {"blur_kernel": 5, "blur_std": 1.0}),
+                              ("downsample", {"factor": 2})):
+        spec = {"family": "image", "shape": [8, 8], "corruption": corruption, **extra}
+        op = build_operator(spec, {})
+        batch = {"y": op.A(torch.randn(2, 1, 8, 8)), "index": torch.arange(2), "sigma_n": torch.zeros(2)}
+        out.append((corruption, spec, batch, op))
+    return out
+
+
+@pytest.mark.parametrize("name, spec, batch, op", _families(), ids=[f[0] for f in _families()])
+def test_generator_view_equals_the_teachers_input(name, spec, batch, op):
+    """x_t = P(x + σε) of a clean image x equals the teacher's network image of the measurement A x
+    (ambient: R̂(P_M̂ A x) + σ R̂Â ε; data space: A x + σ ε), and u = P(x) its noise-free part."""
+    space = network_space(spec)
+    batch = dict(batch, sigma_n=torch.zeros(2))
+    x = space.to_image(torch.randn(space.generator_shape(batch)))
+    op_view = space.further(op, batch, seed=3) if space.kind == "ambient" else op
+    sigma = torch.tensor([0.3, 2.0])
+    eps = torch.randn(space.view_noise_shape(batch))
+    u = space.view(op_view, x)
+    x_t = u + sigma.reshape(-1, *([1] * (u.dim() - 1))) * space.view_noise(op_view, eps)
+    y = op.A(x)
+    if space.kind == "ambient":
+        expected = ambient_input(space, op_view, y, sigma, eps)
+        torch.testing.assert_close(u, space.measured_input(op_view, y), rtol=1e-5, atol=1e-5)
+    else:
+        expected = y + sigma.reshape(-1, 1, 1, 1) * eps
+        torch.testing.assert_close(space.view_output(op_view, u), u)  # P = I on the teacher's space
+    torch.testing.assert_close(x_t, expected, rtol=1e-5, atol=1e-5)
+    assert x_t.shape[1] == space.channels
+
+
+def test_downsampling_generator_runs_at_full_resolution():
+    from rsd_sci.diffusion.networks import build_backbone
+    from rsd_sci.diffusion.precond import EDMDenoiser
+
+    spec = {"family": "image", "shape": [16, 16], "corruption": "downsample", "factor": 2}
+    space, op = network_space(spec), build_operator(spec, {})
+    batch = {"y": torch.zeros(2, 1, 8, 8), "sigma_n": torch.zeros(2), "index": torch.arange(2)}
+    G = EDMDenoiser(build_backbone("tiny", 1, 0))
+    x_g = generate(G, space, op, batch, KeyedDraws(batch["index"], 0, 0))
+    assert x_g.shape == (2, 1, 16, 16) and space.view(op, x_g).shape == (2, 1, 8, 8)
+
+
+def test_keyed_draws_do_not_depend_on_the_batch():
+    a = KeyedDraws(torch.tensor([5, 6]), seed=1, step=2)
+    b = KeyedDraws(torch.tensor([6]), seed=1, step=2)
+    torch.testing.assert_close(a.normal((3,), 4)[1], b.normal((3,), 4)[0])
+    px_b, px_op, _ = _pixel_batch([0, 1])
+    space = network_space(PIX_SPEC)
+    m_a = a.further(space, px_op, px_b, 0).mask[1]
+    m_b = b.further(space, build_operator(PIX_SPEC, {"masks": px_b["masks"][1:]}), {**px_b, "y": px_b["y"][1:]}, 0).mask[0]
+    torch.testing.assert_close(m_a, m_b)
+    assert not torch.equal(a.further(space, px_op, px_b, 0).mask, a.further(space, px_op, px_b, 1).mask)
+
+
+def test_one_iteration_trains_only_fake_and_generator():
+    from rsd_sci.engine.teacher import build_teacher
+
+    spec, batch, op, x = _mri_batch([0, 1, 2, 3])
+    batch = dict(batch, sigma_n=torch.full((4,), 0.05))
+    network = {"channels": (8, 16), "num_res_blocks": 1, "attention_levels": (False, False),
+               "num_head_channels": 8, "norm_num_groups": 4}
+    torch.manual_seed(0)
+    teacher = build_teacher(spec, network, 0.05)
+    with torch.no_grad():  # a teacher whose output layer is not zero, so the networks matter
+        for p in teacher.denoiser.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    import copy
+    fake, G = copy.deepcopy(teacher.denoiser), copy.deepcopy(teacher.denoiser)
+    before = {k: [p.clone() for p in m.parameters()] for k, m in (("t", teacher.denoiser), ("f", fake), ("g", G))}
+    d = Distiller(teacher, fake, G, torch.optim.Adam(fake.parameters(), lr=1e-3, betas=(0.0, 0.999)),
+                  torch.optim.Adam(G.parameters(), lr=1e-3, betas=(0.0, 0.999)))
+    draws = GeneratorDraws(4, torch.Generator().manual_seed(0))
+    m = d.iteration(batch, batch, draws, draws)
+    assert all(torch.isfinite(torch.tensor(v)) for v in (m["fake_loss"], m["g_loss"]))
+    changed = {k: any(not torch.equal(a, b) for a, b in zip(before[k], mod.parameters()))
+               for k, mod in (("t", teacher.denoiser), ("f", fake), ("g", G))}
+    assert changed == {"t": False, "f": True, "g": True}
