@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import data_cmd, info_cmd, sample_cmd, train_cmd
+from cli import data_cmd, evaluate_cmd, info_cmd, sample_cmd, train_cmd
 
 app = typer.Typer(
     name="rsd-sci",
@@ -20,6 +20,7 @@ app.add_typer(data_cmd.app, name="data")
 app.command("train")(train_cmd.train)
 app.command("sample")(sample_cmd.sample)
 app.command("info")(info_cmd.info)
+app.command("evaluate")(evaluate_cmd.evaluate)
 
 
 @app.callback()

@@ -1,0 +1,252 @@
+"""`rsd-sci evaluate`: fastMRI-style metrics of reconstructions, or distances between two image sets.
+
+    rsd-sci evaluate --targets DIR --predictions DIR [--json FILE]      NMSE, PSNR, SSIM per volume
+    rsd-sci evaluate --samples FILE --reference FILE [--features PATH]  patch SW, power spectrum, FID/KID
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from cli.errors import fail, guarded
+
+FALLBACK_TARGET_KEY = "reconstruction_esc"  # fastMRI single-coil targets, when the rss key is absent
+SET_KEYS = ("samples", "reconstruction", "targets")  # datasets of an image-set .h5, first found wins
+NO_FEATURES = "FID/KID: not computed (pass --features PATH, a TorchScript feature extractor; no weights are downloaded)"
+FEATURE_BATCH = 64  # images per call of the feature extractor
+SHOWN_NAMES = 3  # missing file names listed in an error
+
+
+@guarded
+def evaluate(
+    targets: Optional[Path] = typer.Option(None, "--targets", help="Folder of fastMRI target files (*.h5)."),
+    predictions: Optional[Path] = typer.Option(None, "--predictions", help="Folder of reconstructions (*.h5), "
+                                                                           "named as the targets."),
+    key_target: str = typer.Option("reconstruction_rss", "--key-target",
+                                   help="Target dataset (reconstruction_rss falls back to reconstruction_esc)."),
+    key_prediction: str = typer.Option("reconstruction", "--key-prediction", help="Prediction dataset."),
+    samples: Optional[Path] = typer.Option(None, "--samples", help="Image set: .npy, .h5 or .nii(.gz)."),
+    reference: Optional[Path] = typer.Option(None, "--reference", help="Reference image set, same formats."),
+    features: Optional[Path] = typer.Option(None, "--features", help="TorchScript feature extractor for FID/KID."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results to this JSON file."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda (image-set distances and features)."),
+    seed: int = typer.Option(0, help="Seed of the patches and directions of the sliced Wasserstein distance."),
+) -> None:
+    """Score reconstructions against fastMRI targets, or compare a set of samples with a reference set."""
+    if seed < 0:
+        fail(f"--seed must be non-negative (got {seed})")
+    paired = targets is not None or predictions is not None
+    sets = samples is not None or reference is not None or features is not None
+    if paired == sets:
+        fail("give either --targets DIR and --predictions DIR, or --samples FILE and --reference FILE")
+    if paired and (targets is None or predictions is None):
+        fail("--targets and --predictions go together")
+    if sets and (samples is None or reference is None):
+        fail("--samples and --reference go together")
+    if paired:
+        result = _paired(targets, predictions, key_target, key_prediction)
+    else:
+        result = _distances(samples, reference, features, device, seed)
+    if json_out is not None:
+        _write_json(json_out, result)
+        typer.echo(f"wrote {json_out}")
+
+
+def _h5_names(folder: Path) -> dict[str, Path]:
+    from rsd_sci.errors import InputError
+
+    if not folder.is_dir():
+        raise InputError(folder, "not a folder")
+    files = {p.name: p for p in sorted(folder.glob("*.h5"))}
+    if not files:
+        raise InputError(folder, "no .h5 files")
+    return files
+
+
+def _unmatched(names: set[str], where: str) -> str:
+    shown = ", ".join(sorted(names)[:SHOWN_NAMES]) + (", …" if len(names) > SHOWN_NAMES else "")
+    return f"{len(names)} file(s) {where}: {shown}"
+
+
+def _read_target(path: Path, key: str):
+    from rsd_sci.data.fastmri import read_reconstruction
+    from rsd_sci.data.hdf5_file import open_hdf5
+    from rsd_sci.errors import InputError
+
+    keys = (key, FALLBACK_TARGET_KEY) if key == "reconstruction_rss" else (key,)
+    with open_hdf5(path) as f:
+        found = next((k for k in keys if k in f), None)
+    if found is None:
+        raise InputError(path, f"no {' or '.join(repr(k) for k in keys)} dataset")
+    return read_reconstruction(path, found)
+
+
+def _paired(targets: Path, predictions: Path, key_target: str, key_prediction: str) -> dict:
+    from cli.progress import progress_bar
+    from rsd_sci.data.fastmri import read_reconstruction
+    from rsd_sci.errors import InputError
+    from rsd_sci.metrics.image import summarize, volume_metrics
+
+    t_files, p_files = _h5_names(targets), _h5_names(predictions)
+    missing, extra = set(t_files) - set(p_files), set(p_files) - set(t_files)
+    if missing or extra:
+        problems = ([_unmatched(missing, f"of {targets} have no prediction")] if missing else []) + \
+                   ([_unmatched(extra, f"have no target in {targets}")] if extra else [])
+        raise InputError(predictions, "; ".join(problems))
+    per_volume = {}
+    with progress_bar("Evaluating") as update:
+        for i, name in enumerate(t_files):
+            target = _read_target(t_files[name], key_target)
+            prediction = read_reconstruction(p_files[name], key_prediction)
+            try:
+                per_volume[name] = volume_metrics(target, prediction)
+            except ValueError as err:
+                raise InputError(p_files[name], str(err)) from None
+            update(i + 1, len(t_files))
+    result = summarize(per_volume)
+    _print_table(result)
+    return result
+
+
+def _print_table(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("volume", "NMSE", "PSNR (dB)", "SSIM")
+    for name, m in result["per_volume"].items():
+        table.add_row(name, f"{m['nmse']:.4g}", f"{m['psnr']:.2f}", f"{m['ssim']:.4f}")
+    mean, std = result["mean"], result["std"]
+    table.add_row("mean ± std", f"{mean['nmse']:.4g} ± {std['nmse']:.2g}", f"{mean['psnr']:.2f} ± {std['psnr']:.2f}",
+                  f"{mean['ssim']:.4f} ± {std['ssim']:.4f}", style="bold")
+    Console().print(table)
+
+
+def _read_image_set(path: Path):
+    """Images as float32 (N, C, H, W): .npy (N, H, W) / (N, C, H, W); .h5 dataset samples, reconstruction
+    or targets, same shapes; .nii(.gz) volume (H, W, N) or (H, W, N, C). Complex values become magnitudes."""
+    import numpy as np
+
+    from rsd_sci.errors import InputError
+
+    name = path.name.lower()
+    if name.endswith((".nii", ".nii.gz")):
+        from rsd_sci.data.nifti import read_nifti
+
+        data = read_nifti(path).data
+        images = data.transpose(2, 0, 1) if data.ndim == 3 else data.transpose(2, 3, 0, 1)
+    elif name.endswith(".npy"):
+        if not path.is_file():
+            raise InputError(path, "no such file")
+        try:
+            images = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise InputError(path, f"not a NumPy array file ({err})") from None
+    elif name.endswith(".h5"):
+        from rsd_sci.data.hdf5_file import open_hdf5
+
+        with open_hdf5(path) as f:
+            key = next((k for k in SET_KEYS if k in f), None)
+            if key is None:
+                raise InputError(path, f"no {', '.join(repr(k) for k in SET_KEYS)} dataset")
+            images = f[key][()]
+    else:
+        raise InputError(path, "unknown image-set format (expected .npy, .h5, .nii or .nii.gz)")
+    images = np.abs(images) if np.iscomplexobj(images) else np.asarray(images)
+    if images.ndim == 3:
+        images = images[:, None]
+    if images.ndim != 4 or 0 in images.shape or not np.issubdtype(images.dtype, np.number):
+        raise InputError(path, f"holds {images.dtype} of shape {images.shape}; expected images (N, H, W) or "
+                               "(N, C, H, W)")
+    if not np.isfinite(images).all():
+        raise InputError(path, "holds NaN or Inf values")
+    return np.ascontiguousarray(images, dtype=np.float32)
+
+
+def _features(extractor, images, dev):
+    """Features (N, d) float64 of images (N, C, H, W) through the extractor, fed (B, 1, H, W) float32
+    (C > 1: the root-sum-of-squares over channels, i.e. the magnitude of (real, imaginary) pairs)."""
+    import numpy as np
+    import torch
+
+    x = torch.from_numpy(images if images.shape[1] == 1 else np.sqrt((images ** 2).sum(1, keepdims=True)))
+    with torch.no_grad():
+        out = [extractor(batch.to(dev)).reshape(len(batch), -1) for batch in x.split(FEATURE_BATCH)]
+    return torch.cat(out).to("cpu", torch.float64).numpy()
+
+
+def _load_extractor(path: Path, dev):
+    """A TorchScript module from `path` (torch.jit.load: no pickle), in eval mode on `dev`."""
+    import torch
+
+    from rsd_sci.errors import InputError
+
+    if not path.is_file():
+        raise InputError(path, "no such file")
+    try:
+        return torch.jit.load(str(path), map_location=dev).eval()
+    except (RuntimeError, ValueError, OSError):
+        raise InputError(path, "not a TorchScript file (write one with torch.jit.script(module).save(PATH))") from None
+
+
+def _feature_distances(path: Path, extractor, x, y, dev) -> dict:
+    import numpy as np
+
+    from rsd_sci.errors import InputError
+    from rsd_sci.metrics.image import frechet_distance, kernel_inception_distance
+
+    try:
+        fx, fy = _features(extractor, x, dev), _features(extractor, y, dev)
+    except (RuntimeError, AttributeError, TypeError) as err:
+        raise InputError(path, f"the extractor fails on (B, 1, H, W) images ({str(err).splitlines()[0]})") from None
+    if not (np.isfinite(fx).all() and np.isfinite(fy).all()):
+        raise InputError(path, "feature extractor returned NaN or Inf")
+    try:
+        return {"fid": frechet_distance(fx, fy), "kid": kernel_inception_distance(fx, fy),
+                "feature_dim": int(fx.shape[1])}
+    except ValueError as err:
+        raise InputError(None, f"FID/KID: {err}") from None
+
+
+def _distances(samples: Path, reference: Path, features: Optional[Path], device: str, seed: int) -> dict:
+    import torch
+
+    from rsd_sci.engine.distributed import resolve_device
+    from rsd_sci.errors import InputError
+    from rsd_sci.metrics.distribution import patch_sliced_wasserstein, power_spectrum_distance
+
+    dev = resolve_device(device)
+    extractor = None if features is None else _load_extractor(features, dev)
+    x, y = _read_image_set(samples), _read_image_set(reference)
+    if x.shape[1:] != y.shape[1:]:
+        raise InputError(reference, f"images are (C, H, W) = {y.shape[1:]}, but {samples} holds {x.shape[1:]}")
+    tx, ty = torch.from_numpy(x).to(dev), torch.from_numpy(y).to(dev)
+    try:
+        result = {"patch_sliced_wasserstein": patch_sliced_wasserstein(tx, ty, seed=seed),
+                  "power_spectrum_distance": power_spectrum_distance(tx, ty)}
+    except ValueError as err:
+        raise InputError(samples, str(err)) from None
+    result |= {"n_samples": len(x), "n_reference": len(y)}
+    if features is not None:
+        result |= _feature_distances(features, extractor, x, y, dev)
+    sw = result["patch_sliced_wasserstein"]
+    typer.echo(f"samples {samples} (n = {len(x)}) vs reference {reference} (n = {len(y)})")
+    typer.echo(f"patch sliced Wasserstein: {sw['mean']:.5g} (scales {', '.join(f'{d:.4g}' for d in sw['scales'])})")
+    typer.echo(f"power-spectrum distance: {result['power_spectrum_distance']:.5g}")
+    typer.echo(f"FID: {result['fid']:.5g}   KID: {result['kid']:.5g}" if features is not None else NO_FEATURES)
+    return result
+
+
+def _write_json(path: Path, result: dict) -> None:
+    from rsd_sci.data.atomic import atomic_path
+    from rsd_sci.errors import InputError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(result, indent=2) + "\n")
+    except OSError as err:
+        raise InputError(path, f"cannot write ({err.strerror or err})") from None

@@ -1,0 +1,198 @@
+"""Image-quality metrics with fastMRI's semantics, and distances between sets of feature vectors.
+
+Reference images x and reconstructions x̂, (S, H, W) volumes (a 2-D image is one slice), in float64,
+with data range L (default: the maximum of x over the whole volume, as fastMRI's evaluate does):
+
+    NMSE(x, x̂) = ‖x − x̂‖² / ‖x‖²
+    PSNR(x, x̂) = 10 log10(L² / MSE),     MSE = mean over all voxels of (x − x̂)²
+    SSIM(x, x̂) = (1/S) Σ_i SSIM_2D(x_i, x̂_i)
+
+SSIM_2D is scikit-image's default: a 7×7 uniform window U (N = 49 pixels), sample (co)variances,
+
+    μ_a = U a,   σ_ab = N/(N−1) (U(ab) − μ_a μ_b),   σ_a² = σ_aa,   C1 = (0.01 L)²,   C2 = (0.03 L)²,
+    SSIM_2D(a, b) = mean over pixels ≥ 3 from the border of
+                    (2 μ_a μ_b + C1)(2 σ_ab + C2) / ((μ_a² + μ_b² + C1)(σ_a² + σ_b² + C2)).
+
+`volume_metrics` applies fastMRI's evaluation to one volume: magnitude of complex images, the
+prediction centre-cropped to the target's (H, W), L = max of the target volume.
+
+Feature-set distances, for features f (N, d) and g (M, d) of two image sets (from a user-supplied
+extractor; FID with Inception features is Heusel et al. 2017, KID is Bińkowski et al. 2018):
+
+    FID(f, g) = ‖μ_f − μ_g‖² + tr(Σ_f + Σ_g − 2 (Σ_f Σ_g)^{1/2})     (Gaussian fits, ddof = 1)
+    KID(f, g) = 1/(N(N−1)) Σ_{i≠j} k(f_i, f_j) + 1/(M(M−1)) Σ_{i≠j} k(g_i, g_j) − 2/(NM) Σ_{i,j} k(f_i, g_j),
+                k(u, v) = (uᵀv / d + 1)³    (the unbiased MMD², over the full sets)
+
+Example:
+    >>> import numpy as np
+    >>> gt = np.ones((2, 8, 8)); gt[:, 2:6, 2:6] = 2            # L = 2
+    >>> m = volume_metrics(gt, np.pad(gt + 0.1, ((0, 0), (1, 1), (1, 1))))   # padded: cropped back
+    >>> round(m["nmse"], 6), round(m["psnr"], 4), round(m["ssim"], 4)    # 0.64 / 112; 10 log10(4 / 0.01)
+    (0.005714, 26.0206, 0.9974)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+__all__ = [
+    "nmse",
+    "psnr",
+    "ssim",
+    "center_crop",
+    "volume_metrics",
+    "summarize",
+    "frechet_distance",
+    "kernel_inception_distance",
+]
+
+METRICS = ("nmse", "psnr", "ssim")
+
+
+def nmse(gt: np.ndarray, pred: np.ndarray) -> float:
+    """NMSE = ‖gt − pred‖² / ‖gt‖² over all entries (any equal shapes).
+
+    Example:
+        >>> nmse(np.array([3.0, 4.0]), np.array([3.0, 3.0]))
+        0.04
+    """
+    gt, pred = np.asarray(gt, np.float64), np.asarray(pred, np.float64)
+    return float(np.linalg.norm(gt - pred) ** 2 / np.linalg.norm(gt) ** 2)
+
+
+def psnr(gt: np.ndarray, pred: np.ndarray, maxval: float | None = None) -> float:
+    """PSNR = 10 log10(L² / mean((gt − pred)²)) in dB, L = maxval, default gt.max() (any equal shapes).
+
+    Example:
+        >>> round(psnr(np.array([1.0, 0.0]), np.array([0.9, 0.1])), 4)   # MSE 0.01, L = 1
+        20.0
+    """
+    gt, pred = np.asarray(gt, np.float64), np.asarray(pred, np.float64)
+    return float(peak_signal_noise_ratio(gt, pred, data_range=gt.max() if maxval is None else maxval))
+
+
+def ssim(gt: np.ndarray, pred: np.ndarray, maxval: float | None = None) -> float:
+    """Mean over slices of SSIM_2D (7×7 uniform window) of gt, pred (S, H, W) or (H, W); L = maxval or gt.max().
+
+    H and W must be at least 7. One L for every slice (the volume's maximum by default, as fastMRI).
+
+    Example:
+        >>> x = np.tile(np.arange(8.0), (8, 1))
+        >>> ssim(x, x)
+        1.0
+    """
+    gt, pred = np.asarray(gt, np.float64), np.asarray(pred, np.float64)
+    if gt.shape != pred.shape or gt.ndim not in (2, 3):
+        raise ValueError(f"ssim needs two (S, H, W) or (H, W) arrays of one shape, got {gt.shape} and {pred.shape}")
+    if gt.ndim == 2:
+        gt, pred = gt[None], pred[None]
+    data_range = gt.max() if maxval is None else maxval
+    return float(np.mean([structural_similarity(g, p, data_range=data_range) for g, p in zip(gt, pred)]))
+
+
+def center_crop(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The centre (h, w) = shape of the last two axes of x (..., H, W): rows from (H − h) // 2, columns from
+    (W − w) // 2 (fastMRI's `transforms.center_crop`). Returns a view; ValueError unless 0 < h ≤ H, 0 < w ≤ W.
+
+    Example:
+        >>> center_crop(np.arange(25).reshape(5, 5), (2, 3))
+        array([[ 6,  7,  8],
+               [11, 12, 13]])
+    """
+    (h, w), (big_h, big_w) = shape, x.shape[-2:]
+    if not (0 < h <= big_h and 0 < w <= big_w):
+        raise ValueError(f"cannot centre-crop {tuple(x.shape)} to {tuple(shape)}")
+    top, left = (big_h - h) // 2, (big_w - w) // 2
+    return x[..., top:top + h, left:left + w]
+
+
+def volume_metrics(target: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
+    """{"nmse", "psnr", "ssim"} of one volume as fastMRI's evaluate computes them.
+
+    target (S, H, W) and prediction (S, H', W') with H' ≥ H, W' ≥ W (2-D inputs are one slice):
+    complex values become magnitudes, the prediction is centre-cropped to (H, W), and the data range
+    is the maximum of the whole target volume (not of each slice). ValueError when the slice counts
+    differ or the prediction is smaller than the target.
+    """
+    target, prediction = (np.abs(a) if np.iscomplexobj(a) else np.asarray(a) for a in (target, prediction))
+    target, prediction = (a[None] if a.ndim == 2 else a for a in (target, prediction))
+    if target.ndim != 3 or prediction.ndim != 3:
+        raise ValueError(f"expected (slices, H, W) volumes, got target {target.shape} and prediction "
+                         f"{prediction.shape}")
+    if target.shape[0] != prediction.shape[0] or any(p < t for p, t in zip(prediction.shape[1:], target.shape[1:])):
+        raise ValueError(f"prediction {prediction.shape} does not fit target {target.shape} (same number of "
+                         "slices, each at least as large as the target's)")
+    gt = target.astype(np.float64)
+    pred = center_crop(prediction, gt.shape[-2:]).astype(np.float64)
+    maxval = gt.max()
+    return {"nmse": nmse(gt, pred), "psnr": psnr(gt, pred, maxval), "ssim": ssim(gt, pred, maxval)}
+
+
+def summarize(per_volume: dict[str, dict[str, float]]) -> dict:
+    """{"per_volume": per_volume, "mean": {metric: mean}, "std": {metric: population std (np.std)}}.
+
+    Example:
+        >>> summarize({"a": {"psnr": 30.0}, "b": {"psnr": 34.0}})["std"]
+        {'psnr': 2.0}
+    """
+    if not per_volume:
+        raise ValueError("summarize needs at least one volume")
+    names = list(next(iter(per_volume.values())))
+    values = {m: np.array([v[m] for v in per_volume.values()], np.float64) for m in names}
+    return {
+        "per_volume": per_volume,
+        "mean": {m: float(v.mean()) for m, v in values.items()},
+        "std": {m: float(v.std()) for m, v in values.items()},
+    }
+
+
+def _feature_sets(f: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    f, g = np.asarray(f, np.float64), np.asarray(g, np.float64)
+    if f.ndim != 2 or g.ndim != 2 or f.shape[1] != g.shape[1] or min(len(f), len(g)) < 2:
+        raise ValueError(f"feature sets must be (N, d) and (M, d) with N, M ≥ 2, got {f.shape} and {g.shape}")
+    return f, g
+
+
+def frechet_distance(f: np.ndarray, g: np.ndarray) -> float:
+    """FID between Gaussian fits of features f (N, d) and g (M, d) (module docstring); ≥ 0.
+
+    The matrix square root is scipy.linalg.sqrtm, real part (round-off leaves tiny imaginary parts);
+    the result is clipped at 0 (round-off on identical sets).
+
+    Example:
+        >>> f = np.random.default_rng(0).normal(size=(500, 2))
+        >>> round(frechet_distance(f, f), 6)
+        0.0
+        >>> round(frechet_distance(f, f + [3.0, 4.0]), 6)   # a shift m adds ‖m‖² = 25
+        25.0
+    """
+    from scipy.linalg import sqrtm
+
+    f, g = _feature_sets(f, g)
+    mu_f, mu_g = f.mean(0), g.mean(0)
+    cov_f, cov_g = np.atleast_2d(np.cov(f, rowvar=False)), np.atleast_2d(np.cov(g, rowvar=False))
+    root = np.real(sqrtm(cov_f @ cov_g))
+    value = np.sum((mu_f - mu_g) ** 2) + np.trace(cov_f + cov_g - 2 * root)
+    return max(float(value), 0.0)
+
+
+def kernel_inception_distance(f: np.ndarray, g: np.ndarray) -> float:
+    """KID: unbiased MMD² between features f (N, d) and g (M, d), cubic polynomial kernel (module docstring).
+
+    Unbiased, so it can be slightly negative for sets from one distribution. Kernel matrices are
+    N × N, M × M and N × M (float64).
+
+    Example:
+        >>> f = np.random.default_rng(0).normal(size=(200, 4))
+        >>> abs(kernel_inception_distance(f[:100], f[100:])) < 0.1    # two halves of one sample: ≈ 0
+        True
+        >>> kernel_inception_distance(f, f + 2) > 100
+        True
+    """
+    f, g = _feature_sets(f, g)
+    n, m, d = len(f), len(g), f.shape[1]
+    k_ff, k_gg, k_fg = ((a @ b.T / d + 1) ** 3 for a, b in ((f, f), (g, g), (f, g)))
+    within_f = (k_ff.sum() - np.trace(k_ff)) / (n * (n - 1))
+    within_g = (k_gg.sum() - np.trace(k_gg)) / (m * (m - 1))
+    return float(within_f + within_g - 2 * k_fg.mean())
