@@ -1,4 +1,4 @@
-"""`rsd-sci train --stage teacher` on small phantoms, in-process (one torchrun run in a subprocess)."""
+"""`rsd-sci train` (mostly --stage teacher) on small phantoms, in-process (one torchrun run in a subprocess)."""
 
 import os
 import subprocess
@@ -120,15 +120,18 @@ def test_dry_run_prints_the_config_and_writes_nothing(tmp_path):
 
 
 def test_two_processes_match_one(tmp_path, mri_set):
-    """torchrun with 2 gloo processes and the same global batch gives the same teacher as 1 process."""
-    ok("--data", mri_set, "--out", tmp_path / "one", "--steps", "3", *SMALL, "--device", "cpu")
+    """torchrun with 2 gloo processes and the same global batch gives the same teacher AND generator as
+    1 process (--stage all: both engines' keyed draws, sharding and DDP)."""
+    both = [a for a in SMALL if a not in ("--stage", "teacher")] + ["--stage", "all", "--distill-steps", "2"]
+    ok("--data", mri_set, "--out", tmp_path / "one", "--steps", "3", *both, "--device", "cpu")
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "cli",
-           "train", "--data", str(mri_set), "--out", str(tmp_path / "two"), "--steps", "3", *SMALL,
+           "train", "--data", str(mri_set), "--out", str(tmp_path / "two"), "--steps", "3", *both,
            "--device", "cpu"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
-    a = load_file(tmp_path / "one" / "teacher.safetensors")
-    b = load_file(tmp_path / "two" / "teacher.safetensors")
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6)
+    for name in ("teacher.safetensors", "generator.safetensors"):
+        a = load_file(tmp_path / "one" / name)
+        b = load_file(tmp_path / "two" / name)
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6)
