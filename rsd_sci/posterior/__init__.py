@@ -1,0 +1,1 @@
+"""Posterior reconstruction: classical baselines, A-DPS with the teacher, and the generator prior."""

@@ -1,0 +1,217 @@
+"""Posterior reconstruction: classical baselines (zero-filled/FBP, CG-SENSE, L1-wavelet, TV for CT),
+A-DPS with a teacher, and the generator prior."""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from rsd_sci.data.phantoms import ct_phantoms, mri_phantoms
+from rsd_sci.data.simulate_ct import ct_scale
+from rsd_sci.diffusion.network_space import network_space
+from rsd_sci.engine.teacher import build_teacher
+from rsd_sci.physics.coil_maps import birdcage_maps
+from rsd_sci.physics.ct import view_mask
+from rsd_sci.physics.factory import build_operator
+from rsd_sci.physics.masks import MaskSpec
+from rsd_sci.posterior.adps import adps, default_zeta, measurement_residual
+from rsd_sci.posterior.baselines import cg_sense, l1_wavelet, operator_norm, tv_ct, zero_filled
+from rsd_sci.posterior.generator_prior import GeneratorObjective, generator_prior
+
+TINY = {"channels": (8, 16), "num_res_blocks": 1, "attention_levels": (False, False), "num_head_channels": 8,
+        "norm_num_groups": 4}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread here: on a loaded 2-core machine two spinning threads can slow a tiny network
+    by 10× or more (restored afterwards)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _mri_batch(n=2, size=16, coils=1, accel=4, center_fraction=0.125, seed=0):
+    """Phantom MRI batch: x complex (n, 1, size, size), noiseless y = A x, line masks keyed by index."""
+    spec = {"family": "mri", "shape": [size, size], "coils": coils,
+            "mask": {"kind": "random", "acceleration": accel, "center_fraction": center_fraction}}
+    made = [MaskSpec("random", accel, center_fraction).make((size, size), seed=i) for i in range(n)]
+    batch = {"masks": torch.from_numpy(np.stack([m.mask for m in made])),
+             "centers": torch.from_numpy(np.stack([m.center for m in made])),
+             "index": torch.arange(n), "sigma_n": torch.zeros(n)}
+    if coils > 1:
+        batch["coil_maps"] = torch.from_numpy(birdcage_maps(coils, size, size))[None].expand(n, -1, -1, -1)
+    x = torch.from_numpy(mri_phantoms(n, size, seed))[:, None]
+    op = build_operator(spec, batch)
+    batch["y"] = op.A(x)
+    return spec, batch, op, x
+
+
+def _nmse(u, x):
+    return float((u - x).abs().square().sum() / x.abs().square().sum())
+
+
+# -- baselines -------------------------------------------------------------------------------------------
+def test_zero_filled_is_the_adjoint_for_mri_and_fbp_for_ct():
+    _, batch, op, _ = _mri_batch(coils=4)
+    assert torch.allclose(zero_filled(op, batch["y"]), op.A_adjoint(batch["y"]))
+    ct = build_operator({"family": "ct", "image_size": 16, "n_angles": 30},
+                        {"masks": torch.from_numpy(np.stack([view_mask(30, 10)] * 2))})
+    sino = ct.A(torch.randn(2, 1, 16, 16))
+    assert torch.allclose(zero_filled(ct, sino), ct.fbp(sino))
+
+
+def test_cg_sense_recovers_fully_sampled_multicoil_data():
+    _, batch, _, x = _mri_batch(coils=4, accel=1)
+    assert bool(batch["masks"].all())
+    u = cg_sense(batch["y"], batch["masks"], batch["coil_maps"])
+    assert u.shape == x.shape and u.dtype == torch.complex64
+    assert _nmse(u, x) ** 0.5 < 1e-3
+
+
+def test_cg_sense_beats_zero_filled_at_r4_and_equals_sigpy():
+    import sigpy
+    import sigpy.mri.app
+
+    _, batch, op, x = _mri_batch(n=2, size=64, coils=8)
+    u = cg_sense(batch["y"], batch["masks"], batch["coil_maps"])
+    assert _nmse(u, x) < 0.5 * _nmse(zero_filled(op, batch["y"]), x)   # measured 0.031 vs 0.072
+    w = np.broadcast_to(batch["masks"][1].numpy().astype(np.float32), (64, 64))
+    direct = sigpy.mri.app.SenseRecon(batch["y"][1].numpy(), batch["coil_maps"][1].numpy(), lamda=0.0,
+                                      weights=w, max_iter=30, show_pbar=False).run()
+    assert np.allclose(u[1, 0].numpy(), direct, atol=1e-4)
+
+
+def test_cg_sense_single_coil_is_zero_filled_and_stays_finite():
+    """A^H A is a projection: CG converges in one step and must stop there (round-off would diverge)."""
+    _, batch, op, _ = _mri_batch(n=2, size=32)
+    u = cg_sense(batch["y"], batch["masks"], None, max_iter=30)
+    assert torch.allclose(u, zero_filled(op, batch["y"]), atol=1e-5)
+
+
+def test_l1_wavelet_beats_zero_filled_on_phantoms():
+    _, batch, op, x = _mri_batch(n=2, size=64, center_fraction=0.08)
+    u = l1_wavelet(batch["y"], batch["masks"], None)
+    assert u.shape == x.shape and bool(torch.isfinite(torch.view_as_real(u)).all())
+    assert _nmse(u, x) < 0.9 * _nmse(zero_filled(op, batch["y"]), x)   # measured 0.086 vs 0.100
+
+
+def test_tv_beats_fbp_on_sparse_view_ct():
+    n = 64
+    x = torch.from_numpy(ct_scale().apply(ct_phantoms(2, n, 0))).float()[:, None]
+    op = build_operator({"family": "ct", "image_size": n, "n_angles": 180},
+                        {"masks": torch.from_numpy(np.stack([view_mask(180, 60)] * 2))})
+    y = op.A(x)
+    r = torch.arange(n) - n // 2 + 0.5
+    disc = (r[:, None] ** 2 + r[None] ** 2) <= (n / 2 - 1) ** 2  # inside the scanned circle
+    fbp, tv = op.fbp(y), tv_ct(op, y)
+    assert tv.shape == x.shape
+    assert _nmse(tv[..., disc], x[..., disc]) < 0.6 * _nmse(fbp[..., disc], x[..., disc])  # 0.0029 vs 0.0086
+    assert _nmse(tv, x) < _nmse(fbp, x)
+
+
+# -- A-DPS ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def mri_teacher():
+    spec, batch, op, x = _mri_batch(n=2, size=16)
+    torch.manual_seed(0)
+    teacher = build_teacher(spec, TINY, 0.0)
+    teacher.denoiser.eval()
+    return teacher, batch, op
+
+
+def _residual_norm(teacher, op, out, y):
+    r = measurement_residual(teacher.space, op, out, y)
+    return torch.view_as_real(r).flatten(1).norm(dim=1) if r.is_complex() else r.flatten(1).norm(dim=1)
+
+
+def test_adps_shape_finite_deterministic_and_data_consistency(mri_teacher):
+    teacher, batch, op = mri_teacher
+    calls = []
+    out = adps(teacher, batch, steps=8, seed=3, progress=lambda i, n: calls.append((i, n)))
+    assert out.shape == (2, 2, 16, 16) and bool(torch.isfinite(out).all())
+    assert calls[-1] == (8, 8)
+    assert torch.equal(out, adps(teacher, batch, steps=8, seed=3))
+    assert not torch.equal(out, adps(teacher, batch, steps=8, seed=4))
+    plain = adps(teacher, batch, steps=8, seed=3, zeta=0.0)
+    assert bool((_residual_norm(teacher, op, out, batch["y"]) < _residual_norm(teacher, op, plain, batch["y"])).all())
+
+
+def test_adps_on_ct_steps_by_one_over_the_operator_norm():
+    spec = {"family": "ct", "image_size": 16, "n_angles": 30, "n_views": 10, "view_kind": "sparse"}
+    batch = {"masks": torch.from_numpy(np.stack([view_mask(30, 10), np.roll(view_mask(30, 10), 1)])),
+             "index": torch.arange(2), "sigma_n": torch.zeros(2)}
+    op = build_operator(spec, batch)
+    batch["y"] = op.A(torch.randn(2, 1, 16, 16, generator=torch.Generator().manual_seed(0)))
+    zeta = default_zeta(spec, op, batch["y"])
+    assert torch.allclose(zeta, 1.0 / operator_norm(op, (2, 1, 16, 16)))
+    assert 0.01 < float(zeta[0]) < 0.2  # ‖A‖ = O(√(views·N)), far from 1
+    assert torch.equal(default_zeta({"family": "mri"}, None, torch.zeros(3)), torch.ones(3))
+    torch.manual_seed(0)
+    teacher = build_teacher(spec, TINY, 0.0)
+    out = adps(teacher, batch, steps=4)
+    assert out.shape == (2, 1, 16, 16) and bool(torch.isfinite(out).all())
+
+
+def _gaussian_teacher(spec, s=1.0, member="ambient", seen=None):
+    """The exact denoiser of x ~ N(0, s²I) (Ambient: of the masked input, E[x | M̂ ⊙ x_t] = s²/(s²+σ²)·M̂ ⊙ x_t)."""
+    def D(x, sigma, cond=None):
+        if seen is not None:
+            seen.append(float(sigma[0]))
+        return s**2 / (s**2 + sigma.view(-1, 1, 1, 1) ** 2) * x
+    return types.SimpleNamespace(denoiser=D, space=network_space(spec), spec=spec, member=member)
+
+
+def test_adps_with_the_exact_gaussian_denoiser_moves_towards_the_data():
+    """Measured pixels outside M̂ stay unfitted (this D ignores them): a floor, hence the factor 0.5."""
+    spec = {"family": "image", "shape": [8, 8], "corruption": "inpaint", "p": 0.3, "delta": 0.05}
+    g = torch.Generator().manual_seed(0)
+    masks = (torch.rand(4, 1, 8, 8, generator=g) > 0.3).float()
+    x = torch.randn(4, 1, 8, 8, generator=g)
+    batch = {"masks": masks, "y": masks * x, "index": torch.arange(4)}
+    teacher = _gaussian_teacher(spec)
+    op = build_operator(spec, batch)
+    far = _residual_norm(teacher, op, adps(teacher, batch, steps=40, zeta=0.0), batch["y"])
+    near = _residual_norm(teacher, op, adps(teacher, batch, steps=40, zeta=0.5), batch["y"])
+    assert bool((near < 0.5 * far).all())
+
+
+def test_adps_tweedie_teacher_stops_at_sigma_n():
+    spec = {"family": "image", "shape": [4, 4], "corruption": "noise"}
+    seen = []
+    teacher = _gaussian_teacher(spec, member="tweedie", seen=seen)
+    g = torch.Generator().manual_seed(1)
+    batch = {"y": torch.randn(2, 1, 4, 4, generator=g) * 1.1, "sigma_n": torch.tensor([0.5, 0.5]),
+             "index": torch.arange(2)}
+    out = adps(teacher, batch, steps=30, zeta=0.3)
+    assert min(seen) >= 0.5 and len(seen) < 30
+    plain = adps(teacher, batch, steps=30, zeta=0.0)
+    assert bool(((out - batch["y"]).flatten(1).norm(dim=1) < (plain - batch["y"]).flatten(1).norm(dim=1)).all())
+
+
+# -- the generator prior ------------------------------------------------------------------------------------
+def test_generator_prior_fits_the_data_deterministically(mri_teacher):
+    generator, batch, _ = mri_teacher
+    objective = GeneratorObjective(generator, batch, lam=0.1, seed=0, sigma_init=2.5)
+    start = generator_prior(generator, batch, iters=0)
+    out = generator_prior(generator, batch, iters=15)
+    assert out.shape == (2, 2, 16, 16) and bool(torch.isfinite(out).all())
+    assert bool((objective.data_term(out) < objective.data_term(start)).all())
+    assert torch.equal(out, generator_prior(generator, batch, iters=15))
+    spread = generator_prior(generator, batch, iters=3, restarts=2)
+    assert spread.shape == (2, 2, 2, 16, 16)
+    assert not torch.allclose(spread[0], spread[1])
+
+
+def test_generator_prior_reaches_the_closed_form_optimum():
+    """x_g = z (A = I): ‖z − y‖²/n + lam·‖z‖²/n is minimised by z = y/(1 + lam)."""
+    spec = {"family": "image", "shape": [2, 2], "corruption": "noise"}
+    model = types.SimpleNamespace(denoiser=lambda x, sigma, cond: x / sigma.view(-1, 1, 1, 1),
+                                  space=network_space(spec), spec=spec)
+    batch = {"y": torch.tensor([[[[1.0, -2.0], [0.5, 3.0]]]]), "index": torch.tensor([0])}
+    out = generator_prior(model, batch, iters=600, lr=0.02, lam=0.5)
+    assert torch.allclose(out, batch["y"] / 1.5, atol=0.02)
