@@ -1,8 +1,9 @@
-"""A PNG grid of what a teacher learned from: corrupted training images (top: the fixed reconstruction
-R(y), e.g. zero-filled MRI or sparse-view FBP) beside teacher samples (bottom: the Ambient sampler or
-Heun, truncated at σ_n for Tweedie teachers). Magnitudes for complex MRI.
+"""A PNG grid of what a run learned: clean held-out images (for reference only: never used in training),
+the corrupted training images (the fixed reconstruction R(y), e.g. zero-filled MRI or sparse-view FBP),
+teacher samples (the Ambient sampler or Heun, truncated at σ_n for Tweedie teachers) and, when the run
+has a generator, its one-step samples. Magnitudes for complex MRI; one grey window for all rows.
 
-    python scripts/figure_teacher.py RUN --out docs/figures/teacher_mri.png [--n 8 --steps 18]
+    python scripts/figure_samples.py RUN --out docs/figures/samples_mri.png [--n 8 --steps 18 --stop-sigma 0.1]
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import torch  # noqa: E402
 from rsd_sci.data.batches import load_batch  # noqa: E402
 from rsd_sci.data.measurement_set import open_measurement_set  # noqa: E402
 from rsd_sci.diffusion.teacher_sampling import sample_teacher  # noqa: E402
+from rsd_sci.distill.distiller import generate  # noqa: E402
+from rsd_sci.distill.draws import KeyedDraws  # noqa: E402
+from rsd_sci.engine.distillation import load_generator  # noqa: E402
 from rsd_sci.engine.teacher import load_teacher  # noqa: E402
 from rsd_sci.physics.factory import build_operator  # noqa: E402
 
@@ -48,11 +52,22 @@ def main() -> None:
     rows = [corrupted, display(sample_teacher(teacher, ops, seed=args.seed, steps=args.steps), teacher.space)]
     titles = ["corrupted training data R(y)",
               f"teacher samples ({meta['member']} loss, {meta['config']['steps']} steps, preset "
-              f"{meta['config']['preset']}, {args.steps}-step sampler)"]
+              f"{meta['config']['preset']}, {args.steps}-step sampler: {2 * args.steps - 1} network calls)"]
+    if "targets" in ops:
+        rows.insert(0, ops["targets"][:, 0].float())
+        titles.insert(0, "clean held-out images (reference only, never seen in training)")
     if args.stop_sigma is not None:
         rows.append(display(sample_teacher(teacher, ops, seed=args.seed, steps=args.steps,
                                            stop_sigma=args.stop_sigma), teacher.space))
         titles.append(f"the same samples, x0 at the last level >= {args.stop_sigma:g}")
+    if (args.run / "generator.safetensors").is_file():
+        G, g_meta = load_generator(args.run / "generator.safetensors")
+        with torch.no_grad():
+            x_g = generate(G.denoiser, G.space, build_operator(G.spec, ops), ops,
+                           KeyedDraws(ops["index"], args.seed, 0), g_meta["sigma_init"])
+        rows.append(display(x_g, G.space))
+        titles.append(f"generator samples (one step, 1 network call; {g_meta['config']['distill_steps']} "
+                      "distillation iterations)")
     fig, axes = plt.subplots(len(rows), args.n, figsize=(1.3 * args.n, 1.5 * len(rows)))
     lo, hi = torch.quantile(corrupted.flatten(), 0.01).item(), torch.quantile(corrupted.flatten(), 0.995).item()
     for row, images in enumerate(rows):
