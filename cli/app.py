@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import data_cmd, evaluate_cmd, info_cmd, sample_cmd, train_cmd
+from cli import data_cmd, evaluate_cmd, info_cmd, reconstruct_cmd, sample_cmd, train_cmd
 
 app = typer.Typer(
     name="rsd-sci",
@@ -21,6 +21,7 @@ app.command("train")(train_cmd.train)
 app.command("sample")(sample_cmd.sample)
 app.command("info")(info_cmd.info)
 app.command("evaluate")(evaluate_cmd.evaluate)
+app.command("reconstruct")(reconstruct_cmd.reconstruct)
 
 
 @app.callback()

@@ -1,0 +1,217 @@
+"""Posterior reconstruction of a batch by any method (`rsd-sci reconstruct`), and fastMRI volumes as
+batches exactly as `data make --source fastmri` builds them.
+
+Methods, per modality (the operator family of the data):
+
+    mri   zero-filled   A^H y (the coil-combined zero-filled image)             baselines, no model
+          cg-sense      CG-SENSE (sigpy), `steps` CG iterations (default 30)
+          l1-wavelet    L1-wavelet compressed sensing (sigpy), `steps` iterations (default 50)
+    ct    fbp           filtered back-projection
+          tv            TV by Chambolle–Pock, `steps` iterations (default 100)
+    any   adps          A-DPS with the teacher, `steps` noise levels (default 300)   learned
+          generator     the generator prior, `steps` Adam iterations on z (default 200)
+
+`n_samples` = K > 1:
+    adps       K posterior samples, seeds seed, ..., seed + K − 1; returns their mean and std
+    generator  K keyed restarts of one optimisation: a SPREAD of local optima, NOT posterior samples;
+               its std is no posterior uncertainty
+    baselines  deterministic: K must be 1
+
+std is the per-pixel sample standard deviation of the K images around their mean (complex images: over
+real and imaginary parts, √(Σ_k |x_k − x̄|² / (K − 1))), real (B, 1, H, W); None for K = 1.
+
+A-DPS with an Ambient teacher runs down to sigma_min = 0.05 (see `rsd_sci.posterior.adps`: the last,
+smaller levels pull unmeasured rows towards zero), Tweedie / data-space teachers to 0.004.
+
+Example (zero-filled, single-coil, fully sampled: the image itself):
+    >>> import torch
+    >>> from rsd_sci.physics.fourier import fft2c
+    >>> x = torch.randn(1, 1, 4, 4, dtype=torch.complex64)
+    >>> spec = {"family": "mri", "shape": [4, 4], "coils": 1}
+    >>> batch = {"y": fft2c(x), "masks": torch.ones(1, 4)}
+    >>> mean, std = reconstruct_batch("zero-filled", batch, spec)
+    >>> bool(torch.allclose(mean, x, atol=1e-5)), std
+    (True, None)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+import torch
+
+from rsd_sci.errors import InputError
+
+METHODS = ("adps", "generator", "zero-filled", "cg-sense", "l1-wavelet", "fbp", "tv")
+LEARNED = ("adps", "generator")
+BASELINES = {"mri": ("zero-filled", "cg-sense", "l1-wavelet"), "ct": ("fbp", "tv")}
+DEFAULT_STEPS = {"adps": 300, "generator": 200, "cg-sense": 30, "l1-wavelet": 50, "tv": 100}
+AMBIENT_SIGMA_MIN = 0.05   # A-DPS's last level for Ambient teachers (measured, see adps.py)
+
+
+def check_method(method: str, family: str, model=None) -> None:
+    """InputError unless `method` fits data of operator `family` and `model` (a LoadedModel or None)."""
+    if method not in METHODS:
+        raise InputError(None, f"unknown method {method!r} ({', '.join(METHODS)})")
+    if method in LEARNED:
+        if model is None:
+            raise InputError(None, f"--method {method} needs --model (a run directory or model file)")
+        need = "teacher" if method == "adps" else "generator"
+        if model.kind != need:
+            raise InputError(model.path, f"is a {model.kind}: --method {method} needs a {need}.safetensors "
+                                         "(or the run directory)")
+        model_family = model.meta["operator"]["family"]
+        if model_family != family:
+            raise InputError(model.path, f"a {model_family} model cannot reconstruct {family} data")
+        return
+    fits = BASELINES.get(family, ())
+    if method not in fits:
+        hint = f" (for {family}: {', '.join(fits + LEARNED)})" if fits else f" (for {family}: adps, generator)"
+        raise InputError(None, f"--method {method} does not fit {family} data{hint}")
+
+
+def check_model_fits(model, spec: Mapping) -> None:
+    """InputError unless the model's operator matches the data's in family, image size and coils."""
+    mine = model.meta["operator"]
+    if mine["family"] != spec["family"]:
+        raise InputError(model.path, f"a {mine['family']} model cannot reconstruct {spec['family']} data")
+    for key in ("shape", "image_size", "coils", "corruption"):
+        if key in mine and key in spec and _plain(mine[key]) != _plain(spec[key]):
+            raise InputError(model.path, f"was trained on {key} {_plain(mine[key])}, the data have "
+                                         f"{_plain(spec[key])}")
+
+
+def _plain(v):
+    return [int(x) for x in v] if isinstance(v, (list, tuple)) else v
+
+
+def _spread(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, std) over the leading K axis; std real, K − 1 in the denominator."""
+    mean = images.mean(dim=0)
+    dev = images - mean
+    dev = dev.abs().square() if dev.is_complex() else dev.square()
+    return mean, (dev.sum(dim=0) / (images.shape[0] - 1)).sqrt()
+
+
+def reconstruct_batch(method: str, batch: Mapping[str, torch.Tensor], spec: Mapping, model=None,
+                      n_samples: int = 1, seed: int = 0, steps: int | None = None,
+                      progress: Callable[[int, int], None] | None = None,
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(mean, std) reconstructions of batch["y"] in the operator's image layout (B, 1, H, W) (complex
+    for MRI); std None when n_samples == 1 (see the module docstring).
+
+    batch: a measurement-set batch (`rsd_sci.data.batches.collate`: y, masks, centers, coil_maps,
+    sigma_n, index); spec: the data's operator spec; model: a `rsd_sci.engine.sampling.LoadedModel`
+    (teacher for adps, generator for generator); `progress(i, total)` from the learned methods.
+    """
+    check_method(method, spec["family"], model)
+    if n_samples < 1:
+        raise InputError(None, f"--n-samples must be at least 1 (got {n_samples})")
+    if method not in LEARNED and n_samples > 1:
+        raise InputError(None, f"--method {method} is deterministic: --n-samples must be 1")
+    steps = DEFAULT_STEPS.get(method) if steps is None else int(steps)
+    if method in LEARNED:
+        check_model_fits(model, spec)
+        return _learned(method, batch, model, n_samples, seed, steps, progress)
+    from rsd_sci.physics.factory import build_operator
+    from rsd_sci.posterior import baselines
+
+    y = batch["y"]
+    if method in ("zero-filled", "fbp"):
+        with torch.no_grad():
+            return baselines.zero_filled(build_operator(spec, batch), y), None
+    if method == "tv":
+        return baselines.tv_ct(build_operator(spec, batch), y, iters=steps), None
+    maps = batch.get("coil_maps") if int(spec.get("coils", 1)) > 1 else None
+    solver = baselines.cg_sense if method == "cg-sense" else baselines.l1_wavelet
+    return solver(y, batch["masks"], maps, max_iter=steps), None
+
+
+def _learned(method, batch, loaded, k, seed, steps, progress):
+    teacher = loaded.model
+    if method == "adps":
+        from rsd_sci.posterior.adps import adps
+
+        sigma_min = AMBIENT_SIGMA_MIN if teacher.space.kind == "ambient" else 0.004
+        runs = []
+        for j in range(k):
+            inner = None if progress is None else (lambda i, n, j=j: progress(j * n + i, k * n))
+            runs.append(teacher.space.to_image(adps(teacher, batch, steps=steps, seed=seed + j,
+                                                    sigma_min=sigma_min, progress=inner).detach()))
+        images = torch.stack(runs)
+    else:
+        from rsd_sci.posterior.generator_prior import generator_prior
+
+        x = generator_prior(teacher, batch, iters=steps, seed=seed, restarts=k, progress=progress,
+                            sigma_init=float(loaded.meta["sigma_init"])).detach()
+        images = teacher.space.to_image(x.flatten(0, 1)).unflatten(0, x.shape[:2]) if k > 1 else \
+            teacher.space.to_image(x)[None]
+    if k == 1:
+        return images[0], None
+    return _spread(images)
+
+
+# -- fastMRI volumes -------------------------------------------------------------------------------------
+def fastmri_volume(path: str | Path, mask_spec: dict, virtual_coils: int | None = None) -> dict:
+    """One fastMRI file as `data make --source fastmri` builds its samples (same code path: readout
+    crop, pre-whitening, optional coil compression, per-slice scale, ESPIRiT maps; the file's own
+    `mask` used as measured, else `mask_spec` seeded by the file name).
+
+    Returns {"spec": the operator spec, "samples": [per-slice sample dicts with "index"],
+    "file_scale": (S,) per-slice factors from normalised to the file's units, "recon_size": (h, w)}.
+    file_scale = the calibration-region scale of the file's own (not whitened) read-out-cropped
+    k-space, so multi-coil images come back in the units of the file's `reconstruction_rss`.
+    """
+    from rsd_sci.data import make, scaling, simulate_mri, sources
+    from rsd_sci.data.fastmri import FastMRIFile
+
+    path = Path(path)
+    spec = make.MakeSpec(modality="mri", source="fastmri", input=str(path), virtual_coils=virtual_coils,
+                         **{k: v for k, v in dict(accel=mask_spec.get("acceleration"), mask=mask_spec.get("kind"),
+                                                  center_fraction=mask_spec.get("center_fraction")).items()
+                            if v is not None})
+    spec.validate()
+    (volume,) = sources.file_volumes("fastmri", "mri", [path], None)
+    operator = make._operator_spec(spec, {"all": [(volume, 0)]})
+    samples, file_scale = [], []
+    for i in range(volume.n_slices):
+        sl = volume.read(i)
+        sample = _process(make, spec, operator, volume.name, i, sl)
+        sample["index"] = i
+        samples.append(sample)
+        raw = simulate_mri.crop_readout(sl.kspace.astype(np.complex64), sl.recon_size[0])
+        calib = int(simulate_mri._center_1d(np.asarray(sample["centers"])).sum())
+        file_scale.append(1.0 / scaling.calibration_rss_scale(raw, calib_lines=calib))
+    with FastMRIFile(path) as f:
+        recon_size = tuple(int(n) for n in f.recon_size)
+    return dict(spec=operator, samples=samples, file_scale=np.asarray(file_scale), recon_size=recon_size)
+
+
+def _process(make, spec, operator, name, i, sl) -> dict:
+    """`data make`'s per-slice processing; a slice whose noise level cannot be estimated (too few
+    peripheral k-space samples: small files) gets σ_n = 0, which only Tweedie teachers read; other
+    problems (e.g. too few calibration lines for ESPIRiT) are InputErrors naming the file."""
+    import dataclasses
+    import logging
+
+    try:
+        return make._process(spec, operator, name, i, sl, False)
+    except ValueError as err:
+        if spec.sigma_n is None and ("estimate sigma" in str(err) or "periphery" in str(err)):
+            logging.getLogger(__name__).info("%s slice %d: %s; using sigma_n = 0", name, i, err)
+            try:
+                return make._process(dataclasses.replace(spec, sigma_n=0.0), operator, name, i, sl, False)
+            except ValueError as again:
+                err = again
+        raise InputError(name, str(err)) from None
+
+
+def to_file_magnitudes(images: torch.Tensor, file_scale: np.ndarray, recon_size: tuple[int, int]) -> np.ndarray:
+    """Normalised complex images (S, 1, H, W) -> magnitudes in the file's units, centre-cropped to the
+    reconstruction size (fastMRI's offsets), float32 (S, h, w)."""
+    from rsd_sci.data.simulate_mri import _center_crop
+
+    mag = images[:, 0].abs().double().cpu().numpy() / np.asarray(file_scale)[:, None, None]
+    return np.ascontiguousarray(_center_crop(mag, recon_size)).astype(np.float32)
