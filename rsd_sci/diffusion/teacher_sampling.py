@@ -23,6 +23,22 @@ SAMPLE_STREAM = 7  # keyed-random stream of the sampler's starting noise
 SAMPLERS = ("auto", "heun", "euler", "ambient")
 
 
+def batch_denoiser(teacher, batch: dict, seed: int = 0):
+    """(A, denoise(x, σ) -> x0) for a batch: for Ambient teachers one further operator Â per sample
+    (keyed by its index, at the training density) and the network image R̂Â x with Â's channels at every
+    call; for data-space teachers D(x, σ) itself. x and x0 in network channels."""
+    D, space = teacher.denoiser, teacher.space
+    op = build_operator(teacher.spec, batch)
+    if space.kind == "ambient":
+        op_hat = space.further(op, batch, seed)
+        return op, ambient_denoiser(D, space, op_hat, space.cond(op_hat, batch))
+
+    def denoise(x, sigma):
+        return D(x, sigma, None)
+
+    return op, denoise
+
+
 def sample_teacher(teacher, ops_batch: dict, seed: int = 0, steps: int = 18, sampler: str = "auto",
                    truncate: bool | None = None, stop_sigma: float | None = None,
                    progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
@@ -36,14 +52,8 @@ def sample_teacher(teacher, ops_batch: dict, seed: int = 0, steps: int = 18, sam
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r} ({', '.join(SAMPLERS)})")
-    D, space = teacher.denoiser, teacher.space
-    op = build_operator(teacher.spec, ops_batch)
-    if space.kind == "ambient":
-        op_hat = space.further(op, ops_batch, seed)
-        denoise = ambient_denoiser(D, space, op_hat, space.cond(op_hat, ops_batch))
-    else:
-        def denoise(x, sigma):
-            return D(x, sigma, None)
+    space = teacher.space
+    op, denoise = batch_denoiser(teacher, ops_batch, seed)
     keys = ops_batch["index"]
     noise = keyed_randn(keys, tuple(space.noise_shape(ops_batch)[1:]), seed, 0, SAMPLE_STREAM).to(keys.device)
     truncate = teacher.member == "tweedie" if truncate is None else truncate

@@ -103,6 +103,25 @@ def load_training_state(path: str | Path, map_location: str | torch.device = "cp
     return state
 
 
+def save_stage_state(path: str | Path, steps_done: int, **parts) -> None:
+    """save_training_state of {name: part.state_dict()} for each part (modules, optimisers, EMAs), the
+    step and the RNG states: what `resume_stage` reads back."""
+    save_training_state(path, {name: part.state_dict() for name, part in parts.items()}
+                        | dict(step=steps_done, rng=rng_state()))
+
+
+def resume_stage(path: str | Path, **parts) -> int:
+    """Load a `save_stage_state` checkpoint into the named parts and the RNGs; returns its step (0 when
+    there is no checkpoint yet)."""
+    if not Path(path).is_file():
+        return 0
+    state = load_training_state(path)
+    for name, part in parts.items():
+        part.load_state_dict(state[name])
+    set_rng_state(state["rng"])
+    return int(state["step"])
+
+
 def rng_state() -> dict[str, Any]:
     """The global torch RNG states as tensors: {"cpu": ByteTensor, "cuda": [ByteTensor per device]}."""
     state: dict[str, Any] = {"cpu": torch.get_rng_state()}

@@ -101,7 +101,10 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
     distiller = Distiller(teacher, fake, G, fake_opt, g_opt, settings,
                           fake_train=distributed.wrap_ddp(fake, info), generator_train=distributed.wrap_ddp(G, info))
     state_path = run_dir / "checkpoints" / "distill" / "state.pt"
-    start = _resume(state_path, fake, G, ema, fake_opt, g_opt)
+    parts = dict(fake=fake, generator=G, ema=ema, fake_opt=fake_opt, g_opt=g_opt)
+    start = checkpoint.resume_stage(state_path, **parts)
+    if start:
+        log.info("resumed the distillation at iteration %d from %s", start, state_path)
     heldout_set = test_set or train_set
     heldout_batch = load_batch(heldout_set, range(min(HELDOUT_SAMPLES, len(heldout_set))), info.device)
     B, n = cfg.batch, len(train_set)
@@ -130,9 +133,7 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
         return metrics
 
     def save_fn(steps_done: int) -> None:
-        checkpoint.save_training_state(state_path, dict(
-            fake=fake.state_dict(), generator=G.state_dict(), ema=ema.state_dict(), fake_opt=fake_opt.state_dict(),
-            g_opt=g_opt.state_dict(), step=steps_done, rng=checkpoint.rng_state()))
+        checkpoint.save_stage_state(state_path, steps_done, **parts)
 
     run_stage(step_fn=step_fn, total_steps=cfg.distill_steps, start_step=start, save_fn=save_fn,
               checkpoint_every=cfg.checkpoint_every, is_main=info.is_main, progress=progress,
@@ -164,17 +165,3 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu"):
     model.denoiser.load_state_dict(state)
     model.denoiser.to(device).eval()
     return model, meta
-
-
-def _resume(state_path: Path, fake, G, ema: EMA, fake_opt, g_opt) -> int:
-    if not state_path.is_file():
-        return 0
-    state = checkpoint.load_training_state(state_path)
-    fake.load_state_dict(state["fake"])
-    G.load_state_dict(state["generator"])
-    ema.load_state_dict(state["ema"])
-    fake_opt.load_state_dict(state["fake_opt"])
-    g_opt.load_state_dict(state["g_opt"])
-    checkpoint.set_rng_state(state["rng"])
-    log.info("resumed the distillation at iteration %d from %s", state["step"], state_path)
-    return int(state["step"])

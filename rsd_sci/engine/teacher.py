@@ -97,7 +97,9 @@ def train_teacher(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
     model = distributed.wrap_ddp(D, info)
     optimizer = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
     state_path = run_dir / "checkpoints" / "teacher" / "state.pt"
-    start = _resume(state_path, D, ema, optimizer)
+    start = checkpoint.resume_stage(state_path, model=D, ema=ema, optimizer=optimizer)
+    if start:
+        log.info("resumed the teacher at step %d from %s", start, state_path)
     heldout_set = test_set or train_set
     heldout_batch = load_batch(heldout_set, range(min(HELDOUT_SAMPLES, len(heldout_set))), info.device)
     use_bf16 = info.device.type == "cuda"
@@ -125,9 +127,7 @@ def train_teacher(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
         return metrics
 
     def save_fn(steps_done: int) -> None:
-        checkpoint.save_training_state(state_path, dict(
-            model=D.state_dict(), ema=ema.state_dict(), optimizer=optimizer.state_dict(), step=steps_done,
-            rng=checkpoint.rng_state()))
+        checkpoint.save_stage_state(state_path, steps_done, model=D, ema=ema, optimizer=optimizer)
 
     run_stage(step_fn=step_fn, total_steps=cfg.steps, start_step=start, save_fn=save_fn,
               checkpoint_every=cfg.checkpoint_every, is_main=info.is_main, progress=progress,
@@ -147,18 +147,6 @@ def peak_memory_gb(device: torch.device) -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports KiB
-
-
-def _resume(state_path: Path, D, ema: EMA, optimizer) -> int:
-    if not state_path.is_file():
-        return 0
-    state = checkpoint.load_training_state(state_path)
-    D.load_state_dict(state["model"])
-    ema.load_state_dict(state["ema"])
-    optimizer.load_state_dict(state["optimizer"])
-    checkpoint.set_rng_state(state["rng"])
-    log.info("resumed the teacher at step %d from %s", state["step"], state_path)
-    return int(state["step"])
 
 
 def export_teacher(path: Path, D, teacher: Teacher, cfg: TrainConfig, network: dict, train_set: MeasurementSet,

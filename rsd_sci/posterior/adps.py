@@ -52,10 +52,9 @@ from typing import Callable, Mapping
 
 import torch
 
-from rsd_sci.diffusion.losses import ambient_denoiser
+from rsd_sci.diffusion.teacher_sampling import batch_denoiser
 from rsd_sci.diffusion.samplers import karras_sigmas
 from rsd_sci.engine.keyed_random import keyed_randn
-from rsd_sci.physics.factory import build_operator
 from rsd_sci.physics.precision import promote
 
 ADPS_STREAM = 0x4450  # ("DP") keyed-random stream of A-DPS's starting noise
@@ -99,20 +98,13 @@ def adps(teacher, batch: Mapping[str, torch.Tensor], steps: int = 300,
     teacher: a `rsd_sci.engine.teacher.Teacher` (or any object with .denoiser D(x, σ, cond), .space,
     .spec, .member); batch: y, index, the operator's masks / maps, sigma_n (Tweedie teachers).
     """
-    D, space = teacher.denoiser, teacher.space
-    y = batch["y"]
-    op = build_operator(teacher.spec, batch)
+    space, y = teacher.space, batch["y"]
+    op, denoise = batch_denoiser(teacher, batch, seed)
     zeta = default_zeta(teacher.spec, op, y) if zeta is None else torch.full((y.shape[0],), float(zeta))
     zeta = zeta.to(y.device)
     floor = torch.zeros(y.shape[0], device=y.device)  # per-sample σ below which the run jumps to 0
-    if space.kind == "ambient":
-        op_hat = space.further(op, batch, seed)
-        denoise = ambient_denoiser(D, space, op_hat, space.cond(op_hat, batch))
-    else:
-        def denoise(x, sigma):
-            return D(x, sigma, None)
-        if getattr(teacher, "member", None) == "tweedie":
-            floor = torch.as_tensor(batch["sigma_n"], dtype=torch.float32, device=y.device).reshape(-1)
+    if space.kind != "ambient" and getattr(teacher, "member", None) == "tweedie":
+        floor = torch.as_tensor(batch["sigma_n"], dtype=torch.float32, device=y.device).reshape(-1)
     keys = batch["index"]
     z = keyed_randn(keys.cpu(), tuple(space.noise_shape(batch)[1:]), seed, 0, ADPS_STREAM).to(y.device)
     levels = [float(s) for s in karras_sigmas(steps, sigma_min=sigma_min, sigma_max=sigma_max, rho=rho)]
