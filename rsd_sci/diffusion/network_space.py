@@ -168,19 +168,16 @@ class NetworkSpace(abc.ABC):
         return self.project(op_hat, z_image), self.cond(op_hat, batch)
 
     def view(self, op_view, x_image: torch.Tensor) -> torch.Tensor:
-        """u = P(x): a clean image in the teacher's network space, R̂·Â x (B, channels, H, W)."""
+        """u = P(x) = R̂·Â x: a clean image in the teacher's network space (B, channels, H, W)."""
         return self.project(op_view, x_image)
 
-    def view_output(self, op_view, f: torch.Tensor) -> torch.Tensor:
-        """P(f) for a denoiser output f (network channels): R̂·Â f, P applied once."""
+    def view_output(self, op_view, f: torch.Tensor) -> torch.Tensor:  # P(f) of a denoiser output
         return self.project(op_view, self.to_image(f))
 
-    def view_noise_shape(self, batch: Mapping[str, torch.Tensor]) -> tuple[int, ...]:
-        """Shape of the diffusion noise ε of the generator's view (image space for ambient kinds)."""
+    def view_noise_shape(self, batch: Mapping[str, torch.Tensor]) -> tuple[int, ...]:  # ε's shape
         return self.noise_shape(batch)
 
-    def view_noise(self, op_view, eps: torch.Tensor) -> torch.Tensor:
-        """P(ε), so that x_t = P(x + σ ε) = view(x) + σ·view_noise(ε)."""
+    def view_noise(self, op_view, eps: torch.Tensor) -> torch.Tensor:  # x_t = view(x) + σ·view_noise(ε)
         return self.project(op_view, self.to_image(eps))
 
     # -- hooks ----------------------------------------------------------------------------------------------
