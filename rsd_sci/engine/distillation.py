@@ -11,7 +11,8 @@ The signal logged as `heldout_sw` needs no clean data (METHOD.md): the multi-sca
 Wasserstein distance between R(A(x_g) + noise) and R(y) for the first HELDOUT_SAMPLES held-out
 measurements and their operators, x_g from the generator's EMA with fixed draws; R is the space's
 data image (zero-filled adjoint for MRI, FBP for CT, the image itself otherwise). The generator loss is
-signed and is no convergence signal; `fake_loss` shows whether the fake score keeps up.
+signed and is no convergence signal; `fake_loss` (also logged as `loss`, the value the loop's NaN check
+reads; it is NaN when every generator sample was dropped) shows whether the fake score keeps up.
 
 Writes RUN/checkpoints/distill/state.pt and RUN/generator.safetensors (the EMA generator with the
 teacher's metadata, the distillation settings and the teacher's operator bank).
@@ -93,7 +94,8 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
     if train_set.info.operator != teacher.spec:
         raise InputError(source, "was trained on another operator than the data in " + str(data_dir))
     fake, G = copy.deepcopy(teacher.denoiser).requires_grad_(True), copy.deepcopy(teacher.denoiser).requires_grad_(True)
-    fake.train(), G.train()
+    fake.train()
+    G.train()
     ema = EMA(G, cfg.ema_half_life_images)
     fake_opt = torch.optim.Adam(fake.parameters(), lr=cfg.fake_lr, betas=(0.0, 0.999))
     g_opt = torch.optim.Adam(G.parameters(), lr=cfg.g_lr, betas=(0.0, 0.999))
