@@ -112,7 +112,7 @@ def make_measurement_set(spec: MakeSpec, out: str | Path, force: bool = False,
     train, test = _volumes(spec)
     jobs = {"train": list(_slice_jobs(spec, train, spec.n_train)), "test": list(_slice_jobs(spec, test, spec.n_test))}
     total = sum(len(j) for j in jobs.values())
-    operator = _operator_spec(spec, jobs)
+    operator = operator_spec(spec, jobs)
     done, shapes = 0, {}
     with atomic_dir(out, overwrite=force) as tmp:
         for split, split_jobs in jobs.items():
@@ -155,7 +155,7 @@ def _slice_jobs(spec, volumes, cap) -> Iterator[tuple]:
             n += 1
 
 
-def _operator_spec(spec: MakeSpec, jobs) -> dict:
+def operator_spec(spec: MakeSpec, jobs) -> dict:
     first = next((j for js in jobs.values() for j in js), None)
     if first is None:
         raise InputError(spec.input, "no slices to process")
@@ -177,14 +177,14 @@ def _operator_spec(spec: MakeSpec, jobs) -> dict:
 def _run(spec, operator, jobs, with_target) -> Iterator[dict]:
     tasks = ((spec, operator, vol.name, i, vol.read(i), with_target) for vol, i in jobs)
     if spec.workers <= 1:
-        yield from (_process(*t) for t in tasks)
+        yield from (process_slice(*t) for t in tasks)
         return
     # spawn, not fork: a fork after torch has started its thread pool can deadlock in the child
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(spec.workers, mp_context=ctx, initializer=_single_threaded) as pool:
         window: deque = deque()  # at most 2 slices per worker in flight: sets larger than memory stream
         for task in tasks:
-            window.append(pool.submit(_process, *task))
+            window.append(pool.submit(process_slice, *task))
             if len(window) >= 2 * spec.workers:
                 yield window.popleft().result()
         while window:
@@ -198,7 +198,7 @@ def _single_threaded() -> None:
     torch.set_num_threads(1)
 
 
-def _process(spec: MakeSpec, operator: dict, name: str, index: int, sl, with_target: bool) -> dict:
+def process_slice(spec: MakeSpec, operator: dict, name: str, index: int, sl, with_target: bool) -> dict:
     rng = np.random.default_rng((sources.name_seed(name), index, spec.seed))
     if spec.modality == "mri":
         return _process_mri(spec, operator, name, sl, rng, with_target)

@@ -62,7 +62,7 @@ def _undersample(kspace: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _calib_width(center: np.ndarray) -> int:
-    return min(int(_center_1d(center).sum()), ESPIRIT_MAX_CALIB)
+    return min(int(center_lines(center).sum()), ESPIRIT_MAX_CALIB)
 
 
 def _maps(y: np.ndarray, center: np.ndarray) -> np.ndarray:
@@ -82,7 +82,7 @@ def from_image(image: np.ndarray, mask: LineMask, maps: np.ndarray | None, sigma
     """Simulate a measured sample from a clean complex image (H, W); maps (C, H, W) with unit RSS."""
     coil_images = image[None] if maps is None else maps * image[None]
     kspace = fft2c_np(coil_images)
-    a = 1.0 / scaling.calibration_rss_scale(kspace, calib_lines=int(_center_1d(mask.center).sum()))
+    a = 1.0 / scaling.calibration_rss_scale(kspace, calib_lines=int(center_lines(mask.center).sum()))
     kspace = kspace * a
     if sigma_n != "auto" and sigma_n > 0:
         noise = rng.standard_normal((2, *kspace.shape), dtype=np.float32) * sigma_n
@@ -97,7 +97,7 @@ def from_image(image: np.ndarray, mask: LineMask, maps: np.ndarray | None, sigma
     return out
 
 
-def _center_1d(center: np.ndarray) -> np.ndarray:
+def center_lines(center: np.ndarray) -> np.ndarray:
     """The calibration columns: a line mask's centre, or the columns a 2-D calibration box spans."""
     return center if center.ndim == 1 else center.any(axis=0)
 
@@ -124,7 +124,7 @@ def from_kspace(kspace: np.ndarray, recon_size: tuple[int, int], mask: LineMask,
     kspace = crop_readout(kspace, recon_size[0])
     if multicoil and virtual_coils:
         kspace, _ = coil_prep.coil_compress(kspace, virtual_coils)
-    a = 1.0 / scaling.calibration_rss_scale(kspace, calib_lines=int(_center_1d(mask.center).sum()))
+    a = 1.0 / scaling.calibration_rss_scale(kspace, calib_lines=int(center_lines(mask.center).sum()))
     kspace = kspace * a
     y = kspace if measured else _undersample(kspace, mask.mask)
     if sigma_n is None:  # whitened: unit complex variance per coil before scaling
@@ -137,11 +137,12 @@ def from_kspace(kspace: np.ndarray, recon_size: tuple[int, int], mask: LineMask,
         out["coil_maps"] = _maps(y, mask.center)
     if with_target and not measured:
         rss = np.sqrt((np.abs(ifft2c_np(kspace)) ** 2).sum(0))
-        out["targets"] = _center_crop(rss, recon_size)[None].astype(np.float32)
+        out["targets"] = center_crop_clamped(rss, recon_size)[None].astype(np.float32)
     return out
 
 
-def _center_crop(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def center_crop_clamped(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The centre size = (h, w) of the last two axes (fastMRI offsets), clamped to the image where smaller."""
     h, w = img.shape[-2:]
     th, tw = min(size[0], h), min(size[1], w)
     top, left = (h - th) // 2, (w - tw) // 2

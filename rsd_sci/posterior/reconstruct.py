@@ -174,22 +174,22 @@ def fastmri_volume(path: str | Path, mask_spec: dict, virtual_coils: int | None 
                             if v is not None})
     spec.validate()
     (volume,) = sources.file_volumes("fastmri", "mri", [path], None)
-    operator = make._operator_spec(spec, {"all": [(volume, 0)]})
+    operator = make.operator_spec(spec, {"all": [(volume, 0)]})
     samples, file_scale = [], []
     for i in range(volume.n_slices):
         sl = volume.read(i)
-        sample = _process(make, spec, operator, volume.name, i, sl)
+        sample = _slice_sample(make, spec, operator, volume.name, i, sl)
         sample["index"] = i
         samples.append(sample)
         raw = simulate_mri.crop_readout(sl.kspace.astype(np.complex64), sl.recon_size[0])
-        calib = int(simulate_mri._center_1d(np.asarray(sample["centers"])).sum())
+        calib = int(simulate_mri.center_lines(np.asarray(sample["centers"])).sum())
         file_scale.append(1.0 / scaling.calibration_rss_scale(raw, calib_lines=calib))
     with FastMRIFile(path) as f:
         recon_size = tuple(int(n) for n in f.recon_size)
     return dict(spec=operator, samples=samples, file_scale=np.asarray(file_scale), recon_size=recon_size)
 
 
-def _process(make, spec, operator, name, i, sl) -> dict:
+def _slice_sample(make, spec, operator, name, i, sl) -> dict:
     """`data make`'s per-slice processing; a slice whose noise level cannot be estimated (too few
     peripheral k-space samples: small files) gets σ_n = 0, which only Tweedie teachers read; other
     problems (e.g. too few calibration lines for ESPIRiT) are InputErrors naming the file."""
@@ -197,12 +197,12 @@ def _process(make, spec, operator, name, i, sl) -> dict:
     import logging
 
     try:
-        return make._process(spec, operator, name, i, sl, False)
+        return make.process_slice(spec, operator, name, i, sl, False)
     except ValueError as err:
         if spec.sigma_n is None and ("estimate sigma" in str(err) or "periphery" in str(err)):
             logging.getLogger(__name__).info("%s slice %d: %s; using sigma_n = 0", name, i, err)
             try:
-                return make._process(dataclasses.replace(spec, sigma_n=0.0), operator, name, i, sl, False)
+                return make.process_slice(dataclasses.replace(spec, sigma_n=0.0), operator, name, i, sl, False)
             except ValueError as again:
                 err = again
         raise InputError(name, str(err)) from None
@@ -211,7 +211,7 @@ def _process(make, spec, operator, name, i, sl) -> dict:
 def to_file_magnitudes(images: torch.Tensor, file_scale: np.ndarray, recon_size: tuple[int, int]) -> np.ndarray:
     """Normalised complex images (S, 1, H, W) -> magnitudes in the file's units, centre-cropped to the
     reconstruction size (fastMRI's offsets), float32 (S, h, w)."""
-    from rsd_sci.data.simulate_mri import _center_crop
+    from rsd_sci.data.simulate_mri import center_crop_clamped
 
     mag = images[:, 0].abs().double().cpu().numpy() / np.asarray(file_scale)[:, None, None]
-    return np.ascontiguousarray(_center_crop(mag, recon_size)).astype(np.float32)
+    return np.ascontiguousarray(center_crop_clamped(mag, recon_size)).astype(np.float32)
