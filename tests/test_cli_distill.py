@@ -129,3 +129,17 @@ def test_sample_bad_input(run, tmp_path, args, message):
     r = cli("sample", *args, *out)
     assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("modality", [["--modality", "ct", "--views", "20"],
+                                      ["--modality", "image", "--corruption", "noise"],
+                                      ["--modality", "image", "--corruption", "inpaint"]],
+                         ids=["ct", "image-noise", "image-inpaint"])
+def test_other_families_distil_and_sample(tmp_path, modality):
+    """The same stage and sampler for CT (FBP input), data-space (Tweedie) and pixel-mask teachers."""
+    out = tmp_path / "run"
+    ok("train", *modality, "--out", out, "--size", 32, "--n-train", 8, "--n-test", 4, "--batch", 4,
+       "--steps", 2, "--distill-steps", 1)
+    ok("sample", "--model", out, "-n", 3, "--out", tmp_path / "s.npy")
+    samples = np.load(tmp_path / "s.npy")
+    assert samples.shape == (3, 32, 32) and np.isfinite(samples).all()
