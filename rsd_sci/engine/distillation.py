@@ -39,9 +39,9 @@ from rsd_sci.distill.losses import measure
 from rsd_sci.engine import checkpoint, distributed
 from rsd_sci.engine.ema import EMA
 from rsd_sci.engine.loop import run_stage
-from rsd_sci.engine.operator_bank import bank_metadata, bank_tensors, operator_bank, split_bank
+from rsd_sci.engine.operator_bank import bank_metadata, bank_tensors, operator_bank
 from rsd_sci.engine.runlog import RunLog
-from rsd_sci.engine.teacher import build_teacher, load_teacher, peak_memory_gb
+from rsd_sci.engine.teacher import load_denoiser_file, load_teacher, peak_memory_gb
 from rsd_sci.errors import InputError
 from rsd_sci.physics.factory import build_operator
 
@@ -159,11 +159,4 @@ def export_generator(path: Path, G, teacher_meta: dict, cfg: TrainConfig, source
 
 def load_generator(path: str | Path, device: str | torch.device = "cpu"):
     """(Teacher-like struct whose denoiser is the generator, metadata with meta["bank"]) from a file."""
-    state, meta = checkpoint.load_safetensors(path)
-    if meta.get("kind") != "generator":
-        raise InputError(path, f"not a generator model (kind {meta.get('kind')!r})")
-    model = build_teacher(meta["operator"], meta["network"], meta["sigma_n"]["max"])
-    state, meta["bank"] = split_bank(state, meta)
-    model.denoiser.load_state_dict(state)
-    model.denoiser.to(device).eval()
-    return model, meta
+    return load_denoiser_file(path, "generator", device)

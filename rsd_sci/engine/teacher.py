@@ -161,14 +161,20 @@ def export_teacher(path: Path, D, teacher: Teacher, cfg: TrainConfig, network: d
         scale="per sample (the measurement set's 'scale' and 'offset'); samples are in normalised units"))
 
 
-def load_teacher(path: str | Path, device: str | torch.device = "cpu") -> tuple[Teacher, dict]:
-    """A teacher from its safetensors file (EMA weights) and the file's metadata, where meta["bank"]
-    holds its operator bank (`rsd_sci.engine.operator_bank`; None for files without one)."""
+def load_denoiser_file(path: str | Path, kind: str, device: str | torch.device = "cpu") -> tuple[Teacher, dict]:
+    """A model file of `kind` ("teacher" or "generator": both are EDM denoisers with the teacher's
+    network and operator) -> (Teacher struct holding it, metadata), where meta["bank"] is its operator
+    bank (`rsd_sci.engine.operator_bank`; None for files without one)."""
     state, meta = checkpoint.load_safetensors(path)
-    if meta.get("kind") != "teacher":
-        raise InputError(path, f"not a teacher model (kind {meta.get('kind')!r})")
-    teacher = build_teacher(meta["operator"], meta["network"], meta["sigma_n"]["max"])
+    if meta.get("kind") != kind:
+        raise InputError(path, f"not a {kind} model (kind {meta.get('kind')!r})")
+    model = build_teacher(meta["operator"], meta["network"], meta["sigma_n"]["max"])
     state, meta["bank"] = split_bank(state, meta)
-    teacher.denoiser.load_state_dict(state)
-    teacher.denoiser.to(device).eval()
-    return teacher, meta
+    model.denoiser.load_state_dict(state)
+    model.denoiser.to(device).eval()
+    return model, meta
+
+
+def load_teacher(path: str | Path, device: str | torch.device = "cpu") -> tuple[Teacher, dict]:
+    """A teacher from its safetensors file (EMA weights) and the file's metadata (`load_denoiser_file`)."""
+    return load_denoiser_file(path, "teacher", device)
