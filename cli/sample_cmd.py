@@ -42,11 +42,10 @@ def sample(
     from cli.progress import progress_bar
     from rsd_sci.data.image_output import write_samples
     from rsd_sci.engine.distributed import resolve_device
-    from rsd_sci.engine.sampling import check_sampler, draw_samples, load_model, to_output
+    from rsd_sci.engine.sampling import draw_samples, load_model, to_output
 
     dev = resolve_device(device)
     loaded = load_model(model, dev, sampler)
-    check_sampler(loaded, sampler)
     with progress_bar(f"Sampling ({sampler})") as update:
         images = draw_samples(loaded, n, sampler, steps, truncate, batch, seed, dev, update)
     arrays = to_output(loaded, images, keep_complex, scale, offset)

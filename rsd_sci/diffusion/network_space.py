@@ -204,14 +204,12 @@ class NetworkSpace(abc.ABC):
 class DataSpace(NetworkSpace):
     """Noise, blur, down-sampling: the teacher models the corrupted images y (B, 1, h, w) themselves.
 
-    Nothing is thinned (further returns A), project(A, x) = A x (the corrupted image of x, used to put
-    a generator's output into this space), measured_input(A, y) = y, no conditioning, and the residual
+    Nothing is thinned (further returns A), project(A, x) = A x (the corrupted image of x: the base's
+    `view` of a generator's output), measured_input(A, y) = y, no conditioning, and the residual
     is the plain per-element mean ‖d − y‖² / numel(y).
     """
 
-    kind = "data"
-    channels = 1
-    cond_channels = 0
+    kind = "data"   # one channel, no conditioning (the base's defaults)
 
     def further(self, op, batch, seed, generator=None):
         return op
@@ -233,9 +231,6 @@ class DataSpace(NetworkSpace):
 
     def generator_input(self, op_hat, z_image, batch):
         return promote(z_image), None
-
-    def view(self, op_view, x_image):  # u = A(x): the corrupted image the teacher models
-        return self.project(op_view, x_image)
 
     def view_output(self, op_view, f):  # P = I: the teacher's output already lives in its space
         return f
