@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import data_cmd, evaluate_cmd, info_cmd, reconstruct_cmd, sample_cmd, train_cmd
+from cli import data_cmd, evaluate_cmd, info_cmd, reconstruct_cmd, report_cmd, sample_cmd, train_cmd
 
 app = typer.Typer(
     name="rsd-sci",
@@ -22,6 +22,7 @@ app.command("sample")(sample_cmd.sample)
 app.command("info")(info_cmd.info)
 app.command("evaluate")(evaluate_cmd.evaluate)
 app.command("reconstruct")(reconstruct_cmd.reconstruct)
+app.command("report")(report_cmd.report)
 
 
 @app.callback()

@@ -11,7 +11,7 @@ from cli.config_file import merge_config
 from cli.errors import fail, guarded
 
 TRAIN_OPTIONS = ("modality", "stage", "data", "teacher", "preset", "steps", "batch", "lr", "device", "seed",
-                 "distill_steps", "alpha", "sigma_init", "t_max", "g_lr", "fake_lr")
+                 "distill_steps", "alpha", "sigma_init", "t_max", "g_lr", "fake_lr", "evaluate", "eval_slices")
 
 
 @guarded
@@ -24,7 +24,8 @@ def train(
                                                   "folder (built into RUN/data once). Default: the phantoms."),
     out: Optional[Path] = typer.Option(None, help="Run directory (default runs/<modality>-<corruption>). "
                                                   "The same command again resumes."),
-    preset: Optional[str] = typer.Option(None, help="tiny | small | base (default tiny on CPU, small on CUDA)."),
+    preset: Optional[str] = typer.Option(None, help="tiny | quality | small | base (default tiny on CPU, small "
+                                                    "on CUDA; quality: the tiny network trained longer)."),
     steps: Optional[int] = typer.Option(None, help="Teacher steps (default: the preset's)."),
     batch: Optional[int] = typer.Option(None, help="Global batch (all processes together)."),
     lr: Optional[float] = typer.Option(None, help="Teacher learning rate after warm-up."),
@@ -34,6 +35,10 @@ def train(
     t_max: Optional[float] = typer.Option(None, help="Distill: t ~ U[0, t_max/1000] in the generator loss (800)."),
     g_lr: Optional[float] = typer.Option(None, help="Distill: generator learning rate (preset's)."),
     fake_lr: Optional[float] = typer.Option(None, help="Distill: fake-score learning rate (preset's)."),
+    evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Stage all: end with samples, reconstructions of "
+                                  "held-out slices, metrics and RUN/report.md (or skip them)."),
+    eval_slices: Optional[int] = typer.Option(None, help="Held-out slices every method reconstructs (preset's: "
+                                                         "tiny 4, quality and small 32)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     seed: int = typer.Option(0, help="Seed of weights, batches and every random draw."),
     accel: Optional[float] = typer.Option(None, help="MRI acceleration R (default 4)."),
@@ -51,8 +56,9 @@ def train(
     config: Optional[Path] = typer.Option(None, help="YAML file of option values (flags override)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved configuration and exit."),
 ) -> None:
-    """Train the diffusion teacher on corrupted measurements only (Ambient losses), then distil it into a
-    one-step generator of clean images (Restoration Score Distillation)."""
+    """Train the diffusion teacher on corrupted measurements only (Ambient losses), distil it into a
+    one-step generator of clean images (Restoration Score Distillation), then evaluate both on the held-out
+    test set and write RUN/report.md (stage all; --no-eval skips the evaluation)."""
     values = merge_config(ctx, dict(locals()) | {"ctx": None}, config)
     requested = _requested(ctx, values, config)
     import torch
@@ -100,15 +106,26 @@ def _run(cfg, run_dir: Path) -> None:
     for stage, key, signal in (("teacher", "teacher", "heldout"), ("distill", "generator", "heldout_sw")):
         if key in written:
             typer.echo(_summary(stage, written[key], [r for r in records if r.get("stage") == stage], signal))
+    if "report" in written:
+        from rsd_sci.report.document import headline
+
+        typer.echo(f"report: {written['report']}")
+        for line in headline(written["metrics"]):
+            typer.echo(f"  {line}")
 
 
 def _summary(stage: str, path, lines: list[dict], signal: str) -> str:
-    """One line: the model written, its last step and loss, and its last held-out signal."""
+    """One line: the model written, its last step and loss, and its held-out signal: the last one for the
+    teacher, the lowest one (the exported snapshot) for the generator."""
     last = lines[-1] if lines else {}
-    value = next((r[signal] for r in reversed(lines) if r.get(signal) is not None), None)
-    names = {"heldout": "held-out loss", "heldout_sw": "held-out sliced Wasserstein"}
-    return (f"{stage}: {path} (step {last.get('step')}, loss {last.get('loss', float('nan')):.4g}"
-            + (f", {names[signal]} {value:.4g}" if value is not None else "") + ")")
+    held = [(r[signal], r["step"]) for r in lines if r.get(signal) is not None]
+    text = f"{stage}: {path} (step {last.get('step')}, loss {last.get('loss', float('nan')):.4g}"
+    if held and signal == "heldout_sw":
+        value, step = min(held)
+        text += f", held-out sliced Wasserstein {value:.4g} at iteration {step}: exported"
+    elif held:
+        text += f", held-out loss {held[-1][0]:.4g}"
+    return text + ")"
 
 
 def _requested(ctx, values: dict, config: Path | None) -> dict:

@@ -27,9 +27,9 @@ MAKE_OPTIONS = ("accel", "center_fraction", "mask", "coils", "virtual_coils", "s
                 "n_test", "test_fraction", "workers")
 # preset hyperparameters a user may override with a flag
 PRESET_OPTIONS = ("steps", "batch", "lr", "warmup_steps", "ema_half_life_images", "grad_clip",
-                  "distill_steps", "g_lr", "fake_lr", "alpha", "sigma_init", "t_max")
+                  "distill_steps", "g_lr", "fake_lr", "alpha", "sigma_init", "t_max", "eval_slices")
 RESUMABLE = {"stage", "teacher", "steps", "distill_steps", "device", "checkpoint_every", "log_every",
-             "heldout_every", "workers"}
+             "heldout_every", "workers", "evaluate", "eval_slices"}
 MODALITIES = ("mri", "ct", "image")
 STAGES = ("all", "teacher", "distill")
 
@@ -54,6 +54,8 @@ class TrainConfig:
     alpha: float | None = None            # SiD's α
     sigma_init: float | None = None       # the generator's input noise level
     t_max: float | None = None            # t ~ U[0, t_max/1000] in the generator loss
+    evaluate: bool = True                 # stage all: end with samples, reconstructions, metrics, report
+    eval_slices: int | None = None        # held-out slices reconstructed by every method (preset's)
     device: str = "auto"                  # auto | cpu | cuda
     seed: int = 0
     checkpoint_every: int = 200           # steps between checkpoints
@@ -71,7 +73,7 @@ class TrainConfig:
         accel = self.make.get("accel")
         if accel is not None and accel < 1:
             raise InputError(None, f"--accel must be at least 1 (got {accel:g})")
-        for name in ("steps", "batch", "distill_steps"):
+        for name in ("steps", "batch", "distill_steps", "eval_slices"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise InputError(None, f"--{name} must be at least 1 (got {value})")

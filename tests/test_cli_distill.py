@@ -34,9 +34,10 @@ def ok(*args):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """teacher (4 steps) then distillation (3 iterations), the default --stage all."""
+    """teacher (4 steps) then distillation (3 iterations), the default --stage all (the evaluation is
+    tested in test_cli_report.py)."""
     out = tmp_path_factory.mktemp("runs") / "mri"
-    r = ok("train", "--modality", "mri", "--out", out, "--steps", 4, "--distill-steps", 3, *TINY)
+    r = ok("train", "--modality", "mri", "--out", out, "--steps", 4, "--distill-steps", 3, "--no-eval", *TINY)
     assert "generator.safetensors" in r.output and "sliced Wasserstein" in r.output
     return out
 
@@ -136,10 +137,13 @@ def test_sample_bad_input(run, tmp_path, args, message):
                                       ["--modality", "image", "--corruption", "inpaint"]],
                          ids=["ct", "image-noise", "image-inpaint"])
 def test_other_families_distil_and_sample(tmp_path, modality):
-    """The same stage and sampler for CT (FBP input), data-space (Tweedie) and pixel-mask teachers."""
+    """The same stage, evaluation and sampler for CT (FBP input), data-space (Tweedie) and pixel-mask teachers."""
     out = tmp_path / "run"
     ok("train", *modality, "--out", out, "--size", 32, "--n-train", 8, "--n-test", 4, "--batch", 4,
-       "--steps", 2, "--distill-steps", 1)
+       "--steps", 2, "--distill-steps", 1, "--no-eval")
+    assert not (out / "report.md").exists() and not (out / "eval").exists()
+    r = ok("report", out, "--slices", 2, "--adps-steps", 3, "--generator-steps", 3, "--n-samples", 4)
+    assert "report:" in r.output and (out / "report.md").is_file() and (out / "figures" / "samples.png").is_file()
     ok("sample", "--model", out, "-n", 3, "--out", tmp_path / "s.npy")
     samples = np.load(tmp_path / "s.npy")
     assert samples.shape == (3, 32, 32) and np.isfinite(samples).all()

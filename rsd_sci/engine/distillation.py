@@ -14,8 +14,12 @@ data image (zero-filled adjoint for MRI, FBP for CT, the image itself otherwise)
 signed and is no convergence signal; `fake_loss` (also logged as `loss`, the value the loop's NaN check
 reads; it is NaN when every generator sample was dropped) shows whether the fake score keeps up.
 
-Writes RUN/checkpoints/distill/state.pt and RUN/generator.safetensors (the EMA generator with the
-teacher's metadata, the distillation settings and the teacher's operator bank).
+Model selection: the exported generator is the EMA at the evaluation with the lowest `heldout_sw`
+(`rsd_sci.engine.best_snapshot`; its iteration and value are in the file's metadata as
+`selected_step` and `heldout_sw`), the EMA at the end when no evaluation was finite.
+
+Writes RUN/checkpoints/distill/state.pt and RUN/generator.safetensors (the selected EMA generator with
+the teacher's metadata, the distillation settings and the teacher's operator bank).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from rsd_sci.distill.distiller import Distiller, DistillSettings, generate
 from rsd_sci.distill.draws import KeyedDraws
 from rsd_sci.distill.losses import measure
 from rsd_sci.engine import checkpoint, distributed
+from rsd_sci.engine.best_snapshot import BestSnapshot
 from rsd_sci.engine.ema import EMA
 from rsd_sci.engine.loop import run_stage
 from rsd_sci.engine.operator_bank import bank_metadata, bank_tensors, operator_bank
@@ -97,13 +102,14 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
     fake.train()
     G.train()
     ema = EMA(G, cfg.ema_half_life_images)
+    best = BestSnapshot(ema.module)
     fake_opt = torch.optim.Adam(fake.parameters(), lr=cfg.fake_lr, betas=(0.0, 0.999))
     g_opt = torch.optim.Adam(G.parameters(), lr=cfg.g_lr, betas=(0.0, 0.999))
     settings = settings_of(cfg, bf16=info.device.type == "cuda")
     distiller = Distiller(teacher, fake, G, fake_opt, g_opt, settings,
                           fake_train=distributed.wrap_ddp(fake, info), generator_train=distributed.wrap_ddp(G, info))
     state_path = run_dir / "checkpoints" / "distill" / "state.pt"
-    parts = dict(fake=fake, generator=G, ema=ema, fake_opt=fake_opt, g_opt=g_opt)
+    parts = dict(fake=fake, generator=G, ema=ema, fake_opt=fake_opt, g_opt=g_opt, best=best)
     start = checkpoint.resume_stage(state_path, **parts)
     if start:
         log.info("resumed the distillation at iteration %d from %s", start, state_path)
@@ -132,6 +138,7 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
         clock["t"] = now
         if (step + 1) % cfg.heldout_every == 0 or step + 1 == cfg.distill_steps:
             metrics["heldout_sw"] = heldout_distance(ema.module, teacher, heldout_batch, cfg.seed, settings.sigma_init)
+            best.offer(ema.module, metrics["heldout_sw"], step + 1)
         return metrics
 
     def save_fn(steps_done: int) -> None:
@@ -144,16 +151,21 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
     out = run_dir / "generator.safetensors"
     if info.is_main:
         bank = meta["bank"] or operator_bank(heldout_set)
-        export_generator(out, ema.module, meta, cfg, source, bank)
+        chosen = best if best.step > 0 else ema
+        export_generator(out, chosen.module, meta, cfg, source, bank,
+                         selected=dict(selected_step=best.step or cfg.distill_steps,
+                                       heldout_sw=best.value if best.step else None))
     distributed.barrier()
     return out
 
 
-def export_generator(path: Path, G, teacher_meta: dict, cfg: TrainConfig, source: Path, bank: dict) -> None:
-    """The EMA generator with the teacher's metadata (operator, network, ...), its settings and the bank."""
+def export_generator(path: Path, G, teacher_meta: dict, cfg: TrainConfig, source: Path, bank: dict,
+                     selected: dict | None = None) -> None:
+    """The EMA generator with the teacher's metadata (operator, network, ...), its settings, the bank
+    and `selected` (selected_step, heldout_sw: which EMA snapshot this is)."""
     meta = {k: v for k, v in teacher_meta.items() if k not in ("bank", "format", "rsd_sci_version")}
     meta |= dict(kind="generator", teacher=str(source), sigma_init=cfg.sigma_init, alpha=cfg.alpha, t_max=cfg.t_max,
-                 config=dataclasses.asdict(cfg), rsd_sci=__version__)
+                 config=dataclasses.asdict(cfg), rsd_sci=__version__) | (selected or {})
     checkpoint.export_safetensors(path, G.state_dict() | bank_tensors(bank), meta | bank_metadata(bank))
 
 

@@ -6,9 +6,12 @@
     RUN/checkpoints/    training state per stage (atomic; resumed from)
     RUN/teacher.safetensors
     RUN/generator.safetensors
+    RUN/samples/, RUN/eval/, RUN/report.md, RUN/figures/   stage "all" unless cfg.evaluate is False
 
-Stages: "teacher", "distill" (the teacher from RUN or cfg.teacher) or "all" (both, in order).
-Under torchrun, rank 0 writes the config and builds the data while the others wait.
+Stages: "teacher", "distill" (the teacher from RUN or cfg.teacher) or "all" (both, in order, then the
+evaluation on the held-out test set and the report: `rsd_sci.engine.evaluation`, `rsd_sci.report`).
+Under torchrun, rank 0 writes the config and builds the data while the others wait; the evaluation runs
+on rank 0 alone, after the process group is gone.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from rsd_sci.engine import distributed
 
 
 def run_training(cfg: TrainConfig, run_dir: Path, progress_factory: Callable[[str], object] | None = None) -> dict:
-    """Run (or resume) the stages of `cfg`; returns {"data": dir, "teacher": path, "generator": path} (those written).
+    """Run (or resume) the stages of `cfg`; returns {"data": dir, "teacher": path, "generator": path,
+    "report": path, "metrics": dict} (those made; the last two on rank 0 only).
 
     progress_factory(description) -> a context manager yielding a progress(done, total) callback.
     """
@@ -46,9 +50,22 @@ def run_training(cfg: TrainConfig, run_dir: Path, progress_factory: Callable[[st
 
             with _progress(progress_factory if info.is_main else None, "Distilling the generator") as update:
                 written["generator"] = train_distill(cfg, run_dir, data_dir, info, update)
-        return written
     finally:
         distributed.cleanup()
+    if cfg.stage == "all" and cfg.evaluate and info.is_main:
+        written |= evaluate_and_report(cfg, run_dir, data_dir, str(info.device), progress_factory)
+    return written
+
+
+def evaluate_and_report(cfg: TrainConfig, run_dir: Path, data_dir: Path, device: str,
+                        progress_factory: Callable[[str], object] | None = None) -> dict:
+    """The evaluation (held-out slices: cfg.eval_slices) and RUN/report.md: {"report", "metrics"}."""
+    from rsd_sci.engine.evaluation import EvalSettings, evaluate_run
+    from rsd_sci.report.document import write_report
+
+    settings = EvalSettings(slices=cfg.eval_slices or EvalSettings.slices, seed=cfg.seed, device=device)
+    metrics = evaluate_run(run_dir, settings, data_dir, progress_factory)
+    return {"report": write_report(run_dir), "metrics": metrics}
 
 
 def _progress(factory, description):

@@ -1,0 +1,62 @@
+"""`rsd-sci report RUN`: RUN/report.md with its figures: samples beside clean and corrupted images,
+reconstructions with error and uncertainty maps, metric bars, training curves.
+
+    rsd-sci report runs/mri-r4                 # evaluates first when RUN/eval/metrics.json is missing
+    rsd-sci report runs/mri-r4 --recompute --slices 32
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from cli.errors import fail, guarded
+
+
+@guarded
+def report(
+    run: Path = typer.Argument(..., help="A run directory (made by `rsd-sci train`)."),
+    recompute: bool = typer.Option(False, "--recompute", help="Evaluate again even if RUN/eval/metrics.json exists."),
+    slices: Optional[int] = typer.Option(None, "--slices", help="Held-out slices every method reconstructs "
+                                                                "(default: the run's eval_slices)."),
+    n_samples: int = typer.Option(32, "--n-samples", help="Images per set for the distribution distances."),
+    adps_steps: int = typer.Option(300, "--adps-steps", help="A-DPS noise levels (fewer: faster, rougher)."),
+    generator_steps: int = typer.Option(200, "--generator-steps", help="Generator-prior iterations."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    seed: Optional[int] = typer.Option(None, help="Seed of the samples and A-DPS (default: the run's)."),
+) -> None:
+    """Write RUN/report.md and RUN/figures/*.png, evaluating the run on its held-out test set if needed."""
+    for name, value in (("--slices", slices), ("--n-samples", n_samples), ("--adps-steps", adps_steps),
+                        ("--generator-steps", generator_steps)):
+        if value is not None and value < 1:
+            fail(f"{name} must be at least 1 (got {value})")
+    from rsd_sci.config import TrainConfig
+    from rsd_sci.errors import InputError
+
+    if not run.is_dir():
+        raise InputError(run, "no such run directory")
+    if not (run / "config.yaml").is_file():
+        raise InputError(run, "holds no config.yaml: not a run directory made by `rsd-sci train`")
+    cfg = TrainConfig.from_yaml(run / "config.yaml")
+    metrics_path = run / "eval" / "metrics.json"
+    if recompute or not metrics_path.is_file():
+        from cli.progress import progress_bar
+        from rsd_sci.data.resolve import prepare_data
+        from rsd_sci.engine.distributed import resolve_device
+        from rsd_sci.engine.evaluation import EvalSettings, evaluate_run
+
+        data_dir = prepare_data(cfg.data, cfg.modality, cfg.make, cfg.seed, run)
+        settings = EvalSettings(n_samples=n_samples, slices=slices or cfg.eval_slices or EvalSettings.slices,
+                                seed=cfg.seed if seed is None else seed, device=str(resolve_device(device)),
+                                adps_steps=adps_steps, generator_steps=generator_steps)
+        evaluate_run(run, settings, data_dir, progress_bar)
+    import json
+
+    from rsd_sci.report.document import headline, write_report
+
+    path = write_report(run)
+    typer.echo(f"report: {path}")
+    for line in headline(json.loads(metrics_path.read_text())):
+        typer.echo(f"  {line}")

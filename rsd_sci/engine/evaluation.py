@@ -1,0 +1,229 @@
+"""What a trained run is worth on its held-out test set: the main job's last phase (`train`, `report`).
+
+    results = evaluate_run(run_dir, EvalSettings(slices=4))   # writes RUN/samples/ and RUN/eval/
+
+1. Image sets, RUN/samples/<name>.npy, magnitudes (n, H, W) float32 in the measurement set's normalised
+   units (x' = scale·x + offset):
+       reference   the first n held-out clean targets (never seen in training; absent without targets)
+       data        R(y) of the first n training measurements, what naive training would learn from
+                   (zero-filled MRI, FBP CT, the corrupted image itself)
+       teacher     n teacher samples as `rsd-sci sample --sampler heun` draws them (18 levels; the
+                   Ambient projection at every call for Ambient teachers, truncated at σ_n for Tweedie)
+       generator   n one-step generator samples
+   Sample i uses the model's operator bank entry i mod 16 and keyed draws (seed, i), as `rsd-sci sample`.
+   Sets larger than the reference (fastMRI: k-space image size vs reconstruction size) are centre-cropped.
+2. metrics.json "distribution": for data, teacher and generator, the multi-scale patch sliced Wasserstein
+   distance and the radially averaged power-spectrum distance to `reference` (lower is closer).
+3. RUN/eval/reconstructions.h5: the first `slices` held-out measurements reconstructed by every method
+   that fits the modality (baselines; A-DPS with `posterior_samples` samples, their mean and std; the
+   generator prior, one start): `targets` (S, h, w), `<method>/mean` and `<method>/std` (S, h, w)
+   magnitudes (centre-cropped to the targets' size, as fastMRI crops to the reconstruction size),
+   attribute `seconds_per_slice` (wall time of the method over the slices / S).
+4. metrics.json "reconstruction": per method, fastMRI-semantics NMSE / PSNR / SSIM per source volume
+   (each phantom test slice is its own volume), their mean and std, seconds per slice.
+
+Runs on one process; everything is written atomically (a killed evaluation leaves the previous files).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from rsd_sci.data.atomic import atomic_path
+from rsd_sci.data.batches import load_batch
+from rsd_sci.data.measurement_set import open_measurement_set
+from rsd_sci.engine.sampling import LoadedModel, draw_samples, load_model
+from rsd_sci.physics.factory import build_operator
+from rsd_sci.posterior.reconstruct import BASELINES, DEFAULT_STEPS, reconstruct_batch
+
+SETS = ("data", "teacher", "generator")
+
+
+@dataclasses.dataclass
+class EvalSettings:
+    n_samples: int = 32          # images per set for the distribution distances (at most the test set's)
+    slices: int = 4              # held-out slices reconstructed by every method
+    posterior_samples: int = 2   # A-DPS samples per slice (their std is the uncertainty map)
+    adps_steps: int = DEFAULT_STEPS["adps"]             # A-DPS noise levels
+    generator_steps: int = DEFAULT_STEPS["generator"]   # generator-prior Adam iterations
+    sampler_steps: int = 18      # the teacher sampler's noise levels
+    batch: int = 8               # slices or samples per batch
+    seed: int = 0
+    device: str = "cpu"
+
+
+def _magnitudes(space, channels: torch.Tensor) -> np.ndarray:
+    """Network channels (n, C, H, W) -> magnitudes (n, H, W) float32."""
+    image = space.to_image(channels)[:, 0]
+    return (image.abs() if image.is_complex() else image).detach().cpu().double().numpy().astype(np.float32)
+
+
+def _targets(ms, n: int) -> np.ndarray:
+    """The first n clean targets (n, h, w) float32, read sample by sample (a set may not fit in memory)."""
+    return np.stack([np.asarray(ms[i]["targets"][0], np.float32) for i in range(n)])
+
+
+def _stage(progress, description: str):
+    return nullcontext(None) if progress is None else progress(description)
+
+
+def _models(run_dir: Path, device) -> dict[str, LoadedModel]:
+    return {kind: load_model(run_dir / f"{kind}.safetensors", device)
+            for kind in ("teacher", "generator") if (run_dir / f"{kind}.safetensors").is_file()}
+
+
+def image_sets(models: dict, train_set, test_set, settings: EvalSettings, progress=None) -> dict[str, np.ndarray]:
+    """{"reference", "data", "teacher", "generator"} magnitudes (n, H, W), those that exist."""
+    any_model = next(iter(models.values()))
+    space, spec, dev = any_model.model.space, any_model.model.spec, settings.device
+    n = settings.n_samples if test_set is None else min(settings.n_samples, len(test_set))
+    sets = {}
+    if test_set is not None and "targets" in test_set.keys():
+        sets["reference"] = _targets(test_set, n)
+    batch = load_batch(train_set, range(min(n, len(train_set))), dev)
+    with torch.no_grad():
+        sets["data"] = _magnitudes(space, space.data_image(batch, build_operator(spec, batch)))
+    for kind, sampler in (("teacher", "heun"), ("generator", "onestep")):
+        if kind in models:
+            with _stage(progress, f"Sampling ({kind})") as update:
+                x = draw_samples(models[kind], n, sampler, steps=settings.sampler_steps, batch=settings.batch,
+                                 seed=settings.seed, device=dev, progress=update)
+            sets[kind] = _magnitudes(models[kind].model.space, x)
+    if "reference" in sets:   # fastMRI-sourced sets: targets at the reconstruction size, centre-crop the rest
+        from rsd_sci.metrics.image import center_crop
+
+        h, w = sets["reference"].shape[-2:]
+        sets |= {k: np.ascontiguousarray(center_crop(v, (h, w))) for k, v in sets.items()
+                 if v.shape[-2] >= h and v.shape[-1] >= w}
+    return sets
+
+
+def distribution_distances(sets: dict[str, np.ndarray], seed: int = 0) -> dict:
+    """Each of SETS against sets["reference"]: {"set": {"patch_sliced_wasserstein", "scales",
+    "power_spectrum_distance", "n"}}; a set whose image size differs from the reference's is left out."""
+    from rsd_sci.metrics.distribution import patch_sliced_wasserstein, power_spectrum_distance
+
+    ref = torch.from_numpy(sets["reference"])[:, None]
+    out = {}
+    for name in SETS:
+        if name not in sets or sets[name].shape[1:] != sets["reference"].shape[1:]:
+            continue
+        x = torch.from_numpy(sets[name])[:, None]
+        sw = patch_sliced_wasserstein(x, ref, patch=min(8, *ref.shape[-2:]), seed=seed)
+        out[name] = {"patch_sliced_wasserstein": sw["mean"], "scales": sw["scales"],
+                     "power_spectrum_distance": power_spectrum_distance(x, ref), "n": len(x)}
+    return out
+
+
+def methods_for(family: str, models: dict) -> list[str]:
+    """The baselines of the modality, then A-DPS (teacher) and the generator prior (generator)."""
+    learned = [m for m, kind in (("adps", "teacher"), ("generator", "generator")) if kind in models]
+    return list(BASELINES.get(family, ())) + learned
+
+
+def reconstructions(models: dict, heldout, settings: EvalSettings, progress=None) -> dict:
+    """{method: {"mean": (S, h, w), "std": (S, h, w) or None, "seconds_per_slice", "n_samples"}}."""
+    spec = heldout.info.operator
+    S = min(settings.slices, len(heldout))
+    out = {}
+    for method in methods_for(spec["family"], models):
+        loaded = {"adps": models.get("teacher"), "generator": models.get("generator")}.get(method)
+        k = settings.posterior_samples if method == "adps" else 1
+        steps = {"adps": settings.adps_steps, "generator": settings.generator_steps}.get(method)
+        means, stds = [], []
+        with _stage(progress, f"Reconstructing ({method})") as update:
+            start = time.perf_counter()
+            for first in range(0, S, settings.batch):
+                idx = range(first, min(S, first + settings.batch))
+                mean, std = reconstruct_batch(method, load_batch(heldout, idx, settings.device), spec, loaded,
+                                              n_samples=k, seed=settings.seed, steps=steps)
+                means.append(mean.detach().cpu()[:, 0])
+                stds.append(None if std is None else std.detach().cpu()[:, 0])
+                if update is not None:
+                    update(idx[-1] + 1, S)
+            seconds = (time.perf_counter() - start) / S
+        mean = torch.cat(means)
+        out[method] = {"mean": (mean.abs() if mean.is_complex() else mean).double().numpy().astype(np.float32),
+                       "std": None if stds[0] is None else torch.cat(stds).double().numpy().astype(np.float32),
+                       "seconds_per_slice": seconds, "n_samples": k, "steps": steps}
+    return out
+
+
+def reconstruction_metrics(recons: dict, targets: np.ndarray, sources: np.ndarray) -> dict:
+    """fastMRI-semantics metrics per method over the source volumes (`rsd_sci.metrics.image`)."""
+    from rsd_sci.metrics.image import summarize, volume_metrics
+
+    names = [s.decode() if isinstance(s, bytes) else str(s) for s in sources]
+    volumes = {name: [i for i, s in enumerate(names) if s == name] for name in dict.fromkeys(names)}
+    out = {}
+    for method, r in recons.items():
+        per_volume = {name: volume_metrics(targets[idx], r["mean"][idx]) for name, idx in volumes.items()}
+        out[method] = summarize(per_volume) | {k: r[k] for k in ("seconds_per_slice", "n_samples", "steps")}
+    return out
+
+
+def evaluate_run(run_dir: str | Path, settings: EvalSettings | None = None, data_dir: str | Path | None = None,
+                 progress: Callable[[str], object] | None = None) -> dict:
+    """Evaluate the models of `run_dir` on its measurement set (default RUN/data, or `data_dir`); writes
+    RUN/samples/*.npy, RUN/eval/reconstructions.h5 and RUN/eval/metrics.json and returns the metrics.
+
+    progress(description) -> a context manager yielding update(done, total) or None (see cli.progress).
+    """
+    from rsd_sci.errors import InputError
+
+    run_dir, settings = Path(run_dir), settings or EvalSettings()
+    models = _models(run_dir, settings.device)
+    if not models:
+        raise InputError(run_dir, "holds no teacher.safetensors or generator.safetensors to evaluate")
+    train_set, test_set = open_measurement_set(data_dir or run_dir / "data")
+    heldout = test_set or train_set
+    sets = image_sets(models, train_set, test_set, settings, progress)
+    recons = reconstructions(models, heldout, settings, progress)
+    S = min(settings.slices, len(heldout))
+    has_targets = "targets" in heldout.keys()
+    targets = _targets(heldout, S) if has_targets else None
+    if targets is not None:   # fastMRI-sourced sets: images at the k-space size, targets at the recon size
+        from rsd_sci.metrics.image import center_crop
+
+        for r in recons.values():
+            r["mean"], r["std"] = (None if a is None else np.ascontiguousarray(center_crop(a, targets.shape[-2:]))
+                                   for a in (r["mean"], r["std"]))
+    results = {"run": str(run_dir), "modality": heldout.info.modality, "operator": heldout.info.operator,
+               "settings": dataclasses.asdict(settings), "slices": S,
+               "models": {k: {"path": str(m.path), "selected_step": m.meta.get("selected_step")}
+                          for k, m in models.items()},
+               "distribution": distribution_distances(sets, settings.seed) if "reference" in sets else None,
+               "reconstruction": (reconstruction_metrics(recons, targets, heldout.column("source")[:S])
+                                  if has_targets else None),
+               "seconds_per_slice": {m: r["seconds_per_slice"] for m, r in recons.items()}}
+    _write(run_dir, sets, recons, targets, results)
+    return results
+
+
+def _write(run_dir: Path, sets: dict, recons: dict, targets, results: dict) -> None:
+    import h5py
+
+    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+    (run_dir / "eval").mkdir(parents=True, exist_ok=True)
+    for name, images in sets.items():
+        with atomic_path(run_dir / "samples" / f"{name}.npy") as tmp:
+            np.save(tmp, images)
+    with atomic_path(run_dir / "eval" / "reconstructions.h5") as tmp, h5py.File(tmp, "w") as f:
+        if targets is not None:
+            f.create_dataset("targets", data=targets)
+        for method, r in recons.items():
+            group = f.create_group(method)
+            group.create_dataset("mean", data=r["mean"])
+            if r["std"] is not None:
+                group.create_dataset("std", data=r["std"])
+            group.attrs.update(seconds_per_slice=r["seconds_per_slice"], n_samples=r["n_samples"])
+    with atomic_path(run_dir / "eval" / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(results, indent=2) + "\n")

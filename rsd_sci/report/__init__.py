@@ -1,0 +1,1 @@
+"""Run reports: RUN/report.md with its figures (`rsd-sci report`)."""
