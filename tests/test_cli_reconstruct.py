@@ -43,7 +43,7 @@ def mri_set(tmp_path_factory):
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "run"
     ok("train", "--modality", "mri", "--size", 32, "--n-train", 8, "--n-test", 4, "--batch", 4, "--steps", 2,
-       "--distill-steps", 1, "--center-fraction", 0.2, "--out", out)
+       "--distill-steps", 1, "--center-fraction", 0.2, "--no-eval", "--out", out)
     return out
 
 
@@ -140,6 +140,110 @@ def test_ct_baselines(ct_set, tmp_path):
             assert f["reconstruction"][:].min() < 0  # real CT images are written as they are, not |x|
 
 
+
+# ---- NIfTI volumes: sliced on axis 2 as `data make --source nifti` does, written back in their geometry -------
+
+def write_nifti_volume(path, shape=(24, 20, 3), ct=False, seed=0):
+    """An oblique-affine volume: MR magnitudes (~100-150, an empty last slice) or CT in HU (air, +40, +700)."""
+    import nibabel as nib
+
+    rng = np.random.default_rng(seed)
+    affine = np.diag([0.9, 1.1, 3.0, 1.0])
+    affine[:3, 3] = [-10.0, 5.0, 20.0]
+    h, w = shape[:2]
+    if ct:
+        vol = np.full(shape, -1000.0, np.float32)
+        vol[h // 4:3 * h // 4, w // 4:3 * w // 4] = 40.0
+        vol[h // 2 - 2:h // 2 + 2, w // 2 - 2:w // 2 + 2] = 700.0
+    else:
+        vol = np.zeros(shape, np.float32)
+        tissue = (slice(h // 4, 3 * h // 4), slice(w // 5, 4 * w // 5), slice(0, -1))
+        vol[tissue] = 100 + 50 * rng.random(vol[tissue].shape)
+    img = nib.Nifti1Image(vol, affine)
+    img.set_qform(affine, code=1)
+    nib.save(img, path)
+    return path
+
+
+def test_nifti_mri_baselines_keep_geometry_and_units(tmp_path):
+    import nibabel as nib
+
+    src = write_nifti_volume(tmp_path / "mr.nii.gz")
+    ref = nib.load(src)
+    x = ref.get_fdata()
+    out = tmp_path / "full.nii.gz"  # fully sampled zero-filled: the volume itself (|x|), padding cropped
+    ok("reconstruct", "--input", src, "--out", out, "--method", "zero-filled", "--accel", 1)
+    back = nib.load(out)
+    assert back.shape == ref.shape and back.get_data_dtype() == np.float32
+    assert np.array_equal(back.affine, ref.affine) and np.array_equal(back.header.get_qform(), ref.header.get_qform())
+    np.testing.assert_allclose(back.get_fdata(), x, atol=1e-3 * x.max())  # the volume's own units
+    out = tmp_path / "cg.nii"
+    ok("reconstruct", "--input", src, "--out", out, "--method", "cg-sense", "--accel", 2, "--center-fraction", 0.16)
+    y = nib.load(out).get_fdata()
+    assert np.sum((y - x) ** 2) / np.sum(x**2) < 0.3 and not y[..., -1].any()  # the empty slice stays empty
+
+
+def test_nifti_ct_baseline_in_hounsfield_units(tmp_path):
+    import nibabel as nib
+
+    src = write_nifti_volume(tmp_path / "ct.nii.gz", (32, 32, 2), ct=True)
+    out = tmp_path / "fbp.nii.gz"
+    ok("reconstruct", "--input", src, "--out", out, "--method", "fbp", "--views", 90)
+    x, y = nib.load(src).get_fdata(), nib.load(out).get_fdata()
+    assert y.shape == x.shape
+    inside = (slice(6, 26), slice(6, 26))  # the geometry sees the inscribed circle only (outside: 0)
+    assert np.sqrt(np.mean((y - x)[inside] ** 2)) < 150  # HU, of a 1700 HU range
+    assert y[16, 4, 0] < -800 and y[15, 15, 0] > 300  # air and bone
+
+
+def test_nifti_folder_with_a_model_and_std_files(trained, tmp_path):
+    import nibabel as nib
+
+    src = tmp_path / "vols"
+    src.mkdir()
+    for v in range(2):
+        write_nifti_volume(src / f"sub{v}.nii.gz", (32, 28, 2), seed=v)
+    out = tmp_path / "recon"
+    ok("reconstruct", "--input", src, "--out", out, "--method", "generator", "--model", trained, "--steps", 2,
+       "--n-samples", 2)
+    assert sorted(p.name for p in out.iterdir()) == ["sub0.nii.gz", "sub0_std.nii.gz", "sub1.nii.gz",
+                                                     "sub1_std.nii.gz"]
+    for name in ("sub0.nii.gz", "sub0_std.nii.gz"):
+        img = nib.load(out / name)
+        assert img.shape == (32, 28, 2) and np.isfinite(img.get_fdata()).all() and img.get_fdata().max() > 0
+    assert run("reconstruct", "--input", src, "--out", out, "--method", "zero-filled").exit_code == 2  # exists
+    ok("reconstruct", "--input", src, "--out", out, "--method", "zero-filled", "--force")
+
+
+
+def test_torchrun_shares_the_files_and_matches_one_process(tmp_path):
+    """2 gloo processes (files 0, 2 on rank 0, file 1 on rank 1) write what one process writes."""
+    import os
+    import subprocess
+    import sys
+
+    from rsd_sci.data.fastmri import read_reconstruction
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for v in range(3):
+        write_fastmri_file(src / f"file_{v}.h5", make_fastmri_kspace(2, 1, 64, 32, seed=v), recon_size=(32, 24))
+    args = ["reconstruct", "--input", str(src), "--method", "cg-sense", "--accel", "2", "--center-fraction", "0.16",
+            "--steps", "5", "--device", "cpu"]
+    ok(*args, "--out", tmp_path / "one")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "cli",
+           *args, "--out", str(tmp_path / "two")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("wrote 3 cg-sense reconstruction file(s)") == 1 and "(2 processes)" in r.stdout
+    names = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "two").iterdir()) == [f"file_{v}.h5" for v in range(3)]
+    for name in names:
+        np.testing.assert_allclose(read_reconstruction(tmp_path / "two" / name),
+                                   read_reconstruction(tmp_path / "one" / name), rtol=1e-5, atol=1e-7)
+
+
 # ---- bad input: one line, exit code 2, nothing written ---------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -150,7 +254,9 @@ def ct_set(tmp_path_factory):
 
 
 @pytest.mark.parametrize("case", ["not safetensors", "other modality", "needs model", "neither", "empty folder",
-                                  "exists", "wrong baseline", "samples of a baseline", "model of another size"])
+                                  "exists", "wrong baseline", "samples of a baseline", "model of another size",
+                                  "nifti of another size", "nifti modality conflict", "nifti ct not in hu",
+                                  "nifti to h5"])
 def test_bad_input(case, mri_set, ct_set, trained, tmp_path):
     out, inp, extra = tmp_path / "out.h5", mri_set, []
     method = "zero-filled"
@@ -176,6 +282,15 @@ def test_bad_input(case, mri_set, ct_set, trained, tmp_path):
     elif case == "model of another size":  # a 64 x 64 fastMRI file, a 32 x 32 model
         inp = write_fastmri_file(tmp_path / "big.h5", make_fastmri_kspace(1, 1, 128, 64, seed=0), recon_size=(64, 64))
         method, extra = "generator", ["--model", trained]
+    elif case.startswith("nifti"):  # the model is 32 x 32 mri
+        inp = write_nifti_volume(tmp_path / "v.nii.gz", (48, 40, 2) if case == "nifti of another size" else (32, 32, 2))
+        out = out if case == "nifti to h5" else tmp_path / "out.nii.gz"
+        if case == "nifti of another size":
+            method, extra = "generator", ["--model", trained]
+        elif case == "nifti modality conflict":
+            method, extra = "adps", ["--model", trained, "--modality", "ct"]
+        elif case == "nifti ct not in hu":
+            method = "fbp"
     r = run("reconstruct", "--input", inp, "--out", out, "--method", method, *extra)
     assert r.exit_code == 2, r.output
     lines = [line for line in r.output.splitlines() if line.strip()]

@@ -178,7 +178,7 @@ def fastmri_volume(path: str | Path, mask_spec: dict, virtual_coils: int | None 
     samples, file_scale = [], []
     for i in range(volume.n_slices):
         sl = volume.read(i)
-        sample = _slice_sample(make, spec, operator, volume.name, i, sl)
+        sample = slice_sample(make, spec, operator, volume.name, i, sl)
         sample["index"] = i
         samples.append(sample)
         raw = simulate_mri.crop_readout(sl.kspace.astype(np.complex64), sl.recon_size[0])
@@ -189,7 +189,7 @@ def fastmri_volume(path: str | Path, mask_spec: dict, virtual_coils: int | None 
     return dict(spec=operator, samples=samples, file_scale=np.asarray(file_scale), recon_size=recon_size)
 
 
-def _slice_sample(make, spec, operator, name, i, sl) -> dict:
+def slice_sample(make, spec, operator, name, i, sl) -> dict:
     """`data make`'s per-slice processing; a slice whose noise level cannot be estimated (too few
     peripheral k-space samples: small files) gets σ_n = 0, which only Tweedie teachers read; other
     problems (e.g. too few calibration lines for ESPIRiT) are InputErrors naming the file."""

@@ -1,0 +1,266 @@
+"""Whole inputs reconstructed into output files (`rsd-sci reconstruct`), and how torchrun shares them.
+
+    input                                   output
+    measurement set (test split, else       one .h5: `reconstruction` (S, H, W) magnitudes (MRI) or real
+      train)                                  images (CT) in the set's normalised units, `std` when
+                                              n_samples > 1, the set's `targets`, `source`, `slice_index`
+    fastMRI file / folder of them           fastMRI files of the same names: `reconstruction` cropped to
+                                              the file's reconstruction size, in the file's units; `std`
+    NIfTI file / folder of them             NIfTI volumes of the same names: the input's shape, affine
+      (.nii, .nii.gz)                         and header, float32 in the input's units
+                                              (`rsd_sci.posterior.nifti_volume`); with n_samples > 1 the
+                                              std as a second file NAME_std.nii(.gz) beside it
+
+How files are simulated or undersampled (`data_options`): with a model, as the model's data were made
+(its operator spec: mask, coils, views, corruption; its config's `make` options: noise, the resampling
+`size` when it was trained on a raw source folder, the seed); without one, from the baseline flags.
+Fully sampled fastMRI files take that mask seeded by the file name; files with their own `mask` are
+used as measured.
+
+Under torchrun (W processes, `rsd_sci.engine.distributed`): the files of a folder are dealt round-robin
+(rank r takes files r, r + W, ...) and each rank writes its own; a measurement set's batches are dealt
+the same way (batch j to rank j mod W) and gathered on rank 0 (`all_gather_object`), which writes the
+one file. Every random draw is keyed by slice index and seed, never by rank, so the outputs equal a
+one-process run's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from rsd_sci.errors import InputError
+
+
+@dataclasses.dataclass
+class Job:
+    """What to run on every batch (see `rsd_sci.posterior.reconstruct.reconstruct_batch`)."""
+
+    method: str
+    loaded: object = None            # a LoadedModel (learned methods) or None
+    n_samples: int = 1
+    seed: int = 0
+    steps: int | None = None
+    batch: int = 8                   # slices per batch
+    device: torch.device | str = "cpu"
+
+
+# -- inputs, outputs and options --------------------------------------------------------------------------
+def input_kind(path: Path) -> tuple[str, list[Path] | None]:
+    """("set", None) | ("fastmri", files) | ("nifti", files) for a measurement set, a fastMRI or NIfTI
+    file, or a folder of either kind (sorted); InputError otherwise."""
+    from rsd_sci.data.fastmri import is_fastmri_file
+    from rsd_sci.data.measurement_set import is_measurement_set
+    from rsd_sci.data.nifti import is_nifti_name
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such file or folder")
+    if path.is_dir() and is_measurement_set(path):
+        return "set", None
+    if path.is_file():
+        if is_nifti_name(path):
+            return "nifti", [path]
+        if is_fastmri_file(path):
+            return "fastmri", [path]
+    else:
+        fastmri = sorted(p for p in path.glob("*.h5") if is_fastmri_file(p))
+        nifti = sorted(p for p in path.iterdir() if p.is_file() and is_nifti_name(p))
+        if fastmri and nifti:
+            raise InputError(path, "holds both fastMRI and NIfTI files: give one kind per folder")
+        if fastmri or nifti:
+            return ("fastmri", fastmri) if fastmri else ("nifti", nifti)
+    raise InputError(path, "is neither a measurement set (a folder with train.h5 and card.yaml) nor a fastMRI "
+                           "or NIfTI file or folder of them")
+
+
+def output_paths(input: Path, out: Path, kind: str, files: list[Path] | None) -> list[Path]:
+    """The reconstruction per input file ([out] for a set or a single file), checked for form; see
+    `all_outputs` for everything that will be written."""
+    from rsd_sci.data.nifti import is_nifti_name
+
+    if kind == "set" or Path(input).is_file():
+        if out.is_dir():
+            raise InputError(out, "is a folder: give an output file for a single input")
+        if kind == "nifti" and not is_nifti_name(out):
+            raise InputError(out, "a NIfTI input is written as NIfTI: the output must end in .nii or .nii.gz")
+        return [out]
+    if (out.exists() and not out.is_dir()) or is_nifti_name(out) or out.suffix.lower() == ".h5":
+        raise InputError(out, "names a file: a folder input is written to a folder (one file per input)")
+    return [out / p.name for p in files]
+
+
+def all_outputs(targets: list[Path], kind: str, n_samples: int) -> list[Path]:
+    """Every file the run writes: the targets and, for NIfTI with n_samples > 1, their std files."""
+    from rsd_sci.posterior.nifti_volume import std_path
+
+    extra = [std_path(t) for t in targets] if kind == "nifti" and n_samples > 1 else []
+    return list(targets) + extra
+
+
+def modality_of(method: str, loaded=None, requested: str | None = None) -> str:
+    """The data's modality: the model's (a conflicting `requested` is an InputError), else `requested`,
+    else the baseline's (fbp, tv: ct; the others: mri)."""
+    from rsd_sci.posterior.reconstruct import BASELINES
+
+    if requested is not None and requested not in ("mri", "ct", "image"):
+        raise InputError(None, f"unknown --modality {requested!r} (mri, ct or image)")
+    if loaded is not None:
+        family = loaded.meta["operator"]["family"]
+        if requested is not None and requested != family:
+            raise InputError(loaded.path, f"is a {family} model: --modality {requested} conflicts with it")
+        return family
+    return requested or ("ct" if method in BASELINES["ct"] else "mri")
+
+
+def data_options(loaded=None, **flags) -> dict:
+    """`MakeSpec` options for file inputs: the model's (see the module docstring) or, with no model,
+    `flags` (modality, accel, mask, center_fraction, views, virtual_coils) as given."""
+    if loaded is None:
+        return {k: v for k, v in flags.items() if v is not None}
+    op, cfg = loaded.meta["operator"], loaded.meta.get("config") or {}
+    make = cfg.get("make") or {}
+    family = op["family"]
+    out = dict(modality=family, seed=int(cfg.get("seed") or 0), sigma_n=make.get("sigma_n"))
+    if cfg.get("data") is not None and make.get("size"):  # phantoms: `size` is the phantom size
+        out["size"] = int(make["size"])
+    if family == "mri":
+        m = op["mask"]
+        out.update(accel=float(m["acceleration"]), mask=m["kind"], center_fraction=float(m["center_fraction"]),
+                   coils=int(op["coils"]), virtual_coils=flags.get("virtual_coils") or make.get("virtual_coils"))
+    elif family == "ct":
+        out.update(views=int(op["n_views"]), n_angles=int(op["n_angles"]), view_kind=op["view_kind"])
+    else:
+        out.update({k: op[k] for k in ("corruption", "p", "delta", "blur_kernel", "blur_std", "factor") if k in op})
+    return out
+
+
+def my_share(items: list, info=None) -> list:
+    """This rank's items: r, r + W, ... (all of them in one process)."""
+    if info is None or not info.distributed:
+        return list(items)
+    return list(items)[info.rank::info.world_size]
+
+
+# -- batches -----------------------------------------------------------------------------------------------
+def reconstruct_samples(samples_of: Callable[[list[int]], dict], n: int, spec: dict, job: Job,
+                        update: Callable[[int, int], None] | None = None, info=None):
+    """Reconstruct samples 0..n−1 in batches of job.batch: (means, stds) lists of CPU tensors
+    (B, 1, H, W) in order (stds None entries for one sample). With a distributed `info` the batches are
+    dealt round-robin and gathered: rank 0 gets the lists, the other ranks (None, None)."""
+    from rsd_sci.posterior.reconstruct import check_method, check_model_fits, reconstruct_batch
+
+    check_method(job.method, spec["family"], job.loaded)  # before any work
+    if job.loaded is not None:
+        check_model_fits(job.loaded, spec)
+    batches = [list(range(s, min(n, s + job.batch))) for s in range(0, n, job.batch)]
+    mine = my_share(range(len(batches)), info)
+    done = {}
+    for k, j in enumerate(mine):
+        mean, std = reconstruct_batch(job.method, samples_of(batches[j]), spec, job.loaded, job.n_samples,
+                                      job.seed, job.steps)
+        done[j] = (mean.detach().cpu(), None if std is None else std.detach().cpu())
+        if update is not None:
+            update(k + 1, len(mine))
+    if info is not None and info.distributed:
+        import torch.distributed as dist
+
+        parts = [None] * info.world_size
+        dist.all_gather_object(parts, done)
+        if not info.is_main:
+            return None, None
+        done = {j: r for part in parts for j, r in part.items()}
+    ordered = [done[j] for j in range(len(batches))]
+    return [m for m, _ in ordered], [s for _, s in ordered]
+
+
+# -- writers -----------------------------------------------------------------------------------------------
+def reconstruct_measurement_set(input: Path, out: Path, job: Job, update=None, info=None,
+                                modality: str | None = None) -> int:
+    """Reconstruct a measurement set's test split (train if none) into one .h5 (rank 0 writes);
+    returns the number of slices. `modality`, when given, must be the set's."""
+    import h5py
+
+    from rsd_sci.data.atomic import atomic_path
+    from rsd_sci.data.batches import load_batch
+    from rsd_sci.data.measurement_set import open_measurement_set
+    from rsd_sci.posterior.reconstruct import DEFAULT_STEPS
+
+    train, test = open_measurement_set(input)
+    ms = test if test is not None else train
+    if modality is not None and modality != ms.info.modality:
+        raise InputError(input, f"holds {ms.info.modality} data, not --modality {modality}")
+    means, stds = reconstruct_samples(lambda idx: load_batch(ms, idx, job.device), len(ms), ms.info.operator, job,
+                                      update, info)
+    if means is None:
+        return len(ms)
+    mean = torch.cat(means)[:, 0]
+    recon = (mean.abs() if mean.is_complex() else mean).float().numpy()
+    chunks = (1, *recon.shape[1:])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("reconstruction", data=recon, chunks=chunks)
+        if stds[0] is not None:
+            f.create_dataset("std", data=torch.cat(stds)[:, 0].float().numpy(), chunks=chunks)
+        if "targets" in ms.keys():
+            f.create_dataset("targets", data=np.asarray(ms.column("targets"))[:, 0], chunks=chunks)
+        f.create_dataset("source", data=ms.column("source").astype(object), dtype=h5py.string_dtype())
+        f.create_dataset("slice_index", data=ms.column("slice_index"))
+        f.attrs.update(_attrs(job) | dict(split=ms.info.split, input=str(input), modality=ms.info.modality,
+                       steps=DEFAULT_STEPS.get(job.method, 0) if job.steps is None else job.steps,
+                       units="normalised (the measurement set's x' = scale·x + offset); MRI: magnitudes"))
+    return len(ms)
+
+
+def reconstruct_fastmri_file(path: Path, target: Path, job: Job, options: dict) -> None:
+    """One fastMRI file -> a fastMRI reconstruction file (`std` dataset when n_samples > 1)."""
+    import h5py
+
+    from rsd_sci.data.atomic import atomic_path
+    from rsd_sci.data.batches import collate
+    from rsd_sci.data.fastmri import write_reconstruction
+    from rsd_sci.posterior.reconstruct import fastmri_volume, to_file_magnitudes
+
+    if options.get("modality", "mri") != "mri":
+        raise InputError(path, f"fastMRI files hold mri data, not {options['modality']}")
+    mask_spec = dict(kind=options.get("mask", "random"), acceleration=options.get("accel", 4.0),
+                     center_fraction=options.get("center_fraction", 0.08))
+    vol = fastmri_volume(path, mask_spec, options.get("virtual_coils"))
+    samples = vol["samples"]
+    means, stds = reconstruct_samples(lambda idx: collate([samples[i] for i in idx], job.device), len(samples),
+                                      vol["spec"], job)
+    recon = to_file_magnitudes(torch.cat(means), vol["file_scale"], vol["recon_size"])
+    attrs = _attrs(job) | dict(source=path.name, units="the file's (reconstruction_rss) units")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as tmp:
+        write_reconstruction(tmp, recon, attrs=attrs, overwrite=True)
+        if stds[0] is not None:
+            std = to_file_magnitudes(torch.cat(stds).to(torch.complex64), vol["file_scale"], vol["recon_size"])
+            with h5py.File(tmp, "a") as f:
+                f.create_dataset("std", data=std, chunks=(1, *std.shape[1:]))
+
+
+def reconstruct_nifti_file(path: Path, target: Path, job: Job, options: dict) -> None:
+    """One NIfTI volume -> a NIfTI volume in the input's geometry and units (and NAME_std beside it)."""
+    from rsd_sci.data.batches import collate
+    from rsd_sci.posterior.nifti_volume import nifti_volume, std_path, to_volume_units, write_volume
+
+    vol = nifti_volume(path, options)
+    samples = vol["samples"]
+    means, stds = reconstruct_samples(lambda idx: collate([samples[i] for i in idx], job.device), len(samples),
+                                      vol["spec"], job)
+    description = f"rsd-sci reconstruct --method {job.method}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if stds[0] is not None:  # the std first: the reconstruction's presence marks a finished volume
+        write_volume(std_path(target), to_volume_units(torch.cat(stds), vol, std=True), vol, overwrite=True,
+                     description=description + " (std)")
+    write_volume(target, to_volume_units(torch.cat(means), vol), vol, overwrite=True, description=description)
+
+
+def _attrs(job: Job) -> dict:
+    return dict(method=job.method, model="" if job.loaded is None else str(job.loaded.path), seed=job.seed,
+                n_samples=job.n_samples)
