@@ -1,4 +1,4 @@
-"""A rich progress bar as a `progress(done, total)` callback (shown on rank 0 only)."""
+"""A rich progress bar as a `progress(done, total)` callback (on stderr, rank 0 only, terminals only)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ def progress_bar(description: str):
     if int(os.environ.get("RANK", "0")) != 0:
         yield lambda done, total: None
         return
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    console = Console(stderr=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  transient=True) as bar:
+                  transient=True, console=console, disable=not console.is_terminal) as bar:  # no bar in logs
         task = bar.add_task(description, total=None)
 
         def update(done: int, total: int) -> None:

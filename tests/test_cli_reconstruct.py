@@ -5,31 +5,11 @@ import json
 import h5py
 import numpy as np
 import pytest
-import torch
-from typer.testing import CliRunner
 
-from cli.app import app
+from cli_runner import cli, ok
 from fastmri_schema import make_fastmri_kspace, write_fastmri_file
 
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(app, list(map(str, args)))
-
-
-def ok(*args):
-    r = run(*args)
-    assert r.exit_code == 0, r.output
-    return r
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # two busy cores: more threads only contend
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +191,7 @@ def test_nifti_folder_with_a_model_and_std_files(trained, tmp_path):
     for name in ("sub0.nii.gz", "sub0_std.nii.gz"):
         img = nib.load(out / name)
         assert img.shape == (32, 28, 2) and np.isfinite(img.get_fdata()).all() and img.get_fdata().max() > 0
-    assert run("reconstruct", "--input", src, "--out", out, "--method", "zero-filled").exit_code == 2  # exists
+    assert cli("reconstruct", "--input", src, "--out", out, "--method", "zero-filled").exit_code == 2  # exists
     ok("reconstruct", "--input", src, "--out", out, "--method", "zero-filled", "--force")
 
 
@@ -291,7 +271,7 @@ def test_bad_input(case, mri_set, ct_set, trained, tmp_path):
             method, extra = "adps", ["--model", trained, "--modality", "ct"]
         elif case == "nifti ct not in hu":
             method = "fbp"
-    r = run("reconstruct", "--input", inp, "--out", out, "--method", method, *extra)
+    r = cli("reconstruct", "--input", inp, "--out", out, "--method", method, *extra)
     assert r.exit_code == 2, r.output
     lines = [line for line in r.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("rsd-sci: error:") and "Traceback" not in r.output

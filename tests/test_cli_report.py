@@ -11,24 +11,12 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-from typer.testing import CliRunner
 
-from cli.app import app
+from cli_runner import cli, ok
 from fastmri_schema import ifft2c
 
-runner = CliRunner()
 TINY = ["--size", "32", "--n-train", "16", "--n-test", "6", "--preset", "tiny", "--batch", "4",
         "--center-fraction", "0.2"]
-
-
-def cli(*args):
-    return runner.invoke(app, [*map(str, args)])
-
-
-def ok(*args):
-    r = cli(*args)
-    assert r.exit_code == 0, r.output
-    return r
 
 
 @pytest.fixture(scope="module")

@@ -12,28 +12,12 @@ import math
 import h5py
 import numpy as np
 import pytest
-import torch
-from typer.testing import CliRunner
 
-from cli.app import app
+from cli_runner import ok
 from fastmri_schema import make_fastmri_kspace, write_fastmri_file
 
-runner = CliRunner()
+pytestmark = pytest.mark.usefixtures("one_thread")
 NAMES = [f"file_brain_{v:03d}.h5" for v in range(3)]
-
-
-def ok(*args):
-    r = runner.invoke(app, list(map(str, args)))
-    assert r.exit_code == 0, r.output
-    return r
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # two busy cores: more threads only contend
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,8 @@
     results = evaluate_run(run_dir, EvalSettings(slices=4))   # writes RUN/samples/ and RUN/eval/
 
 1. Image sets, RUN/samples/<name>.npy, magnitudes (n, H, W) float32 in the measurement set's normalised
-   units (x' = scale·x + offset):
+   units (x' = scale·x + offset); CT images shifted so air is 0 and zeroed outside the scanned disc
+   (`metric_view`, as everything below):
        reference   the first n held-out clean targets (never seen in training; absent without targets)
        data        R(y) of the first n training measurements, what naive training would learn from
                    (zero-filled MRI, FBP CT, the corrupted image itself)
@@ -60,13 +61,31 @@ class EvalSettings:
     device: str = "cpu"
 
 
-def _magnitudes(space, channels: torch.Tensor) -> np.ndarray:
+def magnitudes(space, channels: torch.Tensor) -> np.ndarray:
     """Network channels (n, C, H, W) -> magnitudes (n, H, W) float32."""
     image = space.to_image(channels)[:, 0]
     return (image.abs() if image.is_complex() else image).detach().cpu().double().numpy().astype(np.float32)
 
 
-def _targets(ms, n: int) -> np.ndarray:
+def metric_view(images: np.ndarray, spec: dict, offset) -> np.ndarray:
+    """What the metrics and figures compare, (n, H, W) float32. CT: the attenuation with air at 0
+    (x' − offset: the normalised images put air at the offset, −1) inside the scanned disc and 0 outside
+    it (`field_of_view`: nothing there is measured, FBP returns 0 there); so fastMRI's data range (the
+    target's maximum) and NMSE keep their meaning. MRI and image magnitudes: unchanged.
+    offset: a scalar or one value per image (the measurement set's `offset` column)."""
+    if spec.get("family") != "ct":
+        return images
+    from rsd_sci.physics.ct import field_of_view
+
+    shifted = images - np.asarray(offset, np.float32).reshape(-1, 1, 1)
+    return np.where(field_of_view(images.shape[-1]), shifted, 0.0).astype(np.float32)
+
+
+def offsets_of(ms, n: int) -> np.ndarray:
+    return np.asarray([ms[i]["offset"] for i in range(n)], np.float32)
+
+
+def clean_targets(ms, n: int) -> np.ndarray:
     """The first n clean targets (n, h, w) float32, read sample by sample (a set may not fit in memory)."""
     return np.stack([np.asarray(ms[i]["targets"][0], np.float32) for i in range(n)])
 
@@ -75,7 +94,7 @@ def _stage(progress, description: str):
     return nullcontext(None) if progress is None else progress(description)
 
 
-def _models(run_dir: Path, device) -> dict[str, LoadedModel]:
+def load_models(run_dir: Path, device) -> dict[str, LoadedModel]:
     return {kind: load_model(run_dir / f"{kind}.safetensors", device)
             for kind in ("teacher", "generator") if (run_dir / f"{kind}.safetensors").is_file()}
 
@@ -87,16 +106,18 @@ def image_sets(models: dict, train_set, test_set, settings: EvalSettings, progre
     n = settings.n_samples if test_set is None else min(settings.n_samples, len(test_set))
     sets = {}
     if test_set is not None and "targets" in test_set.keys():
-        sets["reference"] = _targets(test_set, n)
+        sets["reference"] = metric_view(clean_targets(test_set, n), spec, offsets_of(test_set, n))
     batch = load_batch(train_set, range(min(n, len(train_set))), dev)
     with torch.no_grad():
-        sets["data"] = _magnitudes(space, space.data_image(batch, build_operator(spec, batch)))
+        data = magnitudes(space, space.data_image(batch, build_operator(spec, batch)))
+    sets["data"] = metric_view(data, spec, offsets_of(train_set, len(data)))
+    heldout_offset = offsets_of(test_set or train_set, 1)[0]
     for kind, sampler in (("teacher", "heun"), ("generator", "onestep")):
         if kind in models:
             with _stage(progress, f"Sampling ({kind})") as update:
                 x = draw_samples(models[kind], n, sampler, steps=settings.sampler_steps, batch=settings.batch,
                                  seed=settings.seed, device=dev, progress=update)
-            sets[kind] = _magnitudes(models[kind].model.space, x)
+            sets[kind] = metric_view(magnitudes(models[kind].model.space, x), spec, heldout_offset)
     if "reference" in sets:   # fastMRI-sourced sets: targets at the reconstruction size, centre-crop the rest
         from rsd_sci.metrics.image import center_crop
 
@@ -106,14 +127,14 @@ def image_sets(models: dict, train_set, test_set, settings: EvalSettings, progre
     return sets
 
 
-def distribution_distances(sets: dict[str, np.ndarray], seed: int = 0) -> dict:
-    """Each of SETS against sets["reference"]: {"set": {"patch_sliced_wasserstein", "scales",
+def distribution_distances(sets: dict[str, np.ndarray], seed: int = 0, names=SETS) -> dict:
+    """Each set of `names` against sets["reference"]: {"set": {"patch_sliced_wasserstein", "scales",
     "power_spectrum_distance", "n"}}; a set whose image size differs from the reference's is left out."""
     from rsd_sci.metrics.distribution import patch_sliced_wasserstein, power_spectrum_distance
 
     ref = torch.from_numpy(sets["reference"])[:, None]
     out = {}
-    for name in SETS:
+    for name in names:
         if name not in sets or sets[name].shape[1:] != sets["reference"].shape[1:]:
             continue
         x = torch.from_numpy(sets[name])[:, None]
@@ -129,12 +150,13 @@ def methods_for(family: str, models: dict) -> list[str]:
     return list(BASELINES.get(family, ())) + learned
 
 
-def reconstructions(models: dict, heldout, settings: EvalSettings, progress=None) -> dict:
-    """{method: {"mean": (S, h, w), "std": (S, h, w) or None, "seconds_per_slice", "n_samples"}}."""
+def reconstructions(models: dict, heldout, settings: EvalSettings, progress=None, methods=None) -> dict:
+    """{method: {"mean": (S, h, w), "std": (S, h, w) or None, "seconds_per_slice", "n_samples", "steps"}}
+    for `methods` (default: `methods_for` the data and models)."""
     spec = heldout.info.operator
     S = min(settings.slices, len(heldout))
     out = {}
-    for method in methods_for(spec["family"], models):
+    for method in methods or methods_for(spec["family"], models):
         loaded = {"adps": models.get("teacher"), "generator": models.get("generator")}.get(method)
         k = settings.posterior_samples if method == "adps" else 1
         steps = {"adps": settings.adps_steps, "generator": settings.generator_steps}.get(method)
@@ -180,7 +202,7 @@ def evaluate_run(run_dir: str | Path, settings: EvalSettings | None = None, data
     from rsd_sci.errors import InputError
 
     run_dir, settings = Path(run_dir), settings or EvalSettings()
-    models = _models(run_dir, settings.device)
+    models = load_models(run_dir, settings.device)
     if not models:
         raise InputError(run_dir, "holds no teacher.safetensors or generator.safetensors to evaluate")
     train_set, test_set = open_measurement_set(data_dir or run_dir / "data")
@@ -189,11 +211,14 @@ def evaluate_run(run_dir: str | Path, settings: EvalSettings | None = None, data
     recons = reconstructions(models, heldout, settings, progress)
     S = min(settings.slices, len(heldout))
     has_targets = "targets" in heldout.keys()
-    targets = _targets(heldout, S) if has_targets else None
-    if targets is not None:   # fastMRI-sourced sets: images at the k-space size, targets at the recon size
-        from rsd_sci.metrics.image import center_crop
+    spec, offsets = heldout.info.operator, offsets_of(heldout, S)
+    targets = metric_view(clean_targets(heldout, S), spec, offsets) if has_targets else None
+    for r in recons.values():
+        r["mean"] = metric_view(r["mean"], spec, offsets)
+        r["std"] = None if r["std"] is None else metric_view(r["std"], spec, 0.0)   # a spread: no offset
+        if targets is not None:   # fastMRI-sourced sets: images at the k-space size, targets at the recon size
+            from rsd_sci.metrics.image import center_crop
 
-        for r in recons.values():
             r["mean"], r["std"] = (None if a is None else np.ascontiguousarray(center_crop(a, targets.shape[-2:]))
                                    for a in (r["mean"], r["std"]))
     results = {"run": str(run_dir), "modality": heldout.info.modality, "operator": heldout.info.operator,

@@ -93,6 +93,22 @@ def ramp_filter(y: torch.Tensor, filter: str = "ramp") -> torch.Tensor:  # noqa:
         return torch.fft.irfft(spectrum, n=padded, dim=-1)[..., :n]
 
 
+def field_of_view(image_size: int) -> np.ndarray:
+    """The scanned disc, bool (N, N): the pixels the projector sees and FBP reconstructs (skimage's
+    `circle=True`: centre N // 2, radius N // 2); nothing outside it is measured.
+
+    Example:
+        >>> field_of_view(4).astype(int)
+        array([[0, 0, 1, 0],
+               [0, 1, 1, 1],
+               [1, 1, 1, 1],
+               [0, 1, 1, 1]])
+    """
+    radius = image_size // 2
+    rows, cols = np.mgrid[:image_size, :image_size] - radius
+    return rows ** 2 + cols ** 2 <= radius ** 2
+
+
 def view_mask(n_angles: int, n_views: int, kind: str = "sparse", offset: int = 0) -> np.ndarray:
     """Boolean (n_angles,) mask of the measured views.
 

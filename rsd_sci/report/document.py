@@ -78,8 +78,10 @@ def _reconstruction_section(metrics: dict) -> list[str]:
         out += [f"{S} held-out slices reconstructed (no clean targets in the test set: no metrics).", ""]
     else:
         adps_k = recon.get("adps", {}).get("n_samples")
+        ct = metrics["operator"].get("family") == "ct"
         out += [f"{S} held-out slices, fastMRI semantics (magnitude, data range = the target volume's maximum, "
                 "SSIM 7×7), mean ± std over volumes (each phantom slice is its own volume). "
+                + ("CT images as attenuation with air at 0, inside the scanned disc only. " if ct else "")
                 + (f"A-DPS: the mean of {adps_k} posterior samples, {recon['adps'].get('steps')} noise levels each. "
                    if adps_k else "")
                 + ("The generator prior optimises the generator's input for data consistency (one start, "
