@@ -58,31 +58,36 @@ def samples_figure(sets: dict[str, np.ndarray], path: Path, n: int = 8) -> Path:
 
 
 def reconstruction_figure(targets: np.ndarray | None, recons: dict[str, dict], path: Path, slices: int = 2) -> Path:
-    """One row per method (the target first); per slice three columns: image, |image − target| (×4 the
-    grey window's scale), and the pixel-wise std of the A-DPS samples where there is one."""
+    """One row per method (the target first); per slice the columns image, |image − target| (×4 the grey
+    window's scale) when there are targets, and the pixel-wise std of the A-DPS samples when a method has one."""
     methods = list(recons)
     first = recons[methods[0]]["mean"]
     slices = min(slices, len(first))
     rows = ([("target", {"mean": targets})] if targets is not None else []) + [(m, recons[m]) for m in methods]
+    columns = ["image"] + (["|error| (×4)"] if targets is not None else []) + \
+        (["std (×4)"] if any(r.get("std") is not None for r in recons.values()) else [])
+    k = len(columns)
     lo, hi = grey_window(targets[:slices] if targets is not None else first[:slices])
-    fig, axes = plt.subplots(len(rows), 3 * slices, figsize=(1.5 * 3 * slices, 1.55 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), k * slices, figsize=(1.5 * k * slices, 1.55 * len(rows)), squeeze=False)
     for r, (name, rec) in enumerate(rows):
         for s in range(slices):
             image, std = rec["mean"][s], rec.get("std")
-            panels = [(image, "gray", hi)]
-            panels.append((np.abs(image - targets[s]), "magma", hi / 4) if targets is not None and name != "target"
-                          else None)
-            panels.append((std[s], "viridis", hi / 4) if std is not None else None)
-            for c, panel in enumerate(panels):
-                ax = axes[r, 3 * s + c]
+            panels = {"image": (image, "gray", lo, hi)}
+            if targets is not None and name != "target":
+                panels["|error| (×4)"] = (np.abs(image - targets[s]), "magma", 0.0, hi / 4)
+            if std is not None:
+                panels["std (×4)"] = (std[s], "viridis", 0.0, hi / 4)
+            for c, column in enumerate(columns):
+                ax = axes[r, k * s + c]
                 ax.axis("off")
-                if panel is not None:
-                    ax.imshow(panel[0], cmap=panel[1], vmin=lo if c == 0 else 0.0, vmax=panel[2])
+                if column in panels:
+                    data, cmap, vmin, vmax = panels[column]
+                    ax.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax)
         axes[r, 0].text(-0.06, 0.5, name, rotation=90, ha="right", va="center", fontsize=9,
                         transform=axes[r, 0].transAxes)
     for s in range(slices):
-        for c, label in enumerate(("image", "|error| (×4)", "std (×4)")):
-            axes[0, 3 * s + c].set_title(f"slice {s}: {label}", fontsize=8)
+        for c, label in enumerate(columns):
+            axes[0, k * s + c].set_title(f"slice {s}: {label}", fontsize=8)
     fig.subplots_adjust(left=0.04, right=0.99, top=0.93, bottom=0.01, wspace=0.04, hspace=0.12)
     return _save(fig, path)
 
