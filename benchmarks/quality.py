@@ -48,6 +48,7 @@ from rsd_sci.config import TrainConfig  # noqa: E402
 from rsd_sci.data.measurement_set import open_measurement_set  # noqa: E402
 from rsd_sci.engine import evaluation  # noqa: E402
 from rsd_sci.engine.run import run_training  # noqa: E402
+from rsd_sci.engine.sampling import to_output  # noqa: E402
 from rsd_sci.report.document import write_report  # noqa: E402
 
 SET_LABELS = {"floor": "clean floor (other phantoms)", "data": "corrupted data R(y)",
@@ -67,7 +68,7 @@ def truncated_teacher(teacher, n: int, settings, offset: float) -> np.ndarray:
         ops = bank_batch(teacher.meta["bank"], range(start, min(n, start + settings.batch)), settings.device)
         out.append(sample_teacher(model, ops, seed=settings.seed, steps=settings.sampler_steps, truncate=True,
                                   stop_sigma=stop).float().cpu())
-    return evaluation.metric_view(evaluation.magnitudes(model.space, torch.cat(out)), model.spec, offset)
+    return evaluation.metric_view(to_output(teacher, torch.cat(out)), model.spec, offset)
 
 
 def clean_floor(cfg: TrainConfig, n: int) -> np.ndarray:
@@ -78,8 +79,7 @@ def clean_floor(cfg: TrainConfig, n: int) -> np.ndarray:
         make = dict(cfg.make, n_train=1, n_test=n)
         make_measurement_set(MakeSpec(modality=cfg.modality, seed=cfg.seed + 1000, **make), Path(tmp) / "floor")
         _, test = open_measurement_set(Path(tmp) / "floor")
-        return evaluation.metric_view(evaluation.clean_targets(test, n), test.info.operator,
-                                      evaluation.offsets_of(test, n))
+        return evaluation.clean_targets(test, n)
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:
@@ -128,11 +128,8 @@ def main() -> None:
     fast = dataclasses.replace(settings, generator_steps=50)
     extra = evaluation.reconstructions(models, test_set, fast, methods=["generator"])
     S = min(settings.slices, len(test_set))
-    spec, offsets = test_set.info.operator, evaluation.offsets_of(test_set, S)
-    extra["generator"]["mean"] = evaluation.metric_view(extra["generator"]["mean"], spec, offsets)
-    extra_metrics = evaluation.reconstruction_metrics(
-        extra, evaluation.metric_view(evaluation.clean_targets(test_set, S), spec, offsets),
-        test_set.column("source")[:S])   # phantoms: no crop
+    extra_metrics = evaluation.reconstruction_metrics(extra, evaluation.clean_targets(test_set, S),
+                                                      test_set.column("source", S))
     timing["extra_s"] = time.perf_counter() - start
     recon = dict(metrics["reconstruction"]) | {"generator (50 it)": extra_metrics["generator"]}
 

@@ -152,9 +152,10 @@ class MeasurementSet(LazyHDF5):
         sample["index"] = i
         return sample
 
-    def column(self, key: str) -> np.ndarray:
-        """A whole per-sample column (small ones: scale, sigma_n, source, slice_index)."""
-        data = self._handle()[key][:]
+    def column(self, key: str, stop: int | None = None) -> np.ndarray:
+        """A per-sample column, whole or its first `stop` rows (one dataset read: scale, offset, sigma_n,
+        source, slice_index; the first few targets)."""
+        data = self._handle()[key][:stop]
         return np.array([s.decode() for s in data]) if key == "source" else data
 
 

@@ -41,7 +41,7 @@ import torch
 from rsd_sci.data.atomic import atomic_path
 from rsd_sci.data.batches import load_batch
 from rsd_sci.data.measurement_set import open_measurement_set
-from rsd_sci.engine.sampling import LoadedModel, draw_samples, load_model
+from rsd_sci.engine.sampling import LoadedModel, draw_samples, load_model, to_output
 from rsd_sci.physics.factory import build_operator
 from rsd_sci.posterior.reconstruct import BASELINES, DEFAULT_STEPS, reconstruct_batch
 
@@ -61,12 +61,6 @@ class EvalSettings:
     device: str = "cpu"
 
 
-def magnitudes(space, channels: torch.Tensor) -> np.ndarray:
-    """Network channels (n, C, H, W) -> magnitudes (n, H, W) float32."""
-    image = space.to_image(channels)[:, 0]
-    return (image.abs() if image.is_complex() else image).detach().cpu().double().numpy().astype(np.float32)
-
-
 def metric_view(images: np.ndarray, spec: dict, offset) -> np.ndarray:
     """What the metrics and figures compare, (n, H, W) float32. CT: the attenuation with air at 0
     (x' − offset: the normalised images put air at the offset, −1) inside the scanned disc and 0 outside
@@ -82,12 +76,13 @@ def metric_view(images: np.ndarray, spec: dict, offset) -> np.ndarray:
 
 
 def offsets_of(ms, n: int) -> np.ndarray:
-    return np.asarray([ms[i]["offset"] for i in range(n)], np.float32)
+    """The first n samples' normalisation offsets (n,) float32."""
+    return np.asarray(ms.column("offset", n), np.float32)
 
 
 def clean_targets(ms, n: int) -> np.ndarray:
-    """The first n clean targets (n, h, w) float32, read sample by sample (a set may not fit in memory)."""
-    return np.stack([np.asarray(ms[i]["targets"][0], np.float32) for i in range(n)])
+    """The first n clean targets (n, h, w) float32 in the metrics' view (`metric_view`)."""
+    return metric_view(np.asarray(ms.column("targets", n)[:, 0], np.float32), ms.info.operator, offsets_of(ms, n))
 
 
 def _stage(progress, description: str):
@@ -106,10 +101,10 @@ def image_sets(models: dict, train_set, test_set, settings: EvalSettings, progre
     n = settings.n_samples if test_set is None else min(settings.n_samples, len(test_set))
     sets = {}
     if test_set is not None and "targets" in test_set.keys():
-        sets["reference"] = metric_view(clean_targets(test_set, n), spec, offsets_of(test_set, n))
+        sets["reference"] = clean_targets(test_set, n)
     batch = load_batch(train_set, range(min(n, len(train_set))), dev)
     with torch.no_grad():
-        data = magnitudes(space, space.data_image(batch, build_operator(spec, batch)))
+        data = to_output(any_model, space.data_image(batch, build_operator(spec, batch)).float().cpu())
     sets["data"] = metric_view(data, spec, offsets_of(train_set, len(data)))
     heldout_offset = offsets_of(test_set or train_set, 1)[0]
     for kind, sampler in (("teacher", "heun"), ("generator", "onestep")):
@@ -117,7 +112,7 @@ def image_sets(models: dict, train_set, test_set, settings: EvalSettings, progre
             with _stage(progress, f"Sampling ({kind})") as update:
                 x = draw_samples(models[kind], n, sampler, steps=settings.sampler_steps, batch=settings.batch,
                                  seed=settings.seed, device=dev, progress=update)
-            sets[kind] = metric_view(magnitudes(models[kind].model.space, x), spec, heldout_offset)
+            sets[kind] = metric_view(to_output(models[kind], x), spec, heldout_offset)
     if "reference" in sets:   # fastMRI-sourced sets: targets at the reconstruction size, centre-crop the rest
         from rsd_sci.metrics.image import center_crop
 
@@ -152,9 +147,20 @@ def methods_for(family: str, models: dict) -> list[str]:
 
 def reconstructions(models: dict, heldout, settings: EvalSettings, progress=None, methods=None) -> dict:
     """{method: {"mean": (S, h, w), "std": (S, h, w) or None, "seconds_per_slice", "n_samples", "steps"}}
-    for `methods` (default: `methods_for` the data and models)."""
+    for `methods` (default: `methods_for` the data and models), in the metrics' view (`metric_view`) and,
+    when the set has targets, centre-cropped to their size (fastMRI-sourced sets: images at the k-space
+    size, targets at the reconstruction size)."""
+    from rsd_sci.metrics.image import center_crop
+
     spec = heldout.info.operator
     S = min(settings.slices, len(heldout))
+    offsets = offsets_of(heldout, S)
+    size = clean_targets(heldout, 1).shape[-2:] if "targets" in heldout.keys() else None
+
+    def view(images: torch.Tensor, offset) -> np.ndarray:
+        a = metric_view(images.abs().float().numpy() if images.is_complex() else images.float().numpy(), spec, offset)
+        return np.ascontiguousarray(center_crop(a, size) if size is not None else a)
+
     out = {}
     for method in methods or methods_for(spec["family"], models):
         loaded = {"adps": models.get("teacher"), "generator": models.get("generator")}.get(method)
@@ -172,9 +178,8 @@ def reconstructions(models: dict, heldout, settings: EvalSettings, progress=None
                 if update is not None:
                     update(idx[-1] + 1, S)
             seconds = (time.perf_counter() - start) / S
-        mean = torch.cat(means)
-        out[method] = {"mean": (mean.abs() if mean.is_complex() else mean).double().numpy().astype(np.float32),
-                       "std": None if stds[0] is None else torch.cat(stds).double().numpy().astype(np.float32),
+        out[method] = {"mean": view(torch.cat(means), offsets),
+                       "std": None if stds[0] is None else view(torch.cat(stds), 0.0),   # a spread: no offset
                        "seconds_per_slice": seconds, "n_samples": k, "steps": steps}
     return out
 
@@ -211,22 +216,13 @@ def evaluate_run(run_dir: str | Path, settings: EvalSettings | None = None, data
     recons = reconstructions(models, heldout, settings, progress)
     S = min(settings.slices, len(heldout))
     has_targets = "targets" in heldout.keys()
-    spec, offsets = heldout.info.operator, offsets_of(heldout, S)
-    targets = metric_view(clean_targets(heldout, S), spec, offsets) if has_targets else None
-    for r in recons.values():
-        r["mean"] = metric_view(r["mean"], spec, offsets)
-        r["std"] = None if r["std"] is None else metric_view(r["std"], spec, 0.0)   # a spread: no offset
-        if targets is not None:   # fastMRI-sourced sets: images at the k-space size, targets at the recon size
-            from rsd_sci.metrics.image import center_crop
-
-            r["mean"], r["std"] = (None if a is None else np.ascontiguousarray(center_crop(a, targets.shape[-2:]))
-                                   for a in (r["mean"], r["std"]))
+    targets = clean_targets(heldout, S) if has_targets else None
     results = {"run": str(run_dir), "modality": heldout.info.modality, "operator": heldout.info.operator,
                "settings": dataclasses.asdict(settings), "slices": S,
                "models": {k: {"path": str(m.path), "selected_step": m.meta.get("selected_step")}
                           for k, m in models.items()},
                "distribution": distribution_distances(sets, settings.seed) if "reference" in sets else None,
-               "reconstruction": (reconstruction_metrics(recons, targets, heldout.column("source")[:S])
+               "reconstruction": (reconstruction_metrics(recons, targets, heldout.column("source", S))
                                   if has_targets else None),
                "seconds_per_slice": {m: r["seconds_per_slice"] for m, r in recons.items()}}
     _write(run_dir, sets, recons, targets, results)
