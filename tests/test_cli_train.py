@@ -134,4 +134,8 @@ def test_two_processes_match_one(tmp_path, mri_set):
         a = load_file(tmp_path / "one" / name)
         b = load_file(tmp_path / "two" / name)
         for k in a:
-            torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6)
+            # float noise: the gloo all-reduce sums in another order, and Adam's first steps are about
+            # lr·sign(g), so a gradient within an ulp of 0 may step the other way in one element; a wrong
+            # average or shard moves every element. So compare each tensor as a whole, relative to its norm.
+            x, y = a[k].double(), b[k].double()
+            assert torch.linalg.vector_norm(x - y) <= 1e-3 * torch.linalg.vector_norm(x) + 1e-9, (name, k)

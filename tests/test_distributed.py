@@ -91,6 +91,9 @@ def test_two_gloo_processes_match_one_process(tmp_path, monkeypatch, one_process
     init = engine_toy_run.ToyRun(one_process).final_weights()
     for name, value in one.items():
         scale = value.abs().max().item()
-        assert (two[name] - value).abs().max().item() <= 1e-6 * scale, name
+        # float32 sums in another order (two half-batch gradients all-reduced) differ by a few ulps, which
+        # Adam's normalisation carries into the weights (~1e-6 of the scale here); a wrong gradient average
+        # or shard moves them by ~lr per step (~1e-3 of the scale)
+        assert (two[name] - value).abs().max().item() <= 1e-5 * scale, name
         if name.startswith("model."):
             assert not torch.allclose(value, init[name])  # the run moved the weights

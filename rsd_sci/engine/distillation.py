@@ -16,7 +16,9 @@ reads; it is NaN when every generator sample was dropped) shows whether the fake
 
 Model selection: the exported generator is the EMA at the evaluation with the lowest `heldout_sw`
 (`rsd_sci.engine.best_snapshot`; its iteration and value are in the file's metadata as
-`selected_step` and `heldout_sw`), the EMA at the end when no evaluation was finite.
+`selected_step` and `heldout_sw`), the EMA at the end when no evaluation was finite. The candidates
+are the scheduled evaluations (every `heldout_every` iterations) and the last iteration, never the end
+of an interrupted session, so a resumed run exports what a straight one does.
 
 Writes RUN/checkpoints/distill/state.pt and RUN/generator.safetensors (the selected EMA generator with
 the teacher's metadata, the distillation settings and the teacher's operator bank).
@@ -27,6 +29,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Callable
@@ -136,9 +139,11 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
                        dropped=m["fake_dropped"] + m["g_dropped"], lr=cfg.g_lr,
                        images_per_s=B / max(now - clock["t"], 1e-9), memory_gb=peak_memory_gb(info.device))
         clock["t"] = now
-        if (step + 1) % cfg.heldout_every == 0 or step + 1 == cfg.distill_steps:
+        scheduled = (step + 1) % cfg.heldout_every == 0
+        if scheduled or step + 1 == cfg.distill_steps:
             metrics["heldout_sw"] = heldout_distance(ema.module, teacher, heldout_batch, cfg.seed, settings.sigma_init)
-            best.offer(ema.module, metrics["heldout_sw"], step + 1)
+            if scheduled:   # the end of a session off the schedule is no candidate: a resumed run must select
+                best.offer(ema.module, metrics["heldout_sw"], step + 1)   # as a straight one (export below)
         return metrics
 
     def save_fn(steps_done: int) -> None:
@@ -151,10 +156,12 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
     out = run_dir / "generator.safetensors"
     if info.is_main:
         bank = meta["bank"] or operator_bank(heldout_set)
-        chosen = best if best.step > 0 else ema
-        export_generator(out, chosen.module, meta, cfg, source, bank,
-                         selected=dict(selected_step=best.step or cfg.distill_steps,
-                                       heldout_sw=best.value if best.step else None))
+        candidates = [(best.value, best.step, best.module)] if best.step else []
+        if cfg.distill_steps % cfg.heldout_every:   # the last iteration, off the schedule, is a candidate too
+            last = heldout_distance(ema.module, teacher, heldout_batch, cfg.seed, settings.sigma_init)
+            candidates += [(last, cfg.distill_steps, ema.module)] if math.isfinite(last) else []
+        value, step, module = min(candidates, key=lambda c: c[0], default=(None, cfg.distill_steps, ema.module))
+        export_generator(out, module, meta, cfg, source, bank, selected=dict(selected_step=step, heldout_sw=value))
     distributed.barrier()
     return out
 
