@@ -13,9 +13,10 @@ table from one run.
        clean floor          32 OTHER clean phantoms through the same pipeline (seed + 1000): the value of
                             a perfect model at this sample size
        corrupted data       R(y) of 32 training measurements (zero-filled MRI, FBP CT)
-       teacher Heun         18 levels down to σ_min (35 calls; the Ambient projection at every call)
-       teacher truncated    x̂0 at the last level ≥ σ_n (Tweedie teachers) or ≥ 0.1 (Ambient teachers,
-                            whose x̂0 drifts back to the aliased input as σ → 0: docs/method.md)
+       teacher              the default sampler, as `rsd-sci sample`: 18 levels, the Ambient projection at
+                            every call, x̂0 at the last level ≥ 0.1 (MRI/CT Ambient teachers, whose x̂0
+                            drifts back to the aliased input as σ → 0: docs/method.md)
+       teacher to σ_min     the same integrated down to σ_min (35 calls)
        generator one step   1 call
 3. Reconstruction of the held-out slices (the preset's eval_slices: all 32 for `quality`) by the
    baselines (MRI: zero-filled, CG-SENSE, L1-wavelet; CT: FBP, TV), A-DPS (one posterior sample, 300
@@ -48,27 +49,20 @@ from rsd_sci.config import TrainConfig  # noqa: E402
 from rsd_sci.data.measurement_set import open_measurement_set  # noqa: E402
 from rsd_sci.engine import evaluation  # noqa: E402
 from rsd_sci.engine.run import run_training  # noqa: E402
-from rsd_sci.engine.sampling import to_output  # noqa: E402
+from rsd_sci.engine.sampling import draw_samples, to_output  # noqa: E402
 from rsd_sci.report.document import write_report  # noqa: E402
 
 SET_LABELS = {"floor": "clean floor (other phantoms)", "data": "corrupted data R(y)",
-              "teacher": "teacher Heun (18 levels)", "truncated": "teacher truncated", "generator": "generator one step"}
-AMBIENT_STOP_SIGMA = 0.1
+              "teacher": "teacher (x̂0 at σ ≥ 0.1)", "to_sigma_min": "teacher to σ_min",
+              "generator": "generator one step"}
 
 
-def truncated_teacher(teacher, n: int, settings, offset: float) -> np.ndarray:
-    """n teacher samples stopped early: x̂0 at the last level ≥ σ_n (Tweedie) or ≥ 0.1 (Ambient), in the
-    metrics' view (`evaluation.metric_view`; offset: the data's normalisation offset)."""
-    from rsd_sci.diffusion.teacher_sampling import sample_teacher
-    from rsd_sci.engine.operator_bank import bank_batch
-
-    model, out = teacher.model, []
-    stop = AMBIENT_STOP_SIGMA if model.space.kind == "ambient" else None
-    for start in range(0, n, settings.batch):
-        ops = bank_batch(teacher.meta["bank"], range(start, min(n, start + settings.batch)), settings.device)
-        out.append(sample_teacher(model, ops, seed=settings.seed, steps=settings.sampler_steps, truncate=True,
-                                  stop_sigma=stop).float().cpu())
-    return evaluation.metric_view(to_output(teacher, torch.cat(out)), model.spec, offset)
+def teacher_to_sigma_min(teacher, n: int, settings, offset: float) -> np.ndarray:
+    """n teacher samples integrated to σ_min (no early stop), in the metrics' view
+    (`evaluation.metric_view`; offset: the data's normalisation offset)."""
+    x = draw_samples(teacher, n, "heun", settings.sampler_steps, batch=settings.batch, seed=settings.seed,
+                     device=settings.device, stop_sigma=0.0)
+    return evaluation.metric_view(to_output(teacher, x), teacher.model.spec, offset)
 
 
 def clean_floor(cfg: TrainConfig, n: int) -> np.ndarray:
@@ -121,8 +115,8 @@ def main() -> None:
     train_set, test_set = open_measurement_set(written["data"])
     sets = {n: np.load(out / "samples" / f"{n}.npy") for n in ("reference", *evaluation.SETS)}
     start = time.perf_counter()
-    sets["truncated"] = truncated_teacher(models["teacher"], len(sets["reference"]), settings,
-                                          float(evaluation.offsets_of(test_set, 1)[0]))
+    sets["to_sigma_min"] = teacher_to_sigma_min(models["teacher"], len(sets["reference"]), settings,
+                                                float(evaluation.offsets_of(test_set, 1)[0]))
     sets["floor"] = clean_floor(cfg, len(sets["reference"]))
     distances = evaluation.distribution_distances(sets, cfg.seed, names=tuple(SET_LABELS))
     fast = dataclasses.replace(settings, generator_steps=50)

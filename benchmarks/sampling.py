@@ -116,7 +116,8 @@ def build_case(case: str, train_set, preset: str, batch: int, seed: int, device:
 
     def heun():
         with torch.no_grad(), autocast():
-            return sample_teacher(teacher, ops, seed=seed, steps=STEPS, sampler="auto", truncate=False)
+            return sample_teacher(teacher, ops, seed=seed, steps=STEPS, sampler="auto", truncate=False,
+                                  stop_sigma=0.0)
 
     def network():
         with torch.no_grad(), autocast():

@@ -19,6 +19,9 @@ def sample(
     steps: int = typer.Option(18, help="Teacher samplers: noise levels (18 = 35 network calls)."),
     truncate: Optional[bool] = typer.Option(None, "--truncate/--no-truncate",
                                             help="Teacher: stop at the data's noise level (default: Tweedie teachers)."),
+    stop_sigma: Optional[float] = typer.Option(
+        None, "--stop-sigma", help="Teacher: return the x0-prediction at the last level >= this instead of "
+                                   "integrating to 0.002 (default 0.1 for MRI/CT Ambient teachers, else 0 = no stop)."),
     batch: int = typer.Option(16, help="Images per network batch."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     seed: int = typer.Option(0, help="Seed of the noise; sample i is the same for any --batch or -n."),
@@ -36,6 +39,8 @@ def sample(
             fail(f"{name} must be at least 1 (got {value})")
     if seed < 0:
         fail(f"--seed must be non-negative (got {seed})")
+    if stop_sigma is not None and stop_sigma < 0:
+        fail(f"--stop-sigma must be at least 0 (got {stop_sigma:g})")
     from rsd_sci.data.image_output import output_kind
 
     output_kind(out)  # a bad suffix fails before any model is loaded
@@ -47,9 +52,9 @@ def sample(
     dev = resolve_device(device)
     loaded = load_model(model, dev, sampler)
     with progress_bar(f"Sampling ({sampler})") as update:
-        images = draw_samples(loaded, n, sampler, steps, truncate, batch, seed, dev, update)
+        images = draw_samples(loaded, n, sampler, steps, truncate, batch, seed, dev, update, stop_sigma)
     arrays = to_output(loaded, images, keep_complex, scale, offset)
-    meta = dict(model=str(loaded.path), kind=loaded.kind, sampler=sampler, steps=steps, seed=seed, n=n,
+    meta = dict(model=str(loaded.path), kind=loaded.kind, sampler=sampler, steps=steps, seed=seed, n=n, stop_sigma=stop_sigma,
                 units="data" if scale is not None else "normalised", operator=loaded.meta["operator"])
     written = write_samples(out, arrays, split=split, metadata=meta, overwrite=force)
     typer.echo(f"wrote {n} {sampler} samples to {written[0] if len(written) == 1 else f'{len(written)} files'}")

@@ -1,9 +1,10 @@
 """A PNG grid of what a run learned: clean held-out images (for reference only: never used in training),
 the corrupted training images (the fixed reconstruction R(y), e.g. zero-filled MRI or sparse-view FBP),
-teacher samples (the Ambient sampler or Heun, truncated at σ_n for Tweedie teachers) and, when the run
-has a generator, its one-step samples. Magnitudes for complex MRI; one grey window for all rows.
+teacher samples (the default sampler of `rsd-sci sample`: the Ambient sampler, stopped at σ = 0.1 for
+MRI/CT teachers, or Heun, truncated at σ_n for Tweedie teachers) and, when the run has a generator, its
+one-step samples. Magnitudes for complex MRI; one grey window for all rows.
 
-    python scripts/figure_samples.py RUN --out docs/figures/samples_mri.png [--n 8 --steps 18 --stop-sigma 0.1]
+    python scripts/figure_samples.py RUN --out docs/figures/samples_mri.png [--n 8 --steps 18 --stop-sigma 0]
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch  # noqa: E402
 
 from rsd_sci.data.batches import load_batch  # noqa: E402
 from rsd_sci.data.measurement_set import open_measurement_set  # noqa: E402
-from rsd_sci.diffusion.teacher_sampling import sample_teacher  # noqa: E402
+from rsd_sci.diffusion.teacher_sampling import default_stop_sigma, sample_teacher  # noqa: E402
 from rsd_sci.distill.distiller import generate  # noqa: E402
 from rsd_sci.distill.draws import KeyedDraws  # noqa: E402
 from rsd_sci.engine.distillation import load_generator  # noqa: E402
@@ -33,6 +34,10 @@ def display(t: torch.Tensor, space) -> torch.Tensor:
     return (image.abs() if image.is_complex() else image)[:, 0]
 
 
+def _end(stop: float) -> str:
+    return f"x0 at the last level >= {stop:g}" if stop > 0 else "integrated to sigma_min"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path)
@@ -41,7 +46,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=18)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stop-sigma", type=float, default=None,
-                        help="add a row: the sampler's x0 at the last level >= this sigma")
+                        help="add a row: the same samples stopped at this sigma (0: integrated to sigma_min)")
     args = parser.parse_args()
     teacher, meta = load_teacher(args.run / "teacher.safetensors")
     train_set, test_set = open_measurement_set(args.run / "data")
@@ -52,14 +57,14 @@ def main() -> None:
     rows = [corrupted, display(sample_teacher(teacher, ops, seed=args.seed, steps=args.steps), teacher.space)]
     titles = ["corrupted training data R(y)",
               f"teacher samples ({meta['member']} loss, {meta['config']['steps']} steps, preset "
-              f"{meta['config']['preset']}, {args.steps}-step sampler: {2 * args.steps - 1} network calls)"]
+              f"{meta['config']['preset']}, {args.steps}-level sampler, {_end(default_stop_sigma(teacher))})"]
     if "targets" in ops:
         rows.insert(0, ops["targets"][:, 0].float())
         titles.insert(0, "clean held-out images (reference only, never seen in training)")
     if args.stop_sigma is not None:
         rows.append(display(sample_teacher(teacher, ops, seed=args.seed, steps=args.steps,
                                            stop_sigma=args.stop_sigma), teacher.space))
-        titles.append(f"the same samples, x0 at the last level >= {args.stop_sigma:g}")
+        titles.append(f"the same samples, {_end(args.stop_sigma)}")
     if (args.run / "generator.safetensors").is_file():
         G, g_meta = load_generator(args.run / "generator.safetensors")
         with torch.no_grad():

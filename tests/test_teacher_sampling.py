@@ -35,8 +35,8 @@ def test_sample_each_family(tmp_path, name):
     calls = []
     x = sample_teacher(teacher, load_batch(test_set, [0, 1]), steps=4, progress=lambda i, n: calls.append(i))
     assert x.shape == shape and torch.isfinite(x).all()
-    if member == "tweedie":  # stops once σ < σ_n = 0.2: before the last of the 4 steps
-        assert len(calls) < 4
+    if member == "tweedie" or name in ("mri", "ct"):  # stops once σ < σ_n = 0.2 (Tweedie) or σ < 0.1 (the
+        assert len(calls) < 4                          # MRI/CT Ambient default): before the last of 4 steps
     else:
         assert calls == [1, 2, 3, 4]
 
@@ -53,3 +53,23 @@ def test_stop_sigma_ends_at_the_last_level_above(tmp_path):
     x = sample_teacher(teacher, load_batch(test_set, [0, 1]), steps=6, stop_sigma=0.5,
                        progress=lambda i, n: calls.append(i))
     assert torch.isfinite(x).all() and len(calls) < 6
+
+
+def test_mri_ambient_teacher_stops_at_0_1_by_default(tmp_path):
+    """No stop named: an MRI Ambient teacher returns x0 at the last level >= 0.1 (as stop_sigma=0.1), and
+    stop_sigma=0 integrates all the way to sigma_min (a different image, every step taken)."""
+    from rsd_sci.diffusion.teacher_sampling import AMBIENT_STOP_SIGMA, default_stop_sigma
+
+    r = CliRunner().invoke(app, ["data", "make", "--out", str(tmp_path / "set"), "--size", "32", "--n-train", "2",
+                                 "--n-test", "2", "--modality", "mri", "--center-fraction", "0.2"])
+    assert r.exit_code == 0, r.output
+    _, test_set = open_measurement_set(tmp_path / "set")
+    torch.manual_seed(0)
+    teacher = build_teacher(test_set.info.operator, {k: PRESETS["tiny"][k] for k in NETWORK_KEYS}, 0.0)
+    assert default_stop_sigma(teacher) == AMBIENT_STOP_SIGMA == 0.1
+    ops = load_batch(test_set, [0, 1])
+    default = sample_teacher(teacher, ops, steps=8)
+    assert torch.equal(default, sample_teacher(teacher, ops, steps=8, stop_sigma=0.1))
+    calls = []
+    full = sample_teacher(teacher, ops, steps=8, stop_sigma=0, progress=lambda i, n: calls.append(i))
+    assert calls == list(range(1, 9)) and not torch.allclose(full, default)

@@ -225,6 +225,11 @@ def evaluate_run(run_dir: str | Path, settings: EvalSettings | None = None, data
                "reconstruction": (reconstruction_metrics(recons, targets, heldout.column("source", S))
                                   if has_targets else None),
                "seconds_per_slice": {m: r["seconds_per_slice"] for m, r in recons.items()}}
+    if "teacher" in models:
+        from rsd_sci.diffusion.teacher_sampling import default_stop_sigma
+
+        results["teacher_sampler"] = {"steps": settings.sampler_steps,
+                                      "stop_sigma": default_stop_sigma(models["teacher"].model)}
     _write(run_dir, sets, recons, targets, results)
     return results
 

@@ -7,7 +7,8 @@ Samplers:
     onestep   x = G_ema(z_in, σ_init): one network call (generator files)
     heun      the teacher's EDM Heun sampler, `steps` levels (2·steps − 1 calls); Ambient teachers use the
               Ambient sampler's projection at every call, as they must; `truncate` stops Tweedie
-              teachers at σ_n (their default)
+              teachers at σ_n (their default); MRI and CT Ambient teachers stop at σ = 0.1 unless
+              `stop_sigma` says otherwise (`rsd_sci.diffusion.teacher_sampling`)
     ambient   the same, refused for teachers that are not Ambient (masked or measurement-domain)
 
 Every sample i takes the operator of bank entry i mod N stored in the model (`operator_bank`) and is keyed
@@ -82,8 +83,9 @@ def check_sampler(loaded: LoadedModel, sampler: str) -> None:
 
 def draw_samples(loaded: LoadedModel, n: int, sampler: str = "onestep", steps: int = 18, truncate: bool | None = None,
                  batch: int = 16, seed: int = 0, device: str | torch.device = "cpu",
-                 progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
-    """n images (n, C, H, W) in network channels on the CPU, in batches of `batch`."""
+                 progress: Callable[[int, int], None] | None = None, stop_sigma: float | None = None) -> torch.Tensor:
+    """n images (n, C, H, W) in network channels on the CPU, in batches of `batch`. Teachers: `stop_sigma`
+    as in `sample_teacher` (None: 0.1 for MRI/CT Ambient teachers, 0: integrate to σ_min)."""
     from rsd_sci.diffusion.teacher_sampling import sample_teacher
     from rsd_sci.distill.distiller import generate
     from rsd_sci.distill.draws import KeyedDraws
@@ -100,7 +102,8 @@ def draw_samples(loaded: LoadedModel, n: int, sampler: str = "onestep", steps: i
                 x = generate(model.denoiser, model.space, op, ops, KeyedDraws(ops["index"], seed, 0),
                              float(loaded.meta["sigma_init"]))
             else:
-                x = sample_teacher(model, ops, seed=seed, steps=steps, sampler="heun", truncate=truncate)
+                x = sample_teacher(model, ops, seed=seed, steps=steps, sampler="heun", truncate=truncate,
+                                   stop_sigma=stop_sigma)
         out.append(x.float().cpu())
         if progress is not None:
             progress(min(n, start + batch), n)

@@ -97,6 +97,16 @@ def _reconstruction_section(metrics: dict) -> list[str]:
                   "deviation of its posterior samples (both ×4 the image's grey window).", ""]
 
 
+def _sampler_titles(metrics: dict) -> dict:
+    """The teacher row's title with the sampler the evaluation used (metrics["teacher_sampler"])."""
+    sampler = metrics.get("teacher_sampler")
+    if not sampler:
+        return {}
+    stop = float(sampler.get("stop_sigma") or 0.0)
+    end = f"x̂0 at the last level ≥ {stop:g}" if stop > 0 else "integrated to σ_min"
+    return {"teacher": f"teacher samples ({sampler['steps']}-level sampler, {end})"}
+
+
 def write_report(run_dir: str | Path) -> Path:
     """Write RUN/figures/*.png and RUN/report.md; returns the report's path."""
     import yaml
@@ -126,7 +136,7 @@ def write_report(run_dir: str | Path) -> Path:
         sets = {n: np.load(run_dir / "samples" / f"{n}.npy") for n in ("reference", *SETS)
                 if (run_dir / "samples" / f"{n}.npy").is_file()}
         if sets:
-            figures.samples_figure(sets, fig_dir / "samples.png")
+            figures.samples_figure(sets, fig_dir / "samples.png", titles=_sampler_titles(metrics))
             sample_fig = "figures/samples.png"
         if metrics.get("distribution"):
             figures.distance_bars(metrics["distribution"], fig_dir / "distances.png")

@@ -25,7 +25,7 @@ from rsd_sci.data.atomic import atomic_path  # noqa: E402
 SET_TITLES = {
     "reference": "clean held-out images (reference only, never seen in training)",
     "data": "corrupted training data R(y)",
-    "teacher": "teacher samples (18-level sampler, 35 network calls)",
+    "teacher": "teacher samples (18-level sampler)",
     "generator": "generator samples (one step, 1 network call)",
 }
 
@@ -42,8 +42,10 @@ def grey_window(images: np.ndarray) -> tuple[float, float]:
     return 0.0, float(np.quantile(images, 0.995)) or 1.0
 
 
-def samples_figure(sets: dict[str, np.ndarray], path: Path, n: int = 8) -> Path:
-    """Rows of `n` images from each set of SET_TITLES present in `sets` ((N, H, W) magnitudes)."""
+def samples_figure(sets: dict[str, np.ndarray], path: Path, n: int = 8, titles: dict | None = None) -> Path:
+    """Rows of `n` images from each set of SET_TITLES present in `sets` ((N, H, W) magnitudes); `titles`
+    replaces some of the row titles."""
+    titles = SET_TITLES | (titles or {})
     names = [k for k in SET_TITLES if k in sets]
     n = min(n, *(len(sets[k]) for k in names))
     lo, hi = grey_window(sets.get("reference", sets[names[0]]))
@@ -52,7 +54,7 @@ def samples_figure(sets: dict[str, np.ndarray], path: Path, n: int = 8) -> Path:
         for i in range(n):
             axes[row, i].imshow(sets[name][i], cmap="gray", vmin=lo, vmax=hi)
             axes[row, i].axis("off")
-        axes[row, 0].set_title(SET_TITLES[name], loc="left", fontsize=9)
+        axes[row, 0].set_title(titles[name], loc="left", fontsize=9)
     fig.subplots_adjust(left=0.01, right=0.99, top=0.92, bottom=0.01, wspace=0.04, hspace=0.2)
     return _save(fig, path)
 
