@@ -54,6 +54,10 @@ def sample(
     with progress_bar(f"Sampling ({sampler})") as update:
         images = draw_samples(loaded, n, sampler, steps, truncate, batch, seed, dev, update, stop_sigma)
     arrays = to_output(loaded, images, keep_complex, scale, offset)
+    if loaded.kind == "teacher" and stop_sigma is None:
+        from rsd_sci.diffusion.teacher_sampling import default_stop_sigma
+
+        stop_sigma = default_stop_sigma(loaded.model)   # the metadata names the level the sampler used
     meta = dict(model=str(loaded.path), kind=loaded.kind, sampler=sampler, steps=steps, seed=seed, n=n, stop_sigma=stop_sigma,
                 units="data" if scale is not None else "normalised", operator=loaded.meta["operator"])
     written = write_samples(out, arrays, split=split, metadata=meta, overwrite=force)

@@ -101,6 +101,12 @@ def test_teacher_samplers_and_data_scale(run, tmp_path):
        "--out", tmp_path / "t.h5")
     with h5py.File(tmp_path / "t.h5") as f:
         assert f["samples"].shape == (2, 32, 32) and "ambient" in f.attrs["metadata"]
+        stopped = f["samples"][:]
+        assert json.loads(f.attrs["metadata"])["stop_sigma"] == 0.1   # MRI teachers stop at 0.1 by default
+    ok("sample", "--model", run / "teacher.safetensors", "--sampler", "ambient", "--steps", 3, "-n", 2,
+       "--stop-sigma", 0, "--out", tmp_path / "full.h5")
+    with h5py.File(tmp_path / "full.h5") as f:
+        assert json.loads(f.attrs["metadata"])["stop_sigma"] == 0.0 and not np.allclose(f["samples"][:], stopped)
     ok("sample", "--model", run, "-n", 2, "--out", tmp_path / "n.npy")
     ok("sample", "--model", run, "-n", 2, "--out", tmp_path / "d.npy", "--scale", 4.0)
     np.testing.assert_allclose(np.load(tmp_path / "d.npy"), np.load(tmp_path / "n.npy") / 4.0, rtol=1e-6)
@@ -112,6 +118,7 @@ def test_teacher_samplers_and_data_scale(run, tmp_path):
     (["--model", "{run}/config.yaml"], "not a safetensors model file"),
     (["--model", "{run}", "--out", "{tmp}/x.txt"], "unknown output format"),
     (["--model", "{run}", "-n", "0"], "-n must be at least 1"),
+    (["--model", "{run}", "--sampler", "heun", "--stop-sigma", "-1"], "--stop-sigma must be at least 0"),
 ])
 def test_sample_bad_input(run, tmp_path, args, message):
     args = [a.format(run=run, tmp=tmp_path) for a in args]

@@ -21,16 +21,21 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("name", CASES)
-def test_sample_each_family(tmp_path, name):
-    args, member, shape = CASES[name]
+def fresh_teacher(tmp_path, *make_args):
+    """(an untrained tiny teacher, the test split) of a 2 + 2 slice, 32×32 set made by `data make`."""
     r = CliRunner().invoke(app, ["data", "make", "--out", str(tmp_path / "set"), "--size", "32", "--n-train", "2",
-                                 "--n-test", "2", *args])
+                                 "--n-test", "2", *make_args])
     assert r.exit_code == 0, r.output
     _, test_set = open_measurement_set(tmp_path / "set")
     torch.manual_seed(0)
     network = {k: PRESETS["tiny"][k] for k in NETWORK_KEYS}
-    teacher = build_teacher(test_set.info.operator, network, float(test_set.column("sigma_n").max()))
+    return build_teacher(test_set.info.operator, network, float(test_set.column("sigma_n").max())), test_set
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_sample_each_family(tmp_path, name):
+    args, member, shape = CASES[name]
+    teacher, test_set = fresh_teacher(tmp_path, *args)
     assert teacher.member == member
     calls = []
     x = sample_teacher(teacher, load_batch(test_set, [0, 1]), steps=4, progress=lambda i, n: calls.append(i))
@@ -43,12 +48,7 @@ def test_sample_each_family(tmp_path, name):
 
 def test_stop_sigma_ends_at_the_last_level_above(tmp_path):
     """stop_sigma ends the Ambient sampler early: fewer steps, and the x0 of the last level >= it."""
-    r = CliRunner().invoke(app, ["data", "make", "--out", str(tmp_path / "set"), "--size", "32", "--n-train", "2",
-                                 "--n-test", "2", "--modality", "ct", "--views", "30"])
-    assert r.exit_code == 0, r.output
-    _, test_set = open_measurement_set(tmp_path / "set")
-    torch.manual_seed(0)
-    teacher = build_teacher(test_set.info.operator, {k: PRESETS["tiny"][k] for k in NETWORK_KEYS}, 0.0)
+    teacher, test_set = fresh_teacher(tmp_path, "--modality", "ct", "--views", "30")
     calls = []
     x = sample_teacher(teacher, load_batch(test_set, [0, 1]), steps=6, stop_sigma=0.5,
                        progress=lambda i, n: calls.append(i))
@@ -60,12 +60,7 @@ def test_mri_ambient_teacher_stops_at_0_1_by_default(tmp_path):
     stop_sigma=0 integrates all the way to sigma_min (a different image, every step taken)."""
     from rsd_sci.diffusion.teacher_sampling import AMBIENT_STOP_SIGMA, default_stop_sigma
 
-    r = CliRunner().invoke(app, ["data", "make", "--out", str(tmp_path / "set"), "--size", "32", "--n-train", "2",
-                                 "--n-test", "2", "--modality", "mri", "--center-fraction", "0.2"])
-    assert r.exit_code == 0, r.output
-    _, test_set = open_measurement_set(tmp_path / "set")
-    torch.manual_seed(0)
-    teacher = build_teacher(test_set.info.operator, {k: PRESETS["tiny"][k] for k in NETWORK_KEYS}, 0.0)
+    teacher, test_set = fresh_teacher(tmp_path, "--modality", "mri", "--center-fraction", "0.2")
     assert default_stop_sigma(teacher) == AMBIENT_STOP_SIGMA == 0.1
     ops = load_batch(test_set, [0, 1])
     default = sample_teacher(teacher, ops, steps=8)
