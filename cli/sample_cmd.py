@@ -58,7 +58,8 @@ def sample(
         from rsd_sci.diffusion.teacher_sampling import default_stop_sigma
 
         stop_sigma = default_stop_sigma(loaded.model)   # the metadata names the level the sampler used
-    meta = dict(model=str(loaded.path), kind=loaded.kind, sampler=sampler, steps=steps, seed=seed, n=n, stop_sigma=stop_sigma,
-                units="data" if scale is not None else "normalised", operator=loaded.meta["operator"])
+    meta = dict(model=str(loaded.path), kind=loaded.kind, sampler=sampler, steps=steps, seed=seed, n=n,
+                stop_sigma=stop_sigma, units="data" if scale is not None else "normalised",
+                operator=loaded.meta["operator"])
     written = write_samples(out, arrays, split=split, metadata=meta, overwrite=force)
     typer.echo(f"wrote {n} {sampler} samples to {written[0] if len(written) == 1 else f'{len(written)} files'}")

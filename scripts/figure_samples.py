@@ -20,7 +20,7 @@ import torch  # noqa: E402
 
 from rsd_sci.data.batches import load_batch  # noqa: E402
 from rsd_sci.data.measurement_set import open_measurement_set  # noqa: E402
-from rsd_sci.diffusion.teacher_sampling import default_stop_sigma, sample_teacher  # noqa: E402
+from rsd_sci.diffusion.teacher_sampling import default_stop_sigma, sample_teacher, stop_description  # noqa: E402
 from rsd_sci.distill.distiller import generate  # noqa: E402
 from rsd_sci.distill.draws import KeyedDraws  # noqa: E402
 from rsd_sci.engine.distillation import load_generator  # noqa: E402
@@ -32,10 +32,6 @@ def display(t: torch.Tensor, space) -> torch.Tensor:
     """(B, channels, H, W) network channels -> (B, H, W) real images for display."""
     image = space.to_image(t)
     return (image.abs() if image.is_complex() else image)[:, 0]
-
-
-def _end(stop: float) -> str:
-    return f"x0 at the last level >= {stop:g}" if stop > 0 else "integrated to sigma_min"
 
 
 def main() -> None:
@@ -57,14 +53,15 @@ def main() -> None:
     rows = [corrupted, display(sample_teacher(teacher, ops, seed=args.seed, steps=args.steps), teacher.space)]
     titles = ["corrupted training data R(y)",
               f"teacher samples ({meta['member']} loss, {meta['config']['steps']} steps, preset "
-              f"{meta['config']['preset']}, {args.steps}-level sampler, {_end(default_stop_sigma(teacher))})"]
+              f"{meta['config']['preset']}, {args.steps}-level sampler, "
+              f"{stop_description(default_stop_sigma(teacher))})"]
     if "targets" in ops:
         rows.insert(0, ops["targets"][:, 0].float())
         titles.insert(0, "clean held-out images (reference only, never seen in training)")
     if args.stop_sigma is not None:
         rows.append(display(sample_teacher(teacher, ops, seed=args.seed, steps=args.steps,
                                            stop_sigma=args.stop_sigma), teacher.space))
-        titles.append(f"the same samples, {_end(args.stop_sigma)}")
+        titles.append(f"the same samples, {stop_description(args.stop_sigma)}")
     if (args.run / "generator.safetensors").is_file():
         G, g_meta = load_generator(args.run / "generator.safetensors")
         with torch.no_grad():

@@ -6,7 +6,7 @@ the operators of real (held-out) measurements, as in training; their values are 
 masks and coil maps.
 
 Measurement-domain Ambient teachers (MRI, CT) stop by default at σ = 0.1 (`AMBIENT_STOP_SIGMA`): they
-return the x0-prediction of the last level ≥ 0.1 (σ = 0.18 of the 18-level schedule, 27 network calls)
+return the x0-prediction of the last level ≥ 0.1 (σ = 0.14 of the 18-level schedule, 27 network calls)
 instead of integrating to σ_min. With EDM preconditioning their D tends to its thinned, aliased input as
 σ → 0 (c_skip → 1, c_out → σ; the rows Â leaves out must come from c_out·F), and the ODE then shrinks
 every left-out row towards zero: measured on the quality runs (docs/benchmarks.md), samples integrated
@@ -38,6 +38,11 @@ def default_stop_sigma(teacher) -> float:
     (MRI, CT), else 0 (no stop; pixel-mask teachers keep Daras et al.'s full sampler)."""
     ambient_rows = teacher.space.kind == "ambient" and teacher.spec.get("family") in STOPPING_FAMILIES
     return AMBIENT_STOP_SIGMA if ambient_rows else 0.0
+
+
+def stop_description(stop_sigma: float) -> str:
+    """How a sample ends, for figure titles: "x0 at the last level ≥ 0.1" or "integrated to σ_min"."""
+    return f"x0 at the last level ≥ {stop_sigma:g}" if stop_sigma > 0 else "integrated to σ_min"
 
 
 def batch_denoiser(teacher, batch: dict, seed: int = 0):

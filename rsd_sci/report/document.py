@@ -102,8 +102,9 @@ def _sampler_titles(metrics: dict) -> dict:
     sampler = metrics.get("teacher_sampler")
     if not sampler:
         return {}
-    stop = float(sampler.get("stop_sigma") or 0.0)
-    end = f"x̂0 at the last level ≥ {stop:g}" if stop > 0 else "integrated to σ_min"
+    from rsd_sci.diffusion.teacher_sampling import stop_description
+
+    end = stop_description(float(sampler.get("stop_sigma") or 0.0))
     return {"teacher": f"teacher samples ({sampler['steps']}-level sampler, {end})"}
 
 
