@@ -84,7 +84,7 @@ def sample_teacher(teacher, ops_batch: dict, seed: int = 0, steps: int = 18, sam
     if stop_sigma < 0:
         raise ValueError(f"stop_sigma must be at least 0, got {stop_sigma:g}")
     if stop_sigma > 0:
-        floor = torch.full_like(ops_batch["sigma_n"], float(stop_sigma))
+        floor = torch.full_like(ops_batch["sigma_n"], stop_sigma)
         sigma_n = floor if sigma_n is None else torch.maximum(sigma_n, floor)
     step = sample_euler if sampler == "euler" else sample_heun
     with torch.no_grad():

@@ -120,6 +120,7 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
     heldout_batch = load_batch(heldout_set, range(min(HELDOUT_SAMPLES, len(heldout_set))), info.device)
     B, n = cfg.batch, len(train_set)
     clock = {"t": time.perf_counter()}
+    last_sw: dict[int, float] = {}   # heldout_sw of an off-schedule last iteration, for the export
 
     def ops_and_draws(step: int, part: int):
         rows = torch.from_numpy(global_batch_indices(n, B, step, cfg.seed + 1 + part))
@@ -144,6 +145,8 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
             metrics["heldout_sw"] = heldout_distance(ema.module, teacher, heldout_batch, cfg.seed, settings.sigma_init)
             if scheduled:   # the end of a session off the schedule is no candidate: a resumed run must select
                 best.offer(ema.module, metrics["heldout_sw"], step + 1)   # as a straight one (export below)
+            else:
+                last_sw[step + 1] = metrics["heldout_sw"]
         return metrics
 
     def save_fn(steps_done: int) -> None:
@@ -158,7 +161,9 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
         bank = meta["bank"] or operator_bank(heldout_set)
         candidates = [(best.value, best.step, best.module)] if best.step else []
         if cfg.distill_steps % cfg.heldout_every:   # the last iteration, off the schedule, is a candidate too
-            last = heldout_distance(ema.module, teacher, heldout_batch, cfg.seed, settings.sigma_init)
+            last = last_sw.get(cfg.distill_steps)   # computed again only when this invocation ran no step
+            if last is None:
+                last = heldout_distance(ema.module, teacher, heldout_batch, cfg.seed, settings.sigma_init)
             candidates += [(last, cfg.distill_steps, ema.module)] if math.isfinite(last) else []
         value, step, module = min(candidates, key=lambda c: c[0], default=(None, cfg.distill_steps, ema.module))
         export_generator(out, module, meta, cfg, source, bank, selected=dict(selected_step=step, heldout_sw=value))
