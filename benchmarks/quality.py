@@ -59,10 +59,10 @@ SET_LABELS = {"floor": "clean floor (other phantoms)", "data": "corrupted data R
 
 def teacher_to_sigma_min(teacher, n: int, settings, offset: float) -> np.ndarray:
     """n teacher samples integrated to σ_min (no early stop), in the metrics' view
-    (`evaluation.metric_view`; offset: the data's normalisation offset)."""
+    (`Family.metric_view`; offset: the data's normalisation offset)."""
     x = draw_samples(teacher, n, "heun", settings.sampler_steps, batch=settings.batch, seed=settings.seed,
                      device=settings.device, stop_sigma=0.0)
-    return evaluation.metric_view(to_output(teacher, x), teacher.model.spec, offset)
+    return teacher.family.metric_view(to_output(teacher, x), offset)
 
 
 def clean_floor(cfg: TrainConfig, n: int) -> np.ndarray:

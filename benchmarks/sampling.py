@@ -8,12 +8,12 @@ What is timed, per batch of `--batch` samples, on the SAME backbone preset, batc
 (the first `--batch` entries of a phantom measurement set made in a temporary folder with train_step.py's
 `make_sets`; only their masks, views and σ_n are used):
 
-    one-step   what sampling with a generator runs: `build_operator(spec, ops)`,
-               `KeyedDraws(ops["index"], seed, step=0)` (draws keyed per sample) and
+    one-step   what sampling with a generator runs: `family.measure(ops)` (the operator),
+               `KeyedDraws(m.index, seed, step=0)` (draws keyed per sample) and
                `rsd_sci.distill.distiller.generate`: z of the clean image's shape, for Ambient teachers a
                fresh further operator Â and the input R̂·Â(σ_init z) with Â's conditioning, then ONE call
                of the generator G (a copy of the teacher's denoiser, as distillation starts it).
-    Heun       `sample_teacher(teacher, ops, steps=18, sampler="auto", truncate=False)`: build_operator,
+    Heun       `sample_teacher(teacher, m, steps=18, sampler="auto", truncate=False)`: the operator,
                for Ambient teachers one further operator per sample and the projection R̂·Â of the iterate
                before EVERY denoiser call (the Ambient sampler), keyed starting noise, 18 Heun steps =
                35 denoiser calls. truncate=False, so the Tweedie (image-noise) teacher also runs all 18.
@@ -59,8 +59,7 @@ from rsd_sci.diffusion.networks import NETWORK_KEYS, PRESETS, count_parameters  
 from rsd_sci.diffusion.teacher_sampling import sample_teacher  # noqa: E402
 from rsd_sci.distill.distiller import generate  # noqa: E402
 from rsd_sci.distill.draws import KeyedDraws  # noqa: E402
-from rsd_sci.engine.teacher import build_teacher  # noqa: E402
-from rsd_sci.physics.factory import build_operator  # noqa: E402
+from rsd_sci.engine.model import build_model  # noqa: E402
 
 GOAL, LIMIT = 30.0, 35.0   # the issue: one-step images/s ≥ 30× Heun's; 35 network calls against 1
 STEPS = 18                 # Heun steps: 2·18 − 1 = 35 denoiser calls
@@ -93,7 +92,7 @@ def build_case(case: str, train_set, preset: str, batch: int, seed: int, device:
     """The three contenders of one case (name -> zero-argument call), the teacher, its parameter count."""
     network = {k: PRESETS[preset][k] for k in NETWORK_KEYS}
     torch.manual_seed(seed)
-    teacher = build_teacher(train_set.info.operator, network, float(train_set.column("sigma_n").max()))
+    teacher = build_model(train_set.info.operator, network, float(train_set.column("sigma_n").max()))
     teacher.denoiser.to(device).eval()
     G = copy.deepcopy(teacher.denoiser)                       # the generator starts as the teacher's copy
     ops = load_batch(train_set, list(range(batch)), device)
@@ -111,13 +110,13 @@ def build_case(case: str, train_set, preset: str, batch: int, seed: int, device:
 
     def one_step():
         with torch.no_grad(), autocast():
-            op = build_operator(teacher.spec, ops)
-            return generate(G, teacher.space, op, ops, KeyedDraws(ops["index"], seed, 0))
+            m = teacher.family.measure(ops)
+            return generate(G, m, KeyedDraws(m.index, seed, 0))
 
     def heun():
         with torch.no_grad(), autocast():
-            return sample_teacher(teacher, ops, seed=seed, steps=STEPS, sampler="auto", truncate=False,
-                                  stop_sigma=0.0)
+            return sample_teacher(teacher, teacher.family.measure(ops), seed=seed, steps=STEPS, sampler="auto",
+                                  truncate=False, stop_sigma=0.0)
 
     def network():
         with torch.no_grad(), autocast():
@@ -192,8 +191,8 @@ def main(argv: list[str] | None = None) -> None:
     for case in cases:
         one, heun, net = (times[(case, kind)] for kind in CALLS)
         r = median(heun) / median(one)
-        space = teachers[case].space
-        rows.append(Row(case, preset, str(batch), f"{space.channels} + {space.cond_channels}", str(len(one)),
+        family = teachers[case].family
+        rows.append(Row(case, preset, str(batch), f"{family.channels} + {family.cond_channels}", str(len(one)),
                         f"{batch / median(one):,.1f}", f"{batch / median(heun):,.2f}", ratio(heun, one),
                         f"{median(one) / median(net):.2f}×, {median(heun) / (CALLS['heun'] * median(net)):.2f}×",
                         f"{'met' if r >= GOAL else 'NOT met'} ({r:.1f}×)"))

@@ -6,8 +6,8 @@
 
 One training step, as `rsd-sci train --stage teacher` runs it (`rsd_sci.engine.teacher.train_teacher`):
 read the step's global batch from the measurement set (`global_batch_indices`, `load_batch`), set the
-learning rate, `batch_loss` (operator from `build_operator`, keyed σ and noise, the Ambient further
-operator, the member's loss) under bf16 autocast on CUDA, zero_grad, backward, `clip_grad_norm_` (1.0),
+learning rate, the batch's measurement model (`family.measure`: its operator), `batch_loss` (keyed σ
+and noise, the Ambient further operator, the member's loss) under bf16 autocast on CUDA, zero_grad, backward, `clip_grad_norm_` (1.0),
 Adam, the EMA update, and reading the loss and the gradient norm as floats (a device sync on CUDA).
 
 Cases (phantom data made in memory with `rsd_sci.data.make.make_measurement_set` into a temporary folder,
@@ -72,8 +72,8 @@ from rsd_sci.diffusion.networks import NETWORK_KEYS, PRESETS, count_parameters  
 from rsd_sci.diffusion.precond import loss_weight  # noqa: E402
 from rsd_sci.engine.ema import EMA  # noqa: E402
 from rsd_sci.engine.loop import set_lr, warmup_lr  # noqa: E402
-from rsd_sci.engine.teacher import batch_loss, build_teacher, draws  # noqa: E402
-from rsd_sci.physics.factory import build_operator  # noqa: E402
+from rsd_sci.engine.model import build_model  # noqa: E402
+from rsd_sci.engine.teacher import batch_loss, draws  # noqa: E402
 
 GOAL = 1.15  # the issue: Ambient losses cost at most 15 % over plain EDM
 
@@ -136,19 +136,18 @@ def network_only_inputs(teacher, train_set, batch_size: int, seed: int, device) 
     """The case's network image and conditioning for its first batch, computed once (fixed inputs)."""
     batch = load_batch(train_set, global_batch_indices(len(train_set), batch_size, 0, seed).tolist(), device)
     with torch.no_grad():
-        op = build_operator(teacher.spec, batch)
-        x = teacher.space.data_image(batch, op).float().contiguous()
+        m = teacher.family.measure(batch)
+        x = m.network_input().float().contiguous()
         cond = None
-        if teacher.space.kind == "ambient":
-            op_hat = teacher.space.further(op, batch, seed)
-            cond = teacher.space.cond(op_hat, batch)
+        if teacher.family.kind == "ambient":
+            cond = m.further(seed).cond()
             cond = None if cond is None else cond.float().contiguous()
     return x, cond
 
 
-def network_only_loss(D, teacher, batch, seed: int, step: int, x: torch.Tensor, cond) -> torch.Tensor:
+def network_only_loss(D, m, seed: int, step: int, x: torch.Tensor, cond) -> torch.Tensor:
     """Plain EDM on the fixed input x with conditioning cond: the network cost at the case's shape."""
-    sigma, noise = draws(batch, teacher.space, seed, step)
+    sigma, noise = draws(m, seed, step)
     s = sigma.float()
     x0 = D(x + s.view(-1, 1, 1, 1) * noise.to(x.dtype), s, cond)
     return (loss_weight(s) * (x0.float() - x).square().flatten(1).mean(dim=1)).mean()
@@ -160,7 +159,7 @@ def build_contender(case: str, variant: str, train_set, preset: str, batch_size:
     settings = PRESETS[preset]
     network = {k: settings[k] for k in NETWORK_KEYS}
     torch.manual_seed(seed)  # equal shapes start from equal weights
-    teacher = build_teacher(train_set.info.operator, network, float(train_set.column("sigma_n").max()))
+    teacher = build_model(train_set.info.operator, network, float(train_set.column("sigma_n").max()))
     if member is not None:
         teacher = dataclasses.replace(teacher, member=member)
     D = teacher.denoiser.to(device)
@@ -174,13 +173,13 @@ def build_contender(case: str, variant: str, train_set, preset: str, batch_size:
         """One training step, as `train_teacher`'s step_fn runs it (minus logging)."""
         s = counter["step"]
         indices = global_batch_indices(len(train_set), batch_size, s, seed)
-        batch = load_batch(train_set, indices.tolist(), device)
+        m = teacher.family.measure(load_batch(train_set, indices.tolist(), device))
         set_lr(optimizer, warmup_lr(s, settings["lr"], settings["warmup_steps"]))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
             if fixed is None:
-                loss = batch_loss(D, teacher, batch, seed, s)
+                loss = batch_loss(D, teacher, m, seed, s)
             else:
-                loss = network_only_loss(D, teacher, batch, seed, s, *fixed)
+                loss = network_only_loss(D, m, seed, s, *fixed)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(D.parameters(), settings["grad_clip"])
@@ -213,7 +212,7 @@ def breakdown(cases: list[str], sets: dict, batch_size: int, seed: int, device: 
     for case in cases:
         train_set = sets[case][0]
         _, member, _ = CASES[case]
-        teacher = build_teacher(train_set.info.operator, "tiny", float(train_set.column("sigma_n").max()))
+        teacher = build_model(train_set.info.operator, "tiny", float(train_set.column("sigma_n").max()))
         if member is not None:
             teacher = dataclasses.replace(teacher, member=member)
         D = ScalarDenoiser().to(device)
@@ -227,7 +226,7 @@ def breakdown(cases: list[str], sets: dict, batch_size: int, seed: int, device: 
             sync()
             t1 = time.perf_counter()
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                loss = batch_loss(D, teacher, batch, seed, s)
+                loss = batch_loss(D, teacher, teacher.family.measure(batch), seed, s)
             D.zero_grad(set_to_none=True)
             loss.backward()
             float(loss.detach())
@@ -371,17 +370,17 @@ def run_preset(preset: str, contenders: list[Contender], rounds: int, device: to
     for case in dict.fromkeys(c.case for c in contenders):
         for variant in ("full", "network only"):
             c, ts = by_name[(case, variant)], times[(case, variant)]
-            space = c.teacher.space
+            family = c.teacher.family
             label = f"{case} ({c.teacher.member})" if variant == "full" else case
             goal = ""
             if variant == "full" and case != "plain":
                 met = median(ts) / median(plain) <= GOAL
                 goal = f"≤ {GOAL:.2f}× plain: {'met' if met else 'NOT met'}"
-            rows.append(Row(preset, label, variant, f"{space.channels} + {space.cond_channels}", str(len(ts)),
+            rows.append(Row(preset, label, variant, f"{family.channels} + {family.cond_channels}", str(len(ts)),
                             seconds(best(ts)), seconds(median(ts)), f"{batch / median(ts):.3g}",
                             ratio(ts, plain), ratio(ts, times[(case, "network only")]) if variant == "full" else "",
                             f"{mib(memory[(case, variant)])} ({mib(c.state_bytes)})", goal))
-    params = sorted({(c.params, f"{c.teacher.space.channels}+{c.teacher.space.cond_channels}") for c in contenders})
+    params = sorted({(c.params, f"{c.teacher.family.channels}+{c.teacher.family.cond_channels}") for c in contenders})
     notes.append(f"{preset}: parameters " + ", ".join(f"{p / 1e6:.3f} M ({ch} channels)" for p, ch in params)
                  + f"; warm-up {warmup_s:.0f} s, timed rounds {sum(map(sum, times.values())):.0f} s; "
                  f"other processes used {load.others()} of the CPUs during the timed rounds")

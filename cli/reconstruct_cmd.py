@@ -96,13 +96,14 @@ def reconstruct(
 def _run(kind, input, out, files, targets, info, method, model, modality, flags, **job_options) -> None:
     from cli.progress import progress_bar
     from rsd_sci.engine import distributed
-    from rsd_sci.engine.sampling import load_model
+    from rsd_sci.engine.model import load_model, resolve_model_path
     from rsd_sci.errors import InputError
     from rsd_sci.posterior import file_reconstruction as fr
     from rsd_sci.posterior.nifti_volume import check_fits_model
     from rsd_sci.posterior.reconstruct import check_method
 
-    loaded = None if model is None else load_model(model, info.device, "heun" if method == "adps" else None)
+    model_kind = "teacher" if method == "adps" else None   # from a run directory: the teacher for A-DPS
+    loaded = None if model is None else load_model(resolve_model_path(model, model_kind), info.device)
     job = fr.Job(method=method, loaded=loaded, device=info.device, **job_options)
     with progress_bar(f"Reconstructing ({method})") as update:
         if kind == "set":

@@ -47,17 +47,16 @@ def sample(
     from cli.progress import progress_bar
     from rsd_sci.data.image_output import write_samples
     from rsd_sci.engine.distributed import resolve_device
-    from rsd_sci.engine.sampling import draw_samples, load_model, to_output
+    from rsd_sci.engine.model import load_model, resolve_model_path
+    from rsd_sci.engine.sampling import draw_samples, model_kind_for, to_output
 
     dev = resolve_device(device)
-    loaded = load_model(model, dev, sampler)
+    loaded = load_model(resolve_model_path(model, model_kind_for(sampler)), dev)
     with progress_bar(f"Sampling ({sampler})") as update:
         images = draw_samples(loaded, n, sampler, steps, truncate, batch, seed, dev, update, stop_sigma)
     arrays = to_output(loaded, images, keep_complex, scale, offset)
     if loaded.kind == "teacher" and stop_sigma is None:
-        from rsd_sci.diffusion.teacher_sampling import default_stop_sigma
-
-        stop_sigma = default_stop_sigma(loaded.model)   # the metadata names the level the sampler used
+        stop_sigma = loaded.family.default_stop_sigma   # the metadata names the level the sampler used
     meta = dict(model=str(loaded.path), kind=loaded.kind, sampler=sampler, steps=steps, seed=seed, n=n,
                 stop_sigma=stop_sigma, units="data" if scale is not None else "normalised",
                 operator=loaded.meta["operator"])

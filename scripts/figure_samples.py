@@ -20,17 +20,15 @@ import torch  # noqa: E402
 
 from rsd_sci.data.batches import load_batch  # noqa: E402
 from rsd_sci.data.measurement_set import open_measurement_set  # noqa: E402
-from rsd_sci.diffusion.teacher_sampling import default_stop_sigma, sample_teacher, stop_description  # noqa: E402
+from rsd_sci.diffusion.teacher_sampling import sample_teacher, stop_description  # noqa: E402
 from rsd_sci.distill.distiller import generate  # noqa: E402
 from rsd_sci.distill.draws import KeyedDraws  # noqa: E402
-from rsd_sci.engine.distillation import load_generator  # noqa: E402
-from rsd_sci.engine.teacher import load_teacher  # noqa: E402
-from rsd_sci.physics.factory import build_operator  # noqa: E402
+from rsd_sci.engine.model import load_model  # noqa: E402
 
 
-def display(t: torch.Tensor, space) -> torch.Tensor:
+def display(t: torch.Tensor, family) -> torch.Tensor:
     """(B, channels, H, W) network channels -> (B, H, W) real images for display."""
-    image = space.to_image(t)
+    image = family.to_image(t)
     return (image.abs() if image.is_complex() else image)[:, 0]
 
 
@@ -44,30 +42,30 @@ def main() -> None:
     parser.add_argument("--stop-sigma", type=float, default=None,
                         help="add a row: the same samples stopped at this sigma (0: integrated to sigma_min)")
     args = parser.parse_args()
-    teacher, meta = load_teacher(args.run / "teacher.safetensors")
+    teacher = load_model(args.run / "teacher.safetensors", kind="teacher")
+    family, meta = teacher.family, teacher.meta
     train_set, test_set = open_measurement_set(args.run / "data")
-    corrupted_batch = load_batch(train_set, range(args.n))
-    op = build_operator(teacher.spec, corrupted_batch)
-    corrupted = display(teacher.space.measured_input(op, corrupted_batch["y"]), teacher.space)
+    corrupted = display(family.measure(load_batch(train_set, range(args.n))).network_input(), family)
     ops = load_batch(test_set, range(args.n))
-    rows = [corrupted, display(sample_teacher(teacher, ops, seed=args.seed, steps=args.steps), teacher.space)]
+    m = family.measure(ops)
+    rows = [corrupted, display(sample_teacher(teacher, m, seed=args.seed, steps=args.steps), family)]
     titles = ["corrupted training data R(y)",
               f"teacher samples ({meta['member']} loss, {meta['config']['steps']} steps, preset "
               f"{meta['config']['preset']}, {args.steps}-level sampler, "
-              f"{stop_description(default_stop_sigma(teacher))})"]
+              f"{stop_description(family.default_stop_sigma)})"]
     if "targets" in ops:
         rows.insert(0, ops["targets"][:, 0].float())
         titles.insert(0, "clean held-out images (reference only, never seen in training)")
     if args.stop_sigma is not None:
-        rows.append(display(sample_teacher(teacher, ops, seed=args.seed, steps=args.steps,
-                                           stop_sigma=args.stop_sigma), teacher.space))
+        rows.append(display(sample_teacher(teacher, m, seed=args.seed, steps=args.steps,
+                                           stop_sigma=args.stop_sigma), family))
         titles.append(f"the same samples, {stop_description(args.stop_sigma)}")
     if (args.run / "generator.safetensors").is_file():
-        G, g_meta = load_generator(args.run / "generator.safetensors")
+        G = load_model(args.run / "generator.safetensors", kind="generator")
+        g_meta = G.meta
         with torch.no_grad():
-            x_g = generate(G.denoiser, G.space, build_operator(G.spec, ops), ops,
-                           KeyedDraws(ops["index"], args.seed, 0), g_meta["sigma_init"])
-        rows.append(display(x_g, G.space))
+            x_g = generate(G.denoiser, m, KeyedDraws(m.index, args.seed, 0), g_meta["sigma_init"])
+        rows.append(display(x_g, family))
         titles.append(f"generator samples (one step, 1 network call; {g_meta['config']['distill_steps']} "
                       "distillation iterations)")
     fig, axes = plt.subplots(len(rows), args.n, figsize=(1.3 * args.n, 1.5 * len(rows)))

@@ -25,7 +25,7 @@ from rsd_sci.engine.checkpoint import export_safetensors, load_training_state, r
 from rsd_sci.engine.distributed import DistInfo, all_reduce_mean, any_rank, barrier, cleanup, \
     init_distributed, shard, wrap_ddp
 from rsd_sci.engine.ema import EMA
-from rsd_sci.engine.keyed_random import PER_SAMPLE, keyed_generator, keyed_randn
+from rsd_sci.keyed_random import PER_SAMPLE, keyed_generator, keyed_randn
 from rsd_sci.engine.loop import run_stage, set_lr, warmup_lr
 
 DIM = 4

@@ -14,7 +14,8 @@ from cli.app import app
 from rsd_sci.data.batches import load_batch
 from rsd_sci.data.measurement_set import open_measurement_set
 from rsd_sci.engine.runlog import read_log
-from rsd_sci.engine.teacher import build_teacher, heldout_loss, load_teacher
+from rsd_sci.engine.model import build_model, load_model
+from rsd_sci.engine.teacher import heldout_loss
 
 runner = CliRunner()
 SMALL = ["--stage", "teacher", "--size", "32", "--n-train", "16", "--n-test", "8", "--preset", "tiny", "--batch", "4",
@@ -44,12 +45,13 @@ def test_loss_falls_on_phantoms(tmp_path):
     run = tmp_path / "run"
     ok("--modality", "image", "--corruption", "noise", "--out", run, "--steps", "60", *SMALL)
     train_set, test_set = open_measurement_set(run / "data")
-    batch = load_batch(test_set, range(8))
-    teacher, meta = load_teacher(run / "teacher.safetensors")
+    teacher = load_model(run / "teacher.safetensors", kind="teacher")
+    meta = teacher.meta
     assert meta["member"] == "tweedie" and meta["kind"] == "teacher"
+    m = teacher.family.measure(load_batch(test_set, range(8)))
     torch.manual_seed(0)
-    fresh = build_teacher(meta["operator"], meta["network"], meta["sigma_n"]["max"])
-    trained, untrained = heldout_loss(teacher.denoiser, teacher, batch, 0), heldout_loss(fresh.denoiser, fresh, batch, 0)
+    fresh = build_model(meta["operator"], meta["network"], meta["sigma_n"]["max"])
+    trained, untrained = heldout_loss(teacher.denoiser, teacher, m, 0), heldout_loss(fresh.denoiser, fresh, m, 0)
     assert trained < 0.7 * untrained, (trained, untrained)
     assert (run / "log.jsonl").is_file() and (run / "config.yaml").is_file()
     assert (run / "checkpoints" / "teacher" / "state.pt").is_file()

@@ -7,12 +7,11 @@ import pytest
 import torch
 
 from rsd_sci.diffusion.losses import ambient_input
-from rsd_sci.diffusion.network_space import network_space
 from rsd_sci.distill.distiller import Distiller, generate
 from rsd_sci.distill.draws import GeneratorDraws, KeyedDraws
 from rsd_sci.distill.losses import finite_mean, generator_loss, measure, sigma_of_t
-from rsd_sci.physics.factory import build_operator
-from test_network_space import CT_SPEC, PIX_SPEC, _ct_batch, _mri_batch, _pixel_batch
+from rsd_sci.measurement import family_of
+from test_measurement_model import CT_SPEC, PIX_SPEC, _ct_batch, _mri_batch, _pixel_batch
 
 
 def test_karras_schedule_of_t():
@@ -68,7 +67,7 @@ def _families():
     for corruption, extra in (("noise", {}), ("blur", {"blur_kernel": 5, "blur_std": 1.0}),
                               ("downsample", {"factor": 2})):
         spec = {"family": "image", "shape": [8, 8], "corruption": corruption, **extra}
-        op = build_operator(spec, {})
+        op = family_of(spec).operator({})
         batch = {"y": op.A(torch.randn(2, 1, 8, 8)), "index": torch.arange(2), "sigma_n": torch.zeros(2)}
         out.append((corruption, spec, batch, op))
     return out
@@ -78,23 +77,22 @@ def _families():
 def test_generator_view_equals_the_teachers_input(name, spec, batch, op):
     """x_t = P(x + σε) of a clean image x equals the teacher's network image of the measurement A x
     (ambient: R̂(P_M̂ A x) + σ R̂Â ε; data space: A x + σ ε), and u = P(x) its noise-free part."""
-    space = network_space(spec)
-    batch = dict(batch, sigma_n=torch.zeros(2))
-    x = space.to_image(torch.randn(space.generator_shape(batch)))
-    op_view = space.further(op, batch, seed=3) if space.kind == "ambient" else op
+    m = family_of(spec).measure(dict(batch, sigma_n=torch.zeros(2)))
+    x = m.to_image(torch.randn(m.generator_shape()))
+    view = m.further(seed=3)
     sigma = torch.tensor([0.3, 2.0])
-    eps = torch.randn(space.view_noise_shape(batch))
-    u = space.view(op_view, x)
-    x_t = u + sigma.reshape(-1, *([1] * (u.dim() - 1))) * space.view_noise(op_view, eps)
-    y = op.A(x)
-    if space.kind == "ambient":
-        expected = ambient_input(space, op_view, y, sigma, eps)
-        torch.testing.assert_close(u, space.measured_input(op_view, y), rtol=1e-5, atol=1e-5)
+    eps = torch.randn(m.noise_shape())
+    u = view.project(x)
+    x_t = u + sigma.reshape(-1, *([1] * (u.dim() - 1))) * view.reproject(eps)
+    clean = view.with_y(op.A(x))   # the measurement of x under the view's further operator
+    if m.family.kind == "ambient":
+        expected = ambient_input(clean, sigma, eps)
+        torch.testing.assert_close(u, clean.network_input(), rtol=1e-5, atol=1e-5)
     else:
-        expected = y + sigma.reshape(-1, 1, 1, 1) * eps
-        torch.testing.assert_close(space.view_output(op_view, u), u)  # P = I on the teacher's space
+        expected = clean.y + sigma.reshape(-1, 1, 1, 1) * eps
+        torch.testing.assert_close(view.reproject(u), u)  # P = I on the teacher's space
     torch.testing.assert_close(x_t, expected, rtol=1e-5, atol=1e-5)
-    assert x_t.shape[1] == space.channels
+    assert x_t.shape[1] == m.family.channels
 
 
 def test_downsampling_generator_runs_at_full_resolution():
@@ -102,34 +100,32 @@ def test_downsampling_generator_runs_at_full_resolution():
     from rsd_sci.diffusion.precond import EDMDenoiser
 
     spec = {"family": "image", "shape": [16, 16], "corruption": "downsample", "factor": 2}
-    space, op = network_space(spec), build_operator(spec, {})
-    batch = {"y": torch.zeros(2, 1, 8, 8), "sigma_n": torch.zeros(2), "index": torch.arange(2)}
+    m = family_of(spec).measure({"y": torch.zeros(2, 1, 8, 8), "sigma_n": torch.zeros(2), "index": torch.arange(2)})
     G = EDMDenoiser(build_backbone("tiny", 1, 0))
-    x_g = generate(G, space, op, batch, KeyedDraws(batch["index"], 0, 0))
-    assert x_g.shape == (2, 1, 16, 16) and space.view(op, x_g).shape == (2, 1, 8, 8)
+    x_g = generate(G, m, KeyedDraws(m.index, 0, 0))
+    assert x_g.shape == (2, 1, 16, 16) and m.project(x_g).shape == (2, 1, 8, 8)
 
 
 def test_keyed_draws_do_not_depend_on_the_batch():
     a = KeyedDraws(torch.tensor([5, 6]), seed=1, step=2)
     b = KeyedDraws(torch.tensor([6]), seed=1, step=2)
     torch.testing.assert_close(a.normal((3,), 4)[1], b.normal((3,), 4)[0])
-    px_b, px_op, _ = _pixel_batch([0, 1])
-    space = network_space(PIX_SPEC)
-    m_a = a.further(space, px_op, px_b, 0).mask[1]
-    m_b = b.further(space, build_operator(PIX_SPEC, {"masks": px_b["masks"][1:]}), {**px_b, "y": px_b["y"][1:]}, 0).mask[0]
-    torch.testing.assert_close(m_a, m_b)
-    assert not torch.equal(a.further(space, px_op, px_b, 0).mask, a.further(space, px_op, px_b, 1).mask)
+    px_b, _, _ = _pixel_batch([0, 1])
+    family = family_of(PIX_SPEC)
+    both, second = family.measure(px_b), family.measure({k: v[1:] for k, v in px_b.items()})
+    torch.testing.assert_close(a.further(both, 0).op.mask[1], b.further(second, 0).op.mask[0])
+    assert not torch.equal(a.further(both, 0).op.mask, a.further(both, 1).op.mask)
 
 
 def test_one_iteration_trains_only_fake_and_generator():
-    from rsd_sci.engine.teacher import build_teacher
+    from rsd_sci.engine.model import build_model
 
     spec, batch, op, x = _mri_batch([0, 1, 2, 3])
     batch = dict(batch, sigma_n=torch.full((4,), 0.05))
     network = {"channels": (8, 16), "num_res_blocks": 1, "attention_levels": (False, False),
                "num_head_channels": 8, "norm_num_groups": 4}
     torch.manual_seed(0)
-    teacher = build_teacher(spec, network, 0.05)
+    teacher = build_model(spec, network, 0.05)
     with torch.no_grad():  # a teacher whose output layer is not zero, so the networks matter
         for p in teacher.denoiser.parameters():
             p.add_(0.01 * torch.randn_like(p))
@@ -139,7 +135,8 @@ def test_one_iteration_trains_only_fake_and_generator():
     d = Distiller(teacher, fake, G, torch.optim.Adam(fake.parameters(), lr=1e-3, betas=(0.0, 0.999)),
                   torch.optim.Adam(G.parameters(), lr=1e-3, betas=(0.0, 0.999)))
     draws = GeneratorDraws(4, torch.Generator().manual_seed(0))
-    m = d.iteration(batch, batch, draws, draws)
+    meas = teacher.family.measure(batch)
+    m = d.iteration(meas, meas, draws, draws)
     assert all(torch.isfinite(torch.tensor(v)) for v in (m["fake_loss"], m["g_loss"]))
     changed = {k: any(not torch.equal(a, b) for a, b in zip(before[k], mod.parameters()))
                for k, mod in (("t", teacher.denoiser), ("f", fake), ("g", G))}

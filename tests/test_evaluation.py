@@ -1,22 +1,22 @@
-"""The evaluation's view of images (`metric_view`) and the generator's model selection (`BestSnapshot`)."""
+"""The evaluation's view of images (`Family.metric_view`) and the generator's model selection (`BestSnapshot`)."""
 
 import numpy as np
 import torch
 
 from rsd_sci.engine.best_snapshot import BestSnapshot
-from rsd_sci.engine.evaluation import metric_view
+from rsd_sci.measurement import family_of
 from rsd_sci.physics.ct import ParallelBeamCT, field_of_view
 
 
 def test_ct_view_puts_air_at_zero_and_drops_what_is_not_scanned():
-    spec = {"family": "ct", "image_size": 16}
-    assert np.all(metric_view(-np.ones((2, 16, 16), np.float32), spec, -1.0) == 0)   # air everywhere
+    ct = family_of({"family": "ct", "image_size": 16})
+    assert np.all(ct.metric_view(-np.ones((2, 16, 16), np.float32), -1.0) == 0)   # air everywhere
     x = np.random.default_rng(0).random((2, 16, 16)).astype(np.float32)
-    view, fov = metric_view(x, spec, [-1.0, -0.5]), field_of_view(16)
+    view, fov = ct.metric_view(x, [-1.0, -0.5]), field_of_view(16)
     np.testing.assert_allclose(view[0][fov], x[0][fov] + 1.0)
     np.testing.assert_allclose(view[1][fov], x[1][fov] + 0.5)
     assert np.all(view[:, ~fov] == 0)
-    assert metric_view(x, {"family": "mri"}, 0.3) is x
+    assert family_of({"family": "mri"}).metric_view(x, 0.3) is x
 
 
 def test_field_of_view_is_where_fbp_reconstructs():

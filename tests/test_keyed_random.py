@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from rsd_sci.engine.keyed_random import PER_SAMPLE, key_seed, keyed_generator, keyed_rand, keyed_randn
+from rsd_sci.keyed_random import PER_SAMPLE, key_seed, keyed_generator, keyed_rand, keyed_randn
 
 
 def test_key_seed_is_pinned_and_63_bit():

@@ -9,12 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from rsd_sci.diffusion.losses import (ambient_denoiser, ambient_input, ambient_loss, choose_member, loss_weight,
-                                      plain_loss, sample_sigma, teacher_loss, tweedie_convert, tweedie_loss)
-from rsd_sci.diffusion.network_space import network_space
+from rsd_sci.diffusion.losses import (ambient_denoiser, ambient_input, ambient_loss, loss_weight, plain_loss,
+                                      sample_sigma, teacher_loss, tweedie_convert, tweedie_loss)
+from rsd_sci.measurement import Measurement, family_of
 from rsd_sci.physics.coil_maps import birdcage_maps
 from rsd_sci.physics.ct import ramp_filter, view_mask
-from rsd_sci.physics.factory import build_operator
 from rsd_sci.physics.inpaint import PixelMask, bernoulli_mask
 from rsd_sci.physics.layout import complex_to_channels
 from rsd_sci.physics.masks import MaskSpec
@@ -27,6 +26,10 @@ MRI_SPEC = {"family": "mri", "shape": [8, 16], "coils": 1, "mask": {"kind": "ran
 
 Y = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
 N = torch.tensor([[[[1.0, 0.0], [0.0, -1.0]]]])
+
+
+def measure(spec, batch) -> Measurement:
+    return family_of(spec).measure(batch)
 
 
 def half(x, sigma, cond=None):
@@ -59,17 +62,16 @@ def test_sample_sigma_and_weight():
 
 # -- member 1 ----------------------------------------------------------------------------------------------------
 def test_plain_loss_by_hand():
-    space = network_space(NOISE_SPEC)
-    got = plain_loss(half, space, {"y": Y}, None, torch.tensor([1.0]), N)
+    got = plain_loss(half, measure(NOISE_SPEC, {"y": Y}), torch.tensor([1.0]), N)
     # x_t = [[2, 2], [3, 3]], D = [[1, 1], [1.5, 1.5]], D − y = [[0, −1], [−1.5, −2.5]]: mean square 9.5/4
     assert torch.allclose(got, torch.tensor([5.0 * 9.5 / 4]))
 
 
 # -- member 2 ----------------------------------------------------------------------------------------------------
 def test_tweedie_loss_by_hand():
-    space = network_space(NOISE_SPEC)
     sigma, sigma_n = 1.0, 0.6
-    got = tweedie_loss(half, space, {"y": Y, "sigma_n": torch.tensor([sigma_n])}, None, torch.tensor([sigma]), N)
+    m = measure(NOISE_SPEC, {"y": Y, "sigma_n": torch.tensor([sigma_n])})
+    got = tweedie_loss(half, m, torch.tensor([sigma]), N)
     x_t = Y + math.sqrt(sigma**2 - sigma_n**2) * N
     ratio = sigma_n**2 / sigma**2
     d_y = (1 - ratio) * (0.5 * x_t) + ratio * x_t
@@ -79,21 +81,18 @@ def test_tweedie_loss_by_hand():
 
 
 def test_tweedie_clamped_samples_carry_no_loss_and_no_gradient():
-    space = network_space(NOISE_SPEC)
     scale = nn.Parameter(torch.tensor(0.3))
-    loss = tweedie_loss(lambda x, s, c=None: scale * x, space, {"y": Y.repeat(2, 1, 1, 1),
-                        "sigma_n": torch.tensor([0.6, 0.6])}, None, torch.tensor([0.1, 0.6]), N.repeat(2, 1, 1, 1))
+    m = measure(NOISE_SPEC, {"y": Y.repeat(2, 1, 1, 1), "sigma_n": torch.tensor([0.6, 0.6])})
+    loss = tweedie_loss(lambda x, s, c=None: scale * x, m, torch.tensor([0.1, 0.6]), N.repeat(2, 1, 1, 1))
     assert torch.equal(loss, torch.zeros(2))
     loss.sum().backward()
     assert float(scale.grad) == 0.0
 
 
 def test_tweedie_without_noise_is_the_plain_loss():
-    space = network_space(NOISE_SPEC)
-    batch = {"y": Y, "sigma_n": torch.zeros(1)}
+    m = measure(NOISE_SPEC, {"y": Y, "sigma_n": torch.zeros(1)})
     sigma = torch.tensor([0.7])
-    assert torch.allclose(tweedie_loss(half, space, batch, None, sigma, N),
-                          plain_loss(half, space, batch, None, sigma, N))
+    assert torch.allclose(tweedie_loss(half, m, sigma, N), plain_loss(half, m, sigma, N))
 
 
 def test_tweedie_conversion_of_the_clean_gaussian_denoiser_is_e_y_given_x_t():
@@ -121,11 +120,10 @@ def test_tweedie_loss_is_minimised_by_the_clean_denoiser():
     g = torch.Generator().manual_seed(1)
     y = (math.sqrt(s2) * torch.randn(n, 1, 1, dim, generator=g) + sigma_n * torch.randn(n, 1, 1, dim, generator=g))
     noise = torch.randn(n, 1, 1, dim, generator=g)
-    batch = {"y": y, "sigma_n": torch.full((n,), sigma_n)}
-    space = network_space(NOISE_SPEC)
+    m = measure(NOISE_SPEC, {"y": y, "sigma_n": torch.full((n,), sigma_n)})
 
     def loss(c):
-        return float(tweedie_loss(lambda x, s, cond=None: c * x, space, batch, None, sigma, noise).mean())
+        return float(tweedie_loss(lambda x, s, cond=None: c * x, m, sigma, noise).mean())
 
     c = np.array([0.0, 0.5, 1.0])  # the loss is exactly quadratic in c: its vertex from three values
     a, b, _ = np.polyfit(c, [loss(v) for v in c], 2)
@@ -137,10 +135,10 @@ def test_ambient_pixel_loss_by_hand():
     m = torch.tensor([[[[1.0, 1.0], [1.0, 0.0]]]])
     m_hat = torch.tensor([[[[1.0, 0.0], [1.0, 0.0]]]])
     batch = {"masks": m, "index": torch.tensor([0]), "y": m * Y}
-    op, op_hat = build_operator(PIX_SPEC, batch), PixelMask(m_hat)
-    space = network_space(PIX_SPEC)
+    meas = measure(PIX_SPEC, batch)
+    meas_hat = Measurement(meas.family, PixelMask(m_hat), batch)
     sigma = 2.0
-    got = ambient_loss(lambda x, s, cond: 0.5 * x + cond, space, batch, op, op_hat, torch.tensor([sigma]), N)
+    got = ambient_loss(lambda x, s, cond: 0.5 * x + cond, meas, meas_hat, torch.tensor([sigma]), N)
     x_in = m_hat * (m * Y + sigma * N)             # [[3, 0], [3, 0]]
     d = 0.5 * x_in + m_hat                         # [[2.5, 0], [2.5, 0]]
     expected = (sigma**2 + 0.25) / (sigma * 0.5) ** 2 * (m * (d - m * Y)).square().sum() / m.sum()
@@ -161,26 +159,26 @@ def test_ambient_mri_full_mask_equals_the_plain_loss_on_the_image():
     batch = {"y": op.A(x), "index": torch.arange(3)}
     noise = torch.randn(3, 2, 8, 16, generator=g)
     sigma = torch.tensor([0.3, 1.0, 4.0])
-    ambient = ambient_loss(_linear_channel_mixer, network_space(MRI_SPEC), batch, op, op, sigma, noise)
-    plain = plain_loss(_linear_channel_mixer, network_space(NOISE_SPEC), {"y": complex_to_channels(x)}, None, sigma,
-                       noise)
+    m = Measurement(family_of(MRI_SPEC), op, batch)
+    ambient = ambient_loss(_linear_channel_mixer, m, m, sigma, noise)
+    plain = plain_loss(_linear_channel_mixer, measure(NOISE_SPEC, {"y": complex_to_channels(x)}), sigma, noise)
     assert torch.allclose(ambient, plain, rtol=1e-5)
     # the complex image-layout noise gives the same loss
     complex_noise = torch.complex(noise[:, :1], noise[:, 1:])
-    assert torch.allclose(ambient_loss(_linear_channel_mixer, network_space(MRI_SPEC), batch, op, op, sigma,
-                                       complex_noise), ambient)
+    assert torch.allclose(ambient_loss(_linear_channel_mixer, m, m, sigma, complex_noise), ambient)
 
 
 def test_ambient_ct_loss_by_composition():
     masks = torch.from_numpy(np.stack([view_mask(30, 10), np.roll(view_mask(30, 10), 1)]))
     batch = {"masks": masks, "index": torch.tensor([0, 1])}
-    op = build_operator(CT_SPEC, batch)
+    op = family_of(CT_SPEC).operator(batch)
     g = torch.Generator().manual_seed(3)
     batch["y"] = op.A(torch.randn(2, 1, 16, 16, generator=g))
-    space = network_space(CT_SPEC)
-    op_hat = space.further(op, batch, seed=0)
+    m = measure(CT_SPEC, batch)
+    m_hat = m.further(seed=0)
+    op_hat = m_hat.op
     noise, sigma = torch.randn(2, 1, 16, 16, generator=g), torch.tensor([0.5, 2.0])
-    got = ambient_loss(half, space, batch, op, op_hat, sigma, noise)
+    got = ambient_loss(half, m, m_hat, sigma, noise)
     x_in = op_hat.fbp(batch["y"]) + sigma.reshape(-1, 1, 1, 1) * op_hat.fbp(op_hat.A(noise))
     r = op.A(0.5 * x_in) - batch["y"]
     expected = loss_weight(sigma) * ramp_filter(r).square().flatten(1).sum(1) / (10 * 16)
@@ -188,7 +186,7 @@ def test_ambient_ct_loss_by_composition():
 
 
 def _family(name):
-    """(space, batch, op) for a small batch of 2 of each ambient family."""
+    """The batch of 2 of each ambient family as a `Measurement`."""
     if name == "pixel":
         spec = dict(PIX_SPEC, shape=[8, 8])
         masks = bernoulli_mask((2, 1, 8, 8), 0.5, torch.Generator().manual_seed(0))
@@ -207,46 +205,41 @@ def _family(name):
         if coils > 1:
             batch["coil_maps"] = torch.from_numpy(birdcage_maps(coils, 8, 16))[None].repeat(2, 1, 1, 1)
         x = torch.complex(torch.randn(2, 1, 8, 16), torch.randn(2, 1, 8, 16))
-    op = build_operator(spec, batch)
-    batch["y"] = op.A(x)
+    batch["y"] = family_of(spec).operator(batch).A(x)
     batch["sigma_n"] = torch.zeros(2)
-    return network_space(spec), batch, op
+    return measure(spec, batch)
 
 
 @pytest.mark.parametrize("name", ["pixel", "ct", "mri_single", "mri_multi"])
 def test_ambient_loss_is_batched_differentiable_and_float32_under_autocast(name):
     torch.manual_seed(0)
-    space, batch, op = _family(name)
-    op_hat = space.further(op, batch, seed=0)
-    D = ConvDenoiser(space.channels, space.cond_channels)
-    noise = torch.randn(space.noise_shape(batch))
+    m = _family(name)
+    m_hat = m.further(seed=0)
+    D = ConvDenoiser(m.family.channels, m.family.cond_channels)
+    noise = torch.randn(m.noise_shape())
     sigma = torch.tensor([0.5, 3.0])
-    loss = teacher_loss("ambient", D, space, batch, op, sigma, noise, op_hat=op_hat)
+    loss = teacher_loss("ambient", D, m, sigma, noise, m_hat=m_hat)
     assert loss.shape == (2,) and bool(torch.isfinite(loss).all())
     loss.mean().backward()
     assert all(p.grad is not None and bool(torch.isfinite(p.grad).all()) for p in D.parameters())
     # per-sample: the batch loss is the loss of each sample alone (with its own operator rows)
-    first = {k: v[:1] for k, v in batch.items()}
-    op1 = build_operator(space.spec, first)
-    alone = ambient_loss(D, space, first, op1, space.further(op1, first, seed=0), sigma[:1], noise[:1])
+    first = m.family.measure({k: v[:1] for k, v in m.batch.items()})
+    alone = ambient_loss(D, first, first.further(seed=0), sigma[:1], noise[:1])
     assert torch.allclose(alone, loss[:1].detach(), rtol=1e-4)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        low = ambient_loss(D, space, batch, op, op_hat, sigma, noise)
+        low = ambient_loss(D, m, m_hat, sigma, noise)
     assert low.dtype == torch.float32 and bool(torch.isfinite(low).all())
 
 
 def test_teacher_loss_dispatch_and_errors():
-    space = network_space(NOISE_SPEC)
-    batch = {"y": Y, "sigma_n": torch.tensor([0.2])}
+    m = measure(NOISE_SPEC, {"y": Y, "sigma_n": torch.tensor([0.2])})
     sigma = torch.tensor([1.0])
-    assert torch.equal(teacher_loss("plain", half, space, batch, None, sigma, N),
-                       plain_loss(half, space, batch, None, sigma, N))
-    assert torch.equal(teacher_loss("tweedie", half, space, batch, None, sigma, N),
-                       tweedie_loss(half, space, batch, None, sigma, N))
-    with pytest.raises(ValueError, match="op_hat"):
-        teacher_loss("ambient", half, space, batch, None, sigma, N)
+    assert torch.equal(teacher_loss("plain", half, m, sigma, N), plain_loss(half, m, sigma, N))
+    assert torch.equal(teacher_loss("tweedie", half, m, sigma, N), tweedie_loss(half, m, sigma, N))
+    with pytest.raises(ValueError, match="further operator"):
+        teacher_loss("ambient", half, m, sigma, N)
     with pytest.raises(ValueError, match="unknown loss member"):
-        teacher_loss("score", half, space, batch, None, sigma, N)
+        teacher_loss("score", half, m, sigma, N)
 
 
 @pytest.mark.parametrize("spec, sigma_n, member", [
@@ -259,32 +252,32 @@ def test_teacher_loss_dispatch_and_errors():
     ({"family": "image", "corruption": "downsample"}, torch.zeros(3), "plain"),
     ({"family": "image", "corruption": "downsample"}, 0.05, "tweedie"),
 ])
-def test_choose_member(spec, sigma_n, member):
-    assert choose_member(spec, sigma_n) == member
+def test_the_family_chooses_the_member(spec, sigma_n, member):
+    assert family_of(spec).member(sigma_n) == member
 
 
 def test_ambient_denoiser_sees_the_projected_iterate():
-    space, batch, op = _family("mri_multi")
-    op_hat = space.further(op, batch, seed=0)
-    cond = space.cond(op_hat, batch)
+    m = _family("mri_multi")
+    m_hat = m.further(seed=0)
+    cond = m_hat.cond()
     seen = {}
 
     def D(x, sigma, c):
         seen["x"], seen["c"] = x, c
         return 2 * x
 
-    denoise = ambient_denoiser(D, space, op_hat, cond)
+    denoise = ambient_denoiser(D, m_hat)
     x = torch.randn(2, 2, 8, 16)
     out = denoise(x, torch.tensor([1.0, 1.0]))
-    assert torch.allclose(seen["x"], space.project(op_hat, space.to_image(x))) and seen["c"] is cond
+    assert torch.allclose(seen["x"], m_hat.project(m.to_image(x))) and torch.equal(seen["c"], cond)
     assert torch.allclose(out, 2 * seen["x"])
     # the input of a noisy iterate x + σ n equals the training input built from y = A x
     g = torch.Generator().manual_seed(4)
     x_img = torch.complex(torch.randn(2, 1, 8, 16, generator=g), torch.randn(2, 1, 8, 16, generator=g))
     n = torch.randn(2, 2, 8, 16, generator=g)
     sigma = torch.tensor([0.4, 0.4])
-    train = ambient_input(space, op_hat, op.A(x_img), sigma, n)
-    denoise(space.to_channels(x_img) + 0.4 * n, sigma)
+    train = ambient_input(m_hat.with_y(m.A(x_img)), sigma, n)
+    denoise(m.family.to_channels(x_img) + 0.4 * n, sigma)
     assert torch.allclose(seen["x"], train, atol=1e-5)
 
 
@@ -304,14 +297,14 @@ def test_vector_data_with_pixel_masks_and_the_edm_denoiser():
     spec = {"family": "image", "shape": [dim], "corruption": "inpaint", "p": 0.4, "delta": 0.1}
     masks = bernoulli_mask((4, dim), 0.4, torch.Generator().manual_seed(0))
     batch = {"masks": masks, "index": torch.arange(4)}
-    op = build_operator(spec, batch)
-    batch["y"] = op.A(torch.randn(4, dim))
-    space = network_space(spec)
-    op_hat = space.further(op, batch, seed=0)
-    assert space.cond(op_hat, batch).shape == (4, dim) and bool((op_hat.mask <= masks).all())
+    batch["y"] = family_of(spec).operator(batch).A(torch.randn(4, dim))
+    m = measure(spec, batch)
+    m_hat = m.further(seed=0)
+    op_hat = m_hat.op
+    assert m_hat.cond().shape == (4, dim) and bool((op_hat.mask <= masks).all())
     D = EDMDenoiser(Linear(dim))
     sigma = sample_sigma(torch.randn(4))
-    loss = ambient_loss(D, space, batch, op, op_hat, sigma, torch.randn(space.noise_shape(batch)))
+    loss = ambient_loss(D, m, m_hat, sigma, torch.randn(m.noise_shape()))
     assert loss.shape == (4,) and bool(torch.isfinite(loss).all())
     loss.mean().backward()
     assert D.backbone.lin.weight.grad is not None
@@ -321,4 +314,4 @@ def test_vector_data_with_pixel_masks_and_the_edm_denoiser():
     x_in = op_hat.mask * (batch["y"] + sigma[:, None] * n)
     d = 0.25 / (sigma[:, None] ** 2 + 0.25) * x_in
     expected = loss_weight(sigma) * (masks * (d - batch["y"])).square().sum(1) / masks.sum(1)
-    assert torch.allclose(ambient_loss(D, space, batch, op, op_hat, sigma, n).detach(), expected, rtol=1e-5)
+    assert torch.allclose(ambient_loss(D, m, m_hat, sigma, n).detach(), expected, rtol=1e-5)

@@ -10,7 +10,7 @@ from rsd_sci.data.batches import load_batch
 from rsd_sci.data.measurement_set import open_measurement_set
 from rsd_sci.diffusion.networks import NETWORK_KEYS, PRESETS
 from rsd_sci.diffusion.teacher_sampling import sample_teacher
-from rsd_sci.engine.teacher import build_teacher
+from rsd_sci.engine.model import build_model
 
 CASES = {
     "mri": (["--modality", "mri", "--center-fraction", "0.2"], "ambient", (2, 2, 32, 32)),
@@ -29,7 +29,7 @@ def fresh_teacher(tmp_path, *make_args):
     _, test_set = open_measurement_set(tmp_path / "set")
     torch.manual_seed(0)
     network = {k: PRESETS["tiny"][k] for k in NETWORK_KEYS}
-    return build_teacher(test_set.info.operator, network, float(test_set.column("sigma_n").max())), test_set
+    return build_model(test_set.info.operator, network, float(test_set.column("sigma_n").max())), test_set
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -38,7 +38,8 @@ def test_sample_each_family(tmp_path, name):
     teacher, test_set = fresh_teacher(tmp_path, *args)
     assert teacher.member == member
     calls = []
-    x = sample_teacher(teacher, load_batch(test_set, [0, 1]), steps=4, progress=lambda i, n: calls.append(i))
+    m = teacher.family.measure(load_batch(test_set, [0, 1]))
+    x = sample_teacher(teacher, m, steps=4, progress=lambda i, n: calls.append(i))
     assert x.shape == shape and torch.isfinite(x).all()
     if member == "tweedie" or name in ("mri", "ct"):  # stops once σ < σ_n = 0.2 (Tweedie) or σ < 0.1 (the
         assert len(calls) < 4                          # MRI/CT Ambient default): before the last of 4 steps
@@ -50,7 +51,7 @@ def test_stop_sigma_ends_at_the_last_level_above(tmp_path):
     """stop_sigma ends the Ambient sampler early: fewer steps, and the x0 of the last level >= it."""
     teacher, test_set = fresh_teacher(tmp_path, "--modality", "ct", "--views", "30")
     calls = []
-    x = sample_teacher(teacher, load_batch(test_set, [0, 1]), steps=6, stop_sigma=0.5,
+    x = sample_teacher(teacher, teacher.family.measure(load_batch(test_set, [0, 1])), steps=6, stop_sigma=0.5,
                        progress=lambda i, n: calls.append(i))
     assert torch.isfinite(x).all() and len(calls) < 6
 
@@ -58,11 +59,11 @@ def test_stop_sigma_ends_at_the_last_level_above(tmp_path):
 def test_mri_ambient_teacher_stops_at_0_1_by_default(tmp_path):
     """No stop named: an MRI Ambient teacher returns x0 at the last level >= 0.1 (as stop_sigma=0.1), and
     stop_sigma=0 integrates all the way to sigma_min (a different image, every step taken)."""
-    from rsd_sci.diffusion.teacher_sampling import AMBIENT_STOP_SIGMA, default_stop_sigma
+    from rsd_sci.diffusion.teacher_sampling import default_stop_sigma
 
     teacher, test_set = fresh_teacher(tmp_path, "--modality", "mri", "--center-fraction", "0.2")
-    assert default_stop_sigma(teacher) == AMBIENT_STOP_SIGMA == 0.1
-    ops = load_batch(test_set, [0, 1])
+    assert default_stop_sigma(teacher) == teacher.family.default_stop_sigma == 0.1
+    ops = teacher.family.measure(load_batch(test_set, [0, 1]))
     default = sample_teacher(teacher, ops, steps=8)
     assert torch.equal(default, sample_teacher(teacher, ops, steps=8, stop_sigma=0.1))
     calls = []

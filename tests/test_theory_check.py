@@ -22,14 +22,13 @@ import copy
 import torch
 
 from rsd_sci.diffusion.losses import sample_sigma, teacher_loss
-from rsd_sci.diffusion.network_space import network_space
 from rsd_sci.diffusion.networks import MLPBackbone
 from rsd_sci.diffusion.precond import EDMDenoiser
 from rsd_sci.distill.distiller import Distiller, DistillSettings
 from rsd_sci.distill.draws import GeneratorDraws
 from rsd_sci.engine.ema import EMA
-from rsd_sci.engine.teacher import Teacher
-from rsd_sci.physics.factory import build_operator
+from rsd_sci.engine.model import Model
+from rsd_sci.measurement import Measurement, family_of
 
 DIM, N_DATA, BATCH = 16, 20_000, 512
 EIGENVALUES = (1.0, 0.6, 0.3)
@@ -70,39 +69,38 @@ def mlp_denoiser(cond_dim: int = 0) -> EDMDenoiser:
     return EDMDenoiser(MLPBackbone(DIM, hidden=256, depth=2, cond_dim=cond_dim))
 
 
-def train_teacher(space, member: str, y: torch.Tensor, masks: torch.Tensor | None, sigma_n: float,
+def train_teacher(family, member: str, y: torch.Tensor, masks: torch.Tensor | None, sigma_n: float,
                   gen: torch.Generator) -> EDMDenoiser:
     """The teacher on the corrupted vectors only, with the member's loss (fixed masks per sample)."""
-    D = mlp_denoiser(DIM * space.cond_channels)  # a vector mask M̂ is D conditioning entries
+    D = mlp_denoiser(DIM * family.cond_channels)  # a vector mask M̂ is D conditioning entries
     opt = torch.optim.Adam(D.parameters(), lr=1e-3)
-    further = None if masks is None else masks * (torch.rand(masks.shape, generator=gen) >= space.delta)
+    further = None if masks is None else masks * (torch.rand(masks.shape, generator=gen) >= family.delta)
     for _ in range(TEACHER_STEPS):
         idx = torch.randint(0, N_DATA, (BATCH,), generator=gen)
         batch = {"y": y[idx], "sigma_n": torch.full((BATCH,), sigma_n)}
         if masks is not None:
             batch["masks"] = masks[idx]
-        op = build_operator(space.spec, batch)
-        op_hat = None if further is None else build_operator(space.spec, {"masks": further[idx]})
+        m = family.measure(batch)
+        m_hat = None if further is None else Measurement(family, family.operator({"masks": further[idx]}), batch)
         sigma = sample_sigma(torch.randn(BATCH, generator=gen))
-        loss = teacher_loss(member, D, space, batch, op, sigma, torch.randn(BATCH, DIM, generator=gen),
-                            op_hat=op_hat).mean()
+        loss = teacher_loss(member, D, m, sigma, torch.randn(BATCH, DIM, generator=gen), m_hat=m_hat).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
     return D.eval()
 
 
-def distill(teacher: Teacher, ops_fn, gen: torch.Generator) -> torch.Tensor:
+def distill(teacher: Model, ops_fn, gen: torch.Generator) -> torch.Tensor:
     """Distil a linear generator; returns 20,000 samples of its EMA, G_ema(σ_init·z) (METHOD.md, Sampling)."""
     fake, G = copy.deepcopy(teacher.denoiser).requires_grad_(True), Linear(gen)
     settings = DistillSettings(alpha=1.2, t_max=800)
     distiller = Distiller(teacher, fake, G, torch.optim.Adam(fake.parameters(), lr=1e-4, betas=(0.0, 0.999)),
                           torch.optim.Adam(G.parameters(), lr=1e-3, betas=(0.0, 0.999)), settings,
-                          generator_input=lambda op_hat, z, batch: (z, None))
+                          generator_input=lambda m, z: (z, None))
     ema = EMA(G)
     draws = GeneratorDraws(BATCH, gen)
     for step in range(DISTILL_STEPS):
-        distiller.iteration(ops_fn(), ops_fn(), draws, draws)
+        distiller.iteration(teacher.family.measure(ops_fn()), teacher.family.measure(ops_fn()), draws, draws)
         ema.update(G, (step + 1) * BATCH, BATCH)
     with torch.no_grad():
         return ema.module(settings.sigma_init * torch.randn(N_DATA, DIM, generator=gen))
@@ -113,8 +111,8 @@ def test_noise_distillation_recovers_the_clean_covariance():
     torch.manual_seed(0)
     cov, x = clean_covariance(gen)
     y = x + 0.5 * torch.randn(x.shape, generator=gen)
-    space = network_space({"family": "image", "shape": [DIM], "corruption": "noise"})
-    teacher = Teacher(train_teacher(space, "tweedie", y, None, 0.5, gen), space, space.spec, "tweedie")
+    family = family_of({"family": "image", "shape": [DIM], "corruption": "noise"})
+    teacher = Model("teacher", train_teacher(family, "tweedie", y, None, 0.5, gen), family, "tweedie")
 
     def ops():
         return {"y": torch.zeros(BATCH, DIM), "sigma_n": torch.full((BATCH,), 0.5)}
@@ -135,8 +133,8 @@ def test_mask_distillation_recovers_the_clean_covariance():
     cov, x = clean_covariance(gen)
     masks = (torch.rand(x.shape, generator=gen) >= 0.4).float()
     y = masks * x
-    space = network_space({"family": "image", "shape": [DIM], "corruption": "inpaint", "p": 0.4, "delta": 0.1})
-    teacher = Teacher(train_teacher(space, "ambient", y, masks, 0.0, gen), space, space.spec, "ambient")
+    family = family_of({"family": "image", "shape": [DIM], "corruption": "inpaint", "p": 0.4, "delta": 0.1})
+    teacher = Model("teacher", train_teacher(family, "ambient", y, masks, 0.0, gen), family, "ambient")
 
     def ops():
         return {"y": torch.zeros(BATCH, DIM), "sigma_n": torch.zeros(BATCH),
@@ -144,8 +142,8 @@ def test_mask_distillation_recovers_the_clean_covariance():
 
     samples = distill(teacher, ops, gen)
     n = 4_000
-    ambient = sample_teacher(teacher, {"y": torch.zeros(n, DIM), "masks": masks[:n], "sigma_n": torch.zeros(n),
-                                       "index": torch.arange(n)}, seed=0)
+    ambient = sample_teacher(teacher, family.measure({"y": torch.zeros(n, DIM), "masks": masks[:n],
+                                                      "sigma_n": torch.zeros(n), "index": torch.arange(n)}), seed=0)
     err = covariance_error(samples, cov)
     print(f"\nmasks p 0.4: generator covariance error {err:.3f}; teacher Ambient sampler "
           f"{covariance_error(ambient, cov):.3f}; masked data {covariance_error(y, cov):.3f}")

@@ -17,7 +17,7 @@ file holds N samples:
                                      test.h5 only, for evaluation, never for training
 
 File attributes: `format` ("rsd-sci measurement set"), `version`, `modality`, `operator` (a JSON
-operator spec, see `rsd_sci.physics.factory`), `seed`, `split`.
+operator spec, see `rsd_sci.measurement`), `seed`, `split`.
 
 Example:
     >>> import numpy as np, tempfile, os

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from rsd_sci.data import noise_level
-from rsd_sci.physics.factory import build_operator
+from rsd_sci.measurement import family_of
 
 IMAGE_SCALE, IMAGE_OFFSET = 2.0, -1.0
 
@@ -25,7 +25,7 @@ def from_magnitude(image: np.ndarray, spec: dict, sigma_n: float | str, rng: np.
     batch = {}
     if spec["corruption"] == "inpaint":
         batch["masks"] = torch.from_numpy((rng.random(x.shape) >= spec["p"]).astype(np.float32))[None]
-    op = build_operator(spec, batch)
+    op = family_of(spec).operator(batch)
     y = op.A(torch.from_numpy(x)[None])
     if sigma_n != "auto" and sigma_n > 0:
         noise = torch.from_numpy(rng.standard_normal(tuple(y.shape), dtype=np.float32)) * sigma_n

@@ -2,13 +2,14 @@
 
 Every member shares σ sampling, the weight λ(σ) = (σ² + σ_d²)/(σ·σ_d)² (`precond.loss_weight`, kept with
 the preconditioning) and the denoiser signature D(x, σ, cond) -> x0 (EDM preconditioning lives in D).
-All family differences live in the `NetworkSpace` adapters (`rsd_sci.diffusion.network_space`).
-All random tensors are ARGUMENTS, drawn by the caller with keyed randomness: `normal` for σ, the
-diffusion noise `noise`, and the further operator `op_hat` (from `space.further(op, batch, seed)`).
+All family differences live in the measurement model (`rsd_sci.measurement`): every loss takes the
+batch as a `Measurement` m (its operator built once). All random tensors are ARGUMENTS, drawn by the
+caller with keyed randomness: `normal` for σ, the diffusion noise `noise`, and the further operator
+(`m_hat = m.further(seed)`).
 `sigma_data` (a keyword of every loss) is the denoiser's σ_d, 0.5 by default.
 
-Shapes: B samples; y the measurement (batch["y"]); σ a float or (B,); `noise` standard normal in network
-channels, shape `space.noise_shape(batch)` (B, channels, H, W); for complex images its two channels are
+Shapes: B samples; y the measurement (m.y); σ a float or (B,); `noise` standard normal in network
+channels, shape `m.noise_shape()` (B, channels, H, W); for complex images its two channels are
 the real and imaginary parts (σ per real part); a complex tensor in the image layout is accepted too.
 
     1. plain    λ(σ)·mean‖D(y + σ n, σ) − y‖²                                      (data space)
@@ -25,28 +26,27 @@ counts real entries: 2·H·W).
 
 Example:
     >>> import torch
-    >>> from rsd_sci.diffusion.network_space import network_space
-    >>> space = network_space({"family": "image", "shape": [2, 2], "corruption": "noise"})
-    >>> batch = {"y": torch.ones(1, 1, 2, 2), "sigma_n": torch.zeros(1)}
+    >>> from rsd_sci.measurement import family_of
+    >>> family = family_of({"family": "image", "shape": [2, 2], "corruption": "noise"})
+    >>> m = family.measure({"y": torch.ones(1, 1, 2, 2), "sigma_n": torch.zeros(1)})
     >>> D = lambda x, sigma, cond=None: 0.5 * x
-    >>> float(plain_loss(D, space, batch, None, 1.0, torch.zeros(1, 1, 2, 2))[0])
+    >>> float(plain_loss(D, m, 1.0, torch.zeros(1, 1, 2, 2))[0])
     1.25
 """
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import Callable
 
 import torch
 
-from rsd_sci.diffusion.network_space import NetworkSpace
 from rsd_sci.diffusion.precond import SIGMA_DATA, loss_weight
+from rsd_sci.measurement import MEMBERS, Measurement
 
 Denoiser = Callable[..., torch.Tensor]  # D(x (B, C, H, W), sigma (B,), cond (B, Cc, H, W) | None) -> x0
 
 P_MEAN = -1.2      # ln σ ~ N(P_MEAN, P_STD²) during training (EDM)
 P_STD = 1.2
-MEMBERS = ("plain", "tweedie", "ambient")
 
 
 def sample_sigma(normal: torch.Tensor, P_mean: float = P_MEAN, P_std: float = P_STD) -> torch.Tensor:  # noqa: N803
@@ -81,25 +81,25 @@ def tweedie_convert(x0: torch.Tensor, x_t: torch.Tensor, sigma: torch.Tensor, si
     return (1.0 - ratio) * x0.float() + ratio * x_t.float()
 
 
-def plain_loss(D: Denoiser, space: NetworkSpace, batch: Mapping[str, torch.Tensor], op, sigma,
-               noise: torch.Tensor, sigma_data: float = SIGMA_DATA) -> torch.Tensor:
-    """Member 1: λ(σ)·mean‖D(y + σ n, σ) − y‖², y = space.data_image(batch, op). Returns (B,).
+def plain_loss(D: Denoiser, m: Measurement, sigma, noise: torch.Tensor,
+               sigma_data: float = SIGMA_DATA) -> torch.Tensor:
+    """Member 1: λ(σ)·mean‖D(y + σ n, σ) − y‖², y = m.network_input(). Returns (B,).
 
-    No conditioning: the teacher models the data image alone (for an ambient space this is the naive
+    No conditioning: the teacher models the data image alone (for an ambient family this is the naive
     baseline on R(y)).
     """
-    y = space.data_image(batch, op)
+    y = m.network_input()
     s = _sigma_vector(sigma, y)
     x0 = D(y + _column(s, y) * noise, s, None)
     return loss_weight(s, sigma_data) * _mean_square(x0, y)
 
 
-def tweedie_loss(D: Denoiser, space: NetworkSpace, batch: Mapping[str, torch.Tensor], op, sigma,
-                 noise: torch.Tensor, sigma_data: float = SIGMA_DATA) -> torch.Tensor:
-    """Member 2 (Ambient-Tweedie, DSD): see the module docstring. σ_n = batch["sigma_n"] (B,) (0 if
-    absent, which reduces to `plain_loss`). Returns (B,)."""
-    y = space.data_image(batch, op)
-    sigma_n = batch.get("sigma_n")
+def tweedie_loss(D: Denoiser, m: Measurement, sigma, noise: torch.Tensor,
+                 sigma_data: float = SIGMA_DATA) -> torch.Tensor:
+    """Member 2 (Ambient-Tweedie, DSD): see the module docstring. σ_n = m.sigma_n (B,) (0 if absent,
+    which reduces to `plain_loss`). Returns (B,)."""
+    y = m.network_input()
+    sigma_n = m.sigma_n
     sigma_n = torch.zeros_like(_sigma_vector(0.0, y)) if sigma_n is None else _sigma_vector(sigma_n, y)
     s = torch.maximum(_sigma_vector(sigma, y), sigma_n)
     x_t = y + _column((s.square() - sigma_n.square()).clamp_min(0.0).sqrt(), y) * noise
@@ -107,64 +107,48 @@ def tweedie_loss(D: Denoiser, space: NetworkSpace, batch: Mapping[str, torch.Ten
     return loss_weight(s, sigma_data) * _mean_square(d_y, y)
 
 
-def ambient_input(space: NetworkSpace, op_hat, y: torch.Tensor, sigma: torch.Tensor,
-                  noise: torch.Tensor) -> torch.Tensor:
+def ambient_input(m_hat: Measurement, sigma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """x_in = R̂(P_M̂ y) + σ·R̂Â n in network channels (B, channels, H, W); σ (B,)."""
-    noise_image = noise if noise.is_complex() else space.to_image(noise)
-    projected = space.project(op_hat, noise_image)
-    return space.measured_input(op_hat, y) + _column(sigma, projected) * projected
+    noise_image = noise if noise.is_complex() else m_hat.to_image(noise)
+    projected = m_hat.project(noise_image)
+    return m_hat.network_input() + _column(sigma, projected) * projected
 
 
-def ambient_loss(D: Denoiser, space: NetworkSpace, batch: Mapping[str, torch.Tensor], op, op_hat, sigma,
-                 noise: torch.Tensor, sigma_data: float = SIGMA_DATA) -> torch.Tensor:
+def ambient_loss(D: Denoiser, m: Measurement, m_hat: Measurement, sigma, noise: torch.Tensor,
+                 sigma_data: float = SIGMA_DATA) -> torch.Tensor:
     """Members 3 and 4: λ(σ)·‖W(A·D(x_in, σ, cond(Â)) − y)‖²/|M|, x_in from `ambient_input`; (B,).
 
-    op: the sample's operator A (the loss's entries M); op_hat: the further operator Â (the input's).
+    m: the batch with its operator A (the loss's entries M); m_hat: the same with the further operator Â
+    (the input's, `m.further(seed)`).
     """
-    y = batch["y"]
-    s = _sigma_vector(sigma, y)
-    x0 = D(ambient_input(space, op_hat, y, s, noise), s, space.cond(op_hat, batch))
-    return loss_weight(s, sigma_data) * space.residual(op, space.to_image(x0), y)
+    s = _sigma_vector(sigma, m.y)
+    x0 = D(ambient_input(m_hat, s, noise), s, m_hat.cond())
+    return loss_weight(s, sigma_data) * m.residual(m.to_image(x0))
 
 
-def teacher_loss(member: str, D: Denoiser, space: NetworkSpace, batch: Mapping[str, torch.Tensor], op, sigma,
-                 noise: torch.Tensor, op_hat=None, sigma_data: float = SIGMA_DATA) -> torch.Tensor:
-    """The member's per-sample loss (B,); `op_hat` is required for "ambient" and ignored otherwise."""
+def teacher_loss(member: str, D: Denoiser, m: Measurement, sigma, noise: torch.Tensor,
+                 m_hat: Measurement | None = None, sigma_data: float = SIGMA_DATA) -> torch.Tensor:
+    """The member's per-sample loss (B,); `m_hat` is required for "ambient" and ignored otherwise."""
     if member == "plain":
-        return plain_loss(D, space, batch, op, sigma, noise, sigma_data)
+        return plain_loss(D, m, sigma, noise, sigma_data)
     if member == "tweedie":
-        return tweedie_loss(D, space, batch, op, sigma, noise, sigma_data)
+        return tweedie_loss(D, m, sigma, noise, sigma_data)
     if member == "ambient":
-        if op_hat is None:
-            raise ValueError("the ambient loss needs the further operator op_hat (space.further(op, batch, seed))")
-        return ambient_loss(D, space, batch, op, op_hat, sigma, noise, sigma_data)
+        if m_hat is None:
+            raise ValueError("the ambient loss needs the further operator (m_hat = m.further(seed))")
+        return ambient_loss(D, m, m_hat, sigma, noise, sigma_data)
     raise ValueError(f"unknown loss member {member!r} (expected one of {', '.join(MEMBERS)})")
 
 
-def choose_member(spec: Mapping, sigma_n) -> str:
-    """The member for an operator spec: mri, ct, inpaint -> "ambient"; noise -> "tweedie";
-    blur, downsample -> "plain" when every σ_n is 0, else "tweedie". sigma_n: float or (N,) values."""
-    family, corruption = spec.get("family"), spec.get("corruption")
-    if family in ("mri", "ct") or (family == "image" and corruption == "inpaint"):
-        return "ambient"
-    if family == "image" and corruption == "noise":
-        return "tweedie"
-    if family == "image" and corruption in ("blur", "downsample"):
-        noisy = bool((torch.as_tensor(sigma_n, dtype=torch.float64) > 0).any())
-        return "tweedie" if noisy else "plain"
-    raise ValueError(f"no loss member for family {family!r} with corruption {corruption!r}")
+def ambient_denoiser(D: Denoiser, m_hat: Measurement) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The Ambient sampler's denoiser (METHOD.md, Sampling): denoise(x, σ) = D(R̂·Â x, σ, cond(Â)).
 
-
-def ambient_denoiser(D: Denoiser, space: NetworkSpace, op_hat, cond: torch.Tensor | None
-                     ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The Ambient sampler's denoiser (METHOD.md, Sampling): denoise(x, σ) = D(project(Â, x), σ, cond).
-
-    x: the current iterate in network channels (B, channels, H, W); Â: one fixed further operator per
-    sample at the training density; cond: its channels (space.cond(op_hat, batch)). Returns x0 in
-    network channels.
+    x: the current iterate in network channels (B, channels, H, W); m_hat: the batch with one fixed
+    further operator Â per sample at the training density. Returns x0 in network channels.
     """
+    cond = m_hat.cond()
 
     def denoise(x: torch.Tensor, sigma) -> torch.Tensor:
-        return D(space.project(op_hat, space.to_image(x)), sigma, cond)
+        return D(m_hat.project(m_hat.to_image(x)), sigma, cond)
 
     return denoise

@@ -1,12 +1,12 @@
 """One distillation iteration: a fake-score update, then a generator update (METHOD.md, Phase 2).
 
     distiller = Distiller(teacher, fake, generator, fake_opt, g_opt, DistillSettings())
-    metrics = distiller.iteration(ops_fake, ops_gen, draws_fake, draws_gen)
+    metrics = distiller.iteration(m_fake, m_gen, draws_fake, draws_gen)
 
-`ops_*` are batch dicts that define the operators (masks, centres, coil maps, σ_n, as the teacher's
-batches; their measurements are never used): each update draws its own, "a fresh operator draw".
-`draws_*` supply every random number (`rsd_sci.distill.draws`). The losses are written once for every
-corruption: all family differences live in the teacher's `NetworkSpace`.
+`m_*` are batches as `Measurement`s that define the operators (masks, centres, coil maps, σ_n, as the
+teacher's batches; their measurements are never used): each update draws its own, "a fresh operator
+draw". `draws_*` supply every random number (`rsd_sci.distill.draws`). The losses are written once for
+every corruption: all family differences live in the measurement model (`rsd_sci.measurement`).
 
 Fake-score update (θ frozen): x_g = G(z_in) without gradient, ỹ = A(x_g) + σ_n·n on the operator's
 measured entries, and f_ψ takes one step of the TEACHER'S loss member on ỹ (its own further operator
@@ -28,12 +28,8 @@ from torch import nn
 
 from rsd_sci.diffusion.losses import sample_sigma, teacher_loss
 from rsd_sci.distill.losses import ALPHA, SIGMA_INIT, T_MAX, finite_mean, generator_loss, measure, sigma_of_t
-from rsd_sci.physics.factory import build_operator
-
-# draw streams: one per purpose, so the draws of an update never coincide
-Z_STREAM, Y_NOISE_STREAM, SIGMA_STREAM, DIFFUSION_STREAM, T_STREAM, EPS_STREAM = range(10, 16)
-INPUT_MASKS, VIEW_MASKS, LOSS_MASKS = 0, 1, 2   # further-operator streams
-
+from rsd_sci.keyed_random import FurtherDraw, Stream
+from rsd_sci.measurement import Measurement
 
 @dataclasses.dataclass
 class DistillSettings:
@@ -45,33 +41,35 @@ class DistillSettings:
     bf16: bool = False                 # bf16 autocast of the network calls (CUDA)
 
 
-def generate(G: nn.Module, space, op, ops: dict, draws, sigma_init: float = SIGMA_INIT,
+def generate(G: nn.Module, m: Measurement, draws, sigma_init: float = SIGMA_INIT,
              generator_input: Callable | None = None) -> torch.Tensor:
-    """x_g = G(z_in, σ_init, c): one clean image per sample in network channels (B, C, H, W).
+    """x_g = G(z_in, σ_init, c): one clean image per sample of the batch m, in network channels (B, C, H, W).
 
-    z ~ N(0, I) of the clean image's shape; z_in, c = generator_input(Â, σ_init·z, ops) with a fresh
-    further operator Â for Ambient teachers (default: the space's rule, METHOD.md).
+    z ~ N(0, I) of the clean image's shape; z_in, c = generator_input(σ_init·z) of a fresh further
+    operator Â (Ambient teachers; METHOD.md), or `generator_input(m, z_image)` when given.
     """
-    z = draws.normal(space.generator_shape(ops)[1:], Z_STREAM)
-    op_in = draws.further(space, op, ops, INPUT_MASKS) if space.kind == "ambient" else op
-    z_in, cond = (generator_input or space.generator_input)(op_in, sigma_init * space.to_image(z), ops)
+    z = draws.normal(m.generator_shape()[1:], Stream.DISTILL_Z)
+    m_in = draws.further(m, FurtherDraw.GENERATOR_INPUT)
+    z_image = sigma_init * m.to_image(z)
+    z_in, cond = generator_input(m_in, z_image) if generator_input else m_in.generator_input(z_image)
     return G(z_in, torch.full((z.shape[0],), float(sigma_init), device=z.device), cond)
 
 
 class Distiller:
     """The three networks, their optimisers and the two updates.
 
-    teacher: a `rsd_sci.engine.teacher.Teacher` (denoiser frozen here); fake, generator: denoisers
+    teacher: a `rsd_sci.engine.model.Model` (denoiser frozen here); fake, generator: denoisers
     (copies of the teacher, or any D(x, σ, cond) module); fake_train / generator_train: the modules
     to call for the updates that train them (e.g. DDP wrappers; default the modules themselves);
-    generator_input: replaces the space's input rule (the theory check's linear generator takes z).
+    generator_input(m, z_image) -> (z_in, cond): replaces the family's input rule (the theory check's
+    linear generator takes z).
     """
 
     def __init__(self, teacher, fake: nn.Module, generator: nn.Module, fake_opt: torch.optim.Optimizer,
                  g_opt: torch.optim.Optimizer, settings: DistillSettings | None = None, *,
                  fake_train: nn.Module | None = None, generator_train: nn.Module | None = None,
                  generator_input: Callable | None = None):
-        self.teacher, self.space, self.spec = teacher, teacher.space, teacher.spec
+        self.teacher = teacher
         self.fake, self.generator = fake, generator
         self.fake_train, self.generator_train = fake_train or fake, generator_train or generator
         self.fake_opt, self.g_opt = fake_opt, g_opt
@@ -84,23 +82,21 @@ class Distiller:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def generate(self, G: nn.Module, op, ops: dict, draws) -> torch.Tensor:
-        return generate(G, self.space, op, ops, draws, self.settings.sigma_init, self.generator_input)
+    def generate(self, G: nn.Module, m: Measurement, draws) -> torch.Tensor:
+        return generate(G, m, draws, self.settings.sigma_init, self.generator_input)
 
-    def fake_step(self, ops: dict, draws) -> dict:
+    def fake_step(self, m: Measurement, draws) -> dict:
         """One update of the fake score on synthetic measurements of the generator's images."""
-        space, device = self.space, ops["sigma_n"].device
-        op = build_operator(self.spec, ops)
+        device = m.sigma_n.device
         with torch.no_grad(), self._autocast(device):
-            x_g = self.generate(self.generator, op, ops, draws).float()
-        y = measure(op, space.to_image(x_g), ops["sigma_n"], lambda shape: draws.normal(shape, Y_NOISE_STREAM))
-        batch = dict(ops, y=y)
-        sigma = sample_sigma(draws.normal((), SIGMA_STREAM))
-        noise = draws.normal(space.noise_shape(batch)[1:], DIFFUSION_STREAM)
-        op_hat = draws.further(space, op, batch, LOSS_MASKS) if self.teacher.member == "ambient" else None
+            x_g = self.generate(self.generator, m, draws).float()
+        synthetic = m.with_y(measure(m.op, m.to_image(x_g), m.sigma_n,
+                                     lambda shape: draws.normal(shape, Stream.DISTILL_Y_NOISE)))
+        sigma = sample_sigma(draws.normal((), Stream.DISTILL_SIGMA))
+        noise = draws.normal(synthetic.noise_shape()[1:], Stream.DISTILL_DIFFUSION)
+        m_hat = draws.further(synthetic, FurtherDraw.FAKE_LOSS) if self.teacher.member == "ambient" else None
         with self._autocast(device):
-            per_sample = teacher_loss(self.teacher.member, self.fake_train, space, batch, op, sigma, noise,
-                                      op_hat=op_hat)
+            per_sample = teacher_loss(self.teacher.member, self.fake_train, synthetic, sigma, noise, m_hat=m_hat)
         loss, dropped = finite_mean(per_sample)
         self.fake_opt.zero_grad(set_to_none=True)
         if torch.isfinite(loss):
@@ -111,24 +107,21 @@ class Distiller:
             grad_norm = torch.tensor(float("nan"))
         return dict(fake_loss=float(loss.detach()), fake_grad_norm=float(grad_norm), fake_dropped=dropped)
 
-    def generator_step(self, ops: dict, draws) -> dict:
+    def generator_step(self, m: Measurement, draws) -> dict:
         """One update of the generator through the teacher and the (frozen) fake score."""
-        space, device, s = self.space, ops["sigma_n"].device, self.settings
-        op = build_operator(self.spec, ops)
-        op_view = draws.further(space, op, ops, VIEW_MASKS) if space.kind == "ambient" else op
-        cond = space.cond(op_view, ops)
+        device, s = m.sigma_n.device, self.settings
+        view = draws.further(m, FurtherDraw.TEACHER_VIEW)   # P = R̂·Â (data kind: A)
+        cond = view.cond()
         with self._autocast(device):
-            x_g = self.generate(self.generator_train, op, ops, draws)
-        x_image = space.to_image(x_g.float())
-        u = space.view(op_view, x_image)
-        sigma_t = sigma_of_t(draws.uniform((), T_STREAM) * s.t_max / 1000.0)
-        eps = draws.normal(space.view_noise_shape(ops)[1:], EPS_STREAM)
-        x_t = u + sigma_t.reshape(-1, *([1] * (u.dim() - 1))) * space.view_noise(op_view, eps)
+            x_g = self.generate(self.generator_train, m, draws)
+        u = view.project(m.to_image(x_g.float()))
+        sigma_t = sigma_of_t(draws.uniform((), Stream.DISTILL_T) * s.t_max / 1000.0)
+        eps = draws.normal(m.noise_shape()[1:], Stream.DISTILL_EPS)
+        x_t = u + sigma_t.reshape(-1, *([1] * (u.dim() - 1))) * view.reproject(eps)
         with self._autocast(device):
             f_teacher = self.teacher.denoiser(x_t, sigma_t, cond)
             f_fake = self.fake(x_t, sigma_t, cond)
-        per_sample = generator_loss(f_teacher.float(), f_fake.float(), u,
-                                    lambda f: space.view_output(op_view, f), s.alpha)
+        per_sample = generator_loss(f_teacher.float(), f_fake.float(), u, view.reproject, s.alpha)
         loss, dropped = finite_mean(per_sample)
         self.g_opt.zero_grad(set_to_none=True)
         if torch.isfinite(loss):
@@ -136,6 +129,6 @@ class Distiller:
             self.g_opt.step()
         return dict(g_loss=float(loss.detach()), g_dropped=dropped)
 
-    def iteration(self, ops_fake: dict, ops_gen: dict, draws_fake, draws_gen) -> dict:
+    def iteration(self, m_fake: Measurement, m_gen: Measurement, draws_fake, draws_gen) -> dict:
         """A fake-score update, then a generator update; their metrics merged."""
-        return self.fake_step(ops_fake, draws_fake) | self.generator_step(ops_gen, draws_gen)
+        return self.fake_step(m_fake, draws_fake) | self.generator_step(m_gen, draws_gen)

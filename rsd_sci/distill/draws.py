@@ -6,9 +6,9 @@ where 1 and N processes must agree, and the vector theory check, where speed mat
 
     normal(shape, stream)           (B, *shape) standard normal, float32
     uniform(shape, stream)          (B, *shape) U[0, 1)
-    further(space, op, batch)       a fresh Ambient further operator per sample (the training density)
+    further(m, which)               a fresh Ambient further operator per sample (the training density)
 
-`KeyedDraws` keys every row by (seed, step, key_b, stream) with `rsd_sci.engine.keyed_random` (the
+`KeyedDraws` keys every row by (seed, step, key_b, stream) with `rsd_sci.keyed_random` (the
 keys are the iteration's global sample keys, never training indices, so the draws are fresh);
 `GeneratorDraws` draws whole batches from one `torch.Generator` (fast; not rank invariant).
 
@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from rsd_sci.engine.keyed_random import key_seed, keyed_rand, keyed_randn
-
-FURTHER_STREAM = 0x4644   # ("FD") the further-mask keys of fresh draws, hashed apart from training indices
+from rsd_sci.keyed_random import Stream, key_seed, keyed_rand, keyed_randn
 
 
 class KeyedDraws:
@@ -44,12 +42,13 @@ class KeyedDraws:
     def uniform(self, shape: tuple[int, ...], stream: int) -> torch.Tensor:
         return keyed_rand(self.keys.cpu(), tuple(shape), self.seed, self.step, stream).to(self.device)
 
-    def further(self, space, op, batch: dict, stream: int = 0):
-        """Fresh further masks through the space's per-index rule, the index a 63-bit hash of
-        (seed, step, key, stream): never a training sample's index, fresh at every step."""
-        index = torch.tensor([key_seed(self.seed, self.step, int(k), FURTHER_STREAM, stream)
+    def further(self, m, which: int = 0):
+        """m with fresh further masks through the family's per-index rule, the index a 63-bit hash of
+        (seed, step, key, Stream.FRESH_FURTHER, which): never a training sample's index, fresh at every
+        step (which: a `rsd_sci.keyed_random.FurtherDraw`)."""
+        index = torch.tensor([key_seed(self.seed, self.step, int(k), Stream.FRESH_FURTHER, which)
                               for k in self.keys.tolist()], dtype=torch.int64)
-        return space.further(op, dict(batch, index=index), self.seed)
+        return m.further(self.seed, index=index)
 
 
 class GeneratorDraws:
@@ -64,5 +63,5 @@ class GeneratorDraws:
     def uniform(self, shape: tuple[int, ...], stream: int) -> torch.Tensor:
         return torch.rand((self.batch_size, *shape), generator=self.generator).to(self.device)
 
-    def further(self, space, op, batch: dict, stream: int = 0):
-        return space.further(op, batch, 0, generator=self.generator)
+    def further(self, m, which: int = 0):
+        return m.further(0, generator=self.generator)

@@ -1,10 +1,10 @@
 """The distillation losses (METHOD.md, Phase 2): Score identity Distillation with the operator in the loop.
 
 Networks: the frozen teacher f_φ, the fake score f_ψ, the generator G_θ, all D(x, σ, cond) -> x0 in the
-teacher's network space (`rsd_sci.diffusion.network_space`), which also supplies P, the teacher's view
-of a clean image (P = A for data-space teachers, R̂·Â with a fresh further operator for Ambient ones).
+teacher's network space (`rsd_sci.measurement`), which also supplies P, the teacher's view of a clean
+image (P = A for data-space teachers, R̂·Â with a fresh further operator for Ambient ones).
 
-    x_g   = G(z_in, σ_init, c)            z_in = σ_init·z in the teacher's input format (space.generator_input)
+    x_g   = G(z_in, σ_init, c)            z_in = σ_init·z in the teacher's input format (m.generator_input)
     fake score:  ỹ = A(x_g) + σ_n·n       on a fresh operator draw, trained with the teacher's loss member
     generator:   t ~ U[0, t_max/1000],  σ_t = (σ_max^(1/ρ) + (1 − t)(σ_min^(1/ρ) − σ_max^(1/ρ)))^ρ
                  u = P(x_g),  x_t = P(x_g + σ_t ε)  (data space: u + σ_t ε)
@@ -68,7 +68,7 @@ def measure(op, x_image: torch.Tensor, sigma_n: torch.Tensor,
 def generator_loss(f_teacher: torch.Tensor, f_fake: torch.Tensor, u: torch.Tensor,
                    view_output: Callable[[torch.Tensor], torch.Tensor], alpha: float = ALPHA) -> torch.Tensor:
     """L_G per sample (B,), see the module docstring. f_teacher, f_fake: denoiser outputs at x_t (network
-    channels); u = P(x_g); view_output: f -> P(f) (identity for data-space teachers)."""
+    channels); u = P(x_g); view_output: f -> P(f) (`Measurement.reproject`: identity for data-space teachers)."""
     p_teacher = view_output(f_teacher).float()
     p_diff = p_teacher - view_output(f_fake).float()
     u = u.float()

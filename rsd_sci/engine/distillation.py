@@ -9,7 +9,7 @@ training samples are used (masks, maps, σ_n): the distillation never reads a me
 
 The signal logged as `heldout_sw` needs no clean data (METHOD.md): the multi-scale patch sliced
 Wasserstein distance between R(A(x_g) + noise) and R(y) for the first HELDOUT_SAMPLES held-out
-measurements and their operators, x_g from the generator's EMA with fixed draws; R is the space's
+measurements and their operators, x_g from the generator's EMA with fixed draws; R is the family's
 data image (zero-filled adjoint for MRI, FBP for CT, the image itself otherwise). The generator loss is
 signed and is no convergence signal; `fake_loss` (also logged as `loss`, the value the loop's NaN check
 reads; it is NaN when every generator sample was dropped) shows whether the fake score keeps up.
@@ -49,37 +49,36 @@ from rsd_sci.engine.ema import EMA
 from rsd_sci.engine.loop import run_stage
 from rsd_sci.engine.operator_bank import bank_metadata, bank_tensors, operator_bank
 from rsd_sci.engine.runlog import RunLog
-from rsd_sci.engine.teacher import load_denoiser_file, load_teacher, peak_memory_gb
+from rsd_sci.engine.model import load_model
+from rsd_sci.engine.teacher import peak_memory_gb
 from rsd_sci.errors import InputError
-from rsd_sci.physics.factory import build_operator
+from rsd_sci.keyed_random import Stream
+from rsd_sci.measurement import Measurement
 
 log = logging.getLogger(__name__)
 HELDOUT_SAMPLES = 32
 HELDOUT_STEP = -3            # the key "step" of the held-out draws: the same at every evaluation
-MEASURE_STREAM = 20
 
 
 def settings_of(cfg: TrainConfig, bf16: bool) -> DistillSettings:
     return DistillSettings(alpha=cfg.alpha, sigma_init=cfg.sigma_init, t_max=cfg.t_max, bf16=bf16)
 
 
-def heldout_images(G, teacher, batch: dict, seed: int, sigma_init: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(R(A(x_g) + noise), R(y)) for a held-out batch: the generator's synthetic measurements and the
+def heldout_images(G, m: Measurement, seed: int, sigma_init: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(R(A(x_g) + noise), R(y)) for a held-out batch m: the generator's synthetic measurements and the
     real ones, reconstructed alike, in network channels."""
-    space = teacher.space
-    op = build_operator(teacher.spec, batch)
-    draws = KeyedDraws(batch["index"], seed, HELDOUT_STEP)
+    draws = KeyedDraws(m.index, seed, HELDOUT_STEP)
     with torch.no_grad():
-        x_g = generate(G, space, op, batch, draws, sigma_init).float()
-        y = measure(op, space.to_image(x_g), batch["sigma_n"], lambda shape: draws.normal(shape, MEASURE_STREAM))
-        return space.data_image(dict(batch, y=y), op), space.data_image(batch, op)
+        x_g = generate(G, m, draws, sigma_init).float()
+        y = measure(m.op, m.to_image(x_g), m.sigma_n, lambda shape: draws.normal(shape, Stream.HELDOUT_MEASURE))
+        return m.with_y(y).network_input(), m.network_input()
 
 
-def heldout_distance(G, teacher, batch: dict, seed: int, sigma_init: float) -> float:
+def heldout_distance(G, m: Measurement, seed: int, sigma_init: float) -> float:
     """The patch sliced Wasserstein distance of `heldout_images` (mean over scales)."""
     from rsd_sci.metrics.distribution import patch_sliced_wasserstein
 
-    fake, real = heldout_images(G, teacher, batch, seed, sigma_init)
+    fake, real = heldout_images(G, m, seed, sigma_init)
     patch = min(8, *real.shape[-2:])
     return float(patch_sliced_wasserstein(fake, real, patch=patch, n_patches=2048, seed=seed)["mean"])
 
@@ -95,7 +94,8 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
                   progress: Callable[[int, int], None] | None = None) -> Path:
     """Distil (or resume distilling) the teacher of `cfg` in `run_dir`; returns RUN/generator.safetensors."""
     source = teacher_path(cfg, run_dir)
-    teacher, meta = load_teacher(source, info.device)
+    teacher = load_model(source, info.device, kind="teacher", require_bank=False)
+    meta = teacher.meta
     if meta["modality"] != cfg.modality:
         raise InputError(source, f"is a {meta['modality']} teacher, not --modality {cfg.modality}")
     train_set, test_set = open_measurement_set(data_dir)
@@ -117,7 +117,8 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
     if start:
         log.info("resumed the distillation at iteration %d from %s", start, state_path)
     heldout_set = test_set or train_set
-    heldout_batch = load_batch(heldout_set, range(min(HELDOUT_SAMPLES, len(heldout_set))), info.device)
+    heldout = teacher.family.measure(load_batch(heldout_set, range(min(HELDOUT_SAMPLES, len(heldout_set))),
+                                                info.device))
     B, n = cfg.batch, len(train_set)
     clock = {"t": time.perf_counter()}
     last_sw: dict[int, float] = {}   # heldout_sw of an off-schedule last iteration, for the export
@@ -126,11 +127,12 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
         rows = torch.from_numpy(global_batch_indices(n, B, step, cfg.seed + 1 + part))
         keys = step * 2 * B + part * B + torch.arange(B)
         rows, keys = distributed.shard(rows, info), distributed.shard(keys, info)
-        return load_batch(train_set, rows.tolist(), info.device), KeyedDraws(keys.to(info.device), cfg.seed, step)
+        m = teacher.family.measure(load_batch(train_set, rows.tolist(), info.device))
+        return m, KeyedDraws(keys.to(info.device), cfg.seed, step)
 
     def step_fn(step: int) -> dict:
-        (ops_fake, draws_fake), (ops_gen, draws_gen) = ops_and_draws(step, 0), ops_and_draws(step, 1)
-        m = distiller.iteration(ops_fake, ops_gen, draws_fake, draws_gen)
+        (m_fake, draws_fake), (m_gen, draws_gen) = ops_and_draws(step, 0), ops_and_draws(step, 1)
+        m = distiller.iteration(m_fake, m_gen, draws_fake, draws_gen)
         ema.update(G, (step + 1) * B, B)
         now = time.perf_counter()
         fake_loss = float(distributed.all_reduce_mean(torch.tensor(m["fake_loss"], device=info.device)))
@@ -142,7 +144,7 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
         clock["t"] = now
         scheduled = (step + 1) % cfg.heldout_every == 0
         if scheduled or step + 1 == cfg.distill_steps:
-            metrics["heldout_sw"] = heldout_distance(ema.module, teacher, heldout_batch, cfg.seed, settings.sigma_init)
+            metrics["heldout_sw"] = heldout_distance(ema.module, heldout, cfg.seed, settings.sigma_init)
             if scheduled:   # the end of a session off the schedule is no candidate: a resumed run must select
                 best.offer(ema.module, metrics["heldout_sw"], step + 1)   # as a straight one (export below)
             else:
@@ -163,7 +165,7 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
         if cfg.distill_steps % cfg.heldout_every:   # the last iteration, off the schedule, is a candidate too
             last = last_sw.get(cfg.distill_steps)   # computed again only when this invocation ran no step
             if last is None:
-                last = heldout_distance(ema.module, teacher, heldout_batch, cfg.seed, settings.sigma_init)
+                last = heldout_distance(ema.module, heldout, cfg.seed, settings.sigma_init)
             candidates += [(last, cfg.distill_steps, ema.module)] if math.isfinite(last) else []
         value, step, module = min(candidates, key=lambda c: c[0], default=(None, cfg.distill_steps, ema.module))
         export_generator(out, module, meta, cfg, source, bank, selected=dict(selected_step=step, heldout_sw=value))
@@ -179,8 +181,3 @@ def export_generator(path: Path, G, teacher_meta: dict, cfg: TrainConfig, source
     meta |= dict(kind="generator", teacher=str(source), sigma_init=cfg.sigma_init, alpha=cfg.alpha, t_max=cfg.t_max,
                  config=dataclasses.asdict(cfg), rsd_sci=__version__) | (selected or {})
     checkpoint.export_safetensors(path, G.state_dict() | bank_tensors(bank), meta | bank_metadata(bank))
-
-
-def load_generator(path: str | Path, device: str | torch.device = "cpu"):
-    """(Teacher-like struct whose denoiser is the generator, metadata with meta["bank"]) from a file."""
-    return load_denoiser_file(path, "generator", device)

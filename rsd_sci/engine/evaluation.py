@@ -4,7 +4,7 @@
 
 1. Image sets, RUN/samples/<name>.npy, magnitudes (n, H, W) float32 in the measurement set's normalised
    units (x' = scale·x + offset); CT images shifted so air is 0 and zeroed outside the scanned disc
-   (`metric_view`, as everything below):
+   (`Family.metric_view`, as everything below):
        reference   the first n held-out clean targets (never seen in training; absent without targets)
        data        R(y) of the first n training measurements, what naive training would learn from
                    (zero-filled MRI, FBP CT, the corrupted image itself)
@@ -41,9 +41,10 @@ import torch
 from rsd_sci.data.atomic import atomic_path
 from rsd_sci.data.batches import load_batch
 from rsd_sci.data.measurement_set import open_measurement_set
-from rsd_sci.engine.sampling import LoadedModel, draw_samples, load_model, to_output
-from rsd_sci.physics.factory import build_operator
-from rsd_sci.posterior.reconstruct import BASELINES, DEFAULT_STEPS, reconstruct_batch
+from rsd_sci.engine.model import Model, load_model
+from rsd_sci.engine.sampling import draw_samples, to_output
+from rsd_sci.measurement import family_of
+from rsd_sci.posterior.reconstruct import DEFAULT_STEPS, reconstruct_batch
 
 SETS = ("data", "teacher", "generator")
 
@@ -61,58 +62,45 @@ class EvalSettings:
     device: str = "cpu"
 
 
-def metric_view(images: np.ndarray, spec: dict, offset) -> np.ndarray:
-    """What the metrics and figures compare, (n, H, W) float32. CT: the attenuation with air at 0
-    (x' − offset: the normalised images put air at the offset, −1) inside the scanned disc and 0 outside
-    it (`field_of_view`: nothing there is measured, FBP returns 0 there); so fastMRI's data range (the
-    target's maximum) and NMSE keep their meaning. MRI and image magnitudes: unchanged.
-    offset: a scalar or one value per image (the measurement set's `offset` column)."""
-    if spec.get("family") != "ct":
-        return images
-    from rsd_sci.physics.ct import field_of_view
-
-    shifted = images - np.asarray(offset, np.float32).reshape(-1, 1, 1)
-    return np.where(field_of_view(images.shape[-1]), shifted, 0.0).astype(np.float32)
-
-
 def offsets_of(ms, n: int) -> np.ndarray:
     """The first n samples' normalisation offsets (n,) float32."""
     return np.asarray(ms.column("offset", n), np.float32)
 
 
 def clean_targets(ms, n: int) -> np.ndarray:
-    """The first n clean targets (n, h, w) float32 in the metrics' view (`metric_view`)."""
-    return metric_view(np.asarray(ms.column("targets", n)[:, 0], np.float32), ms.info.operator, offsets_of(ms, n))
+    """The first n clean targets (n, h, w) float32 in the metrics' view (`Family.metric_view`)."""
+    family = family_of(ms.info.operator)
+    return family.metric_view(np.asarray(ms.column("targets", n)[:, 0], np.float32), offsets_of(ms, n))
 
 
 def _stage(progress, description: str):
     return nullcontext(None) if progress is None else progress(description)
 
 
-def load_models(run_dir: Path, device) -> dict[str, LoadedModel]:
-    return {kind: load_model(run_dir / f"{kind}.safetensors", device)
+def load_models(run_dir: Path, device) -> dict[str, Model]:
+    return {kind: load_model(run_dir / f"{kind}.safetensors", device, kind=kind)
             for kind in ("teacher", "generator") if (run_dir / f"{kind}.safetensors").is_file()}
 
 
 def image_sets(models: dict, train_set, test_set, settings: EvalSettings, progress=None) -> dict[str, np.ndarray]:
     """{"reference", "data", "teacher", "generator"} magnitudes (n, H, W), those that exist."""
     any_model = next(iter(models.values()))
-    space, spec, dev = any_model.model.space, any_model.model.spec, settings.device
+    family, dev = any_model.family, settings.device
     n = settings.n_samples if test_set is None else min(settings.n_samples, len(test_set))
     sets = {}
     if test_set is not None and "targets" in test_set.keys():
         sets["reference"] = clean_targets(test_set, n)
-    batch = load_batch(train_set, range(min(n, len(train_set))), dev)
+    m = family.measure(load_batch(train_set, range(min(n, len(train_set))), dev))
     with torch.no_grad():
-        data = to_output(any_model, space.data_image(batch, build_operator(spec, batch)).float().cpu())
-    sets["data"] = metric_view(data, spec, offsets_of(train_set, len(data)))
+        data = to_output(any_model, m.network_input().float().cpu())
+    sets["data"] = family.metric_view(data, offsets_of(train_set, len(data)))
     heldout_offset = offsets_of(test_set or train_set, 1)[0]
     for kind, sampler in (("teacher", "heun"), ("generator", "onestep")):
         if kind in models:
             with _stage(progress, f"Sampling ({kind})") as update:
                 x = draw_samples(models[kind], n, sampler, steps=settings.sampler_steps, batch=settings.batch,
                                  seed=settings.seed, device=dev, progress=update)
-            sets[kind] = metric_view(to_output(models[kind], x), spec, heldout_offset)
+            sets[kind] = family.metric_view(to_output(models[kind], x), heldout_offset)
     if "reference" in sets:   # fastMRI-sourced sets: targets at the reconstruction size, centre-crop the rest
         from rsd_sci.metrics.image import center_crop
 
@@ -139,30 +127,30 @@ def distribution_distances(sets: dict[str, np.ndarray], seed: int = 0, names=SET
     return out
 
 
-def methods_for(family: str, models: dict) -> list[str]:
-    """The baselines of the modality, then A-DPS (teacher) and the generator prior (generator)."""
+def methods_for(family, models: dict) -> list[str]:
+    """The family's baselines, then A-DPS (teacher) and the generator prior (generator)."""
     learned = [m for m, kind in (("adps", "teacher"), ("generator", "generator")) if kind in models]
-    return list(BASELINES.get(family, ())) + learned
+    return list(family.baselines) + learned
 
 
 def reconstructions(models: dict, heldout, settings: EvalSettings, progress=None, methods=None) -> dict:
     """{method: {"mean": (S, h, w), "std": (S, h, w) or None, "seconds_per_slice", "n_samples", "steps"}}
-    for `methods` (default: `methods_for` the data and models), in the metrics' view (`metric_view`) and,
+    for `methods` (default: `methods_for` the data and models), in the metrics' view (`Family.metric_view`) and,
     when the set has targets, centre-cropped to their size (fastMRI-sourced sets: images at the k-space
     size, targets at the reconstruction size)."""
     from rsd_sci.metrics.image import center_crop
 
-    spec = heldout.info.operator
+    family = family_of(heldout.info.operator)
     S = min(settings.slices, len(heldout))
     offsets = offsets_of(heldout, S)
     size = clean_targets(heldout, 1).shape[-2:] if "targets" in heldout.keys() else None
 
     def view(images: torch.Tensor, offset) -> np.ndarray:
-        a = metric_view(images.abs().float().numpy() if images.is_complex() else images.float().numpy(), spec, offset)
+        a = family.metric_view(images.abs().float().numpy() if images.is_complex() else images.float().numpy(), offset)
         return np.ascontiguousarray(center_crop(a, size) if size is not None else a)
 
     out = {}
-    for method in methods or methods_for(spec["family"], models):
+    for method in methods or methods_for(family, models):
         loaded = {"adps": models.get("teacher"), "generator": models.get("generator")}.get(method)
         k = settings.posterior_samples if method == "adps" else 1
         steps = {"adps": settings.adps_steps, "generator": settings.generator_steps}.get(method)
@@ -171,8 +159,8 @@ def reconstructions(models: dict, heldout, settings: EvalSettings, progress=None
             start = time.perf_counter()
             for first in range(0, S, settings.batch):
                 idx = range(first, min(S, first + settings.batch))
-                mean, std = reconstruct_batch(method, load_batch(heldout, idx, settings.device), spec, loaded,
-                                              n_samples=k, seed=settings.seed, steps=steps)
+                m = family.measure(load_batch(heldout, idx, settings.device))
+                mean, std = reconstruct_batch(method, m, loaded, n_samples=k, seed=settings.seed, steps=steps)
                 means.append(mean.detach().cpu()[:, 0])
                 stds.append(None if std is None else std.detach().cpu()[:, 0])
                 if update is not None:
@@ -226,10 +214,8 @@ def evaluate_run(run_dir: str | Path, settings: EvalSettings | None = None, data
                                   if has_targets else None),
                "seconds_per_slice": {m: r["seconds_per_slice"] for m, r in recons.items()}}
     if "teacher" in models:
-        from rsd_sci.diffusion.teacher_sampling import default_stop_sigma
-
         results["teacher_sampler"] = {"steps": settings.sampler_steps,
-                                      "stop_sigma": default_stop_sigma(models["teacher"].model)}
+                                      "stop_sigma": models["teacher"].family.default_stop_sigma}
     _write(run_dir, sets, recons, targets, results)
     return results
 

@@ -1,6 +1,6 @@
 """Images from a model file: the one-step generator or the teacher's samplers (`rsd-sci sample`).
 
-    model = load_model("RUN/generator.safetensors")          # or a teacher file, or a run directory
+    model = load_model("RUN/generator.safetensors")          # `rsd_sci.engine.model`; or a teacher, a run
     images = draw_samples(model, n=16, sampler="onestep", seed=0)   # (n, C, H, W) network channels
 
 Samplers:
@@ -17,71 +17,34 @@ by i and the seed, so sample i is the same whatever the batch size or n.
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
 from typing import Callable
 
 import torch
 
+from rsd_sci.engine.model import Model
 from rsd_sci.errors import InputError
 
 SAMPLERS = ("onestep", "heun", "ambient")
 
 
-@dataclasses.dataclass
-class LoadedModel:
-    kind: str            # "teacher" | "generator"
-    model: object        # a `Teacher` (for a generator: its denoiser is the generator)
-    meta: dict           # the file's metadata; meta["bank"] the operator bank
-    path: Path
+def model_kind_for(sampler: str | None) -> str | None:
+    """The model file a sampler needs from a run directory: the teacher for heun and ambient, else the
+    generator (or, with no sampler named, the generator where there is one)."""
+    return "teacher" if sampler in ("heun", "ambient") else None
 
 
-def resolve_model_path(path: str | Path, sampler: str | None = None) -> Path:
-    """A model file, or a run directory: its generator (one-step or no sampler named) or teacher."""
-    path = Path(path)
-    if path.is_dir():
-        names = ["teacher.safetensors"] if sampler in ("heun", "ambient") else ["generator.safetensors",
-                                                                               "teacher.safetensors"]
-        for name in names:
-            if (path / name).is_file():
-                return path / name
-        raise InputError(path, f"holds no {' or '.join(names)}")
-    return path
-
-
-def load_model(path: str | Path, device: str | torch.device = "cpu", sampler: str | None = None) -> LoadedModel:
-    """A teacher or generator file (or a run directory, see `resolve_model_path`) on `device`."""
-    from rsd_sci.engine.checkpoint import load_safetensors
-
-    path = resolve_model_path(path, sampler)
-    kind = load_safetensors(path)[1].get("kind")
-    if kind == "teacher":
-        from rsd_sci.engine.teacher import load_teacher
-
-        model, meta = load_teacher(path, device)
-    elif kind == "generator":
-        from rsd_sci.engine.distillation import load_generator
-
-        model, meta = load_generator(path, device)
-    else:
-        raise InputError(path, f"is not an rsd-sci teacher or generator (kind {kind!r})")
-    if meta.get("bank") is None:
-        raise InputError(path, "holds no operator bank (made by an older rsd-sci); re-export it with `train`")
-    return LoadedModel(kind, model, meta, path)
-
-
-def check_sampler(loaded: LoadedModel, sampler: str) -> None:
+def check_sampler(loaded: Model, sampler: str) -> None:
     if sampler not in SAMPLERS:
         raise InputError(None, f"unknown sampler {sampler!r} ({', '.join(SAMPLERS)})")
     if sampler == "onestep" and loaded.kind != "generator":
         raise InputError(loaded.path, "is a teacher: --sampler onestep needs a generator.safetensors")
     if sampler != "onestep" and loaded.kind != "teacher":
         raise InputError(loaded.path, f"is a generator: --sampler {sampler} needs a teacher.safetensors")
-    if sampler == "ambient" and loaded.model.space.kind != "ambient":
-        raise InputError(loaded.path, f"is a {loaded.model.member} teacher, not an Ambient one: use --sampler heun")
+    if sampler == "ambient" and loaded.family.kind != "ambient":
+        raise InputError(loaded.path, f"is a {loaded.member} teacher, not an Ambient one: use --sampler heun")
 
 
-def draw_samples(loaded: LoadedModel, n: int, sampler: str = "onestep", steps: int = 18, truncate: bool | None = None,
+def draw_samples(loaded: Model, n: int, sampler: str = "onestep", steps: int = 18, truncate: bool | None = None,
                  batch: int = 16, seed: int = 0, device: str | torch.device = "cpu",
                  progress: Callable[[int, int], None] | None = None, stop_sigma: float | None = None) -> torch.Tensor:
     """n images (n, C, H, W) in network channels on the CPU, in batches of `batch`. Teachers: `stop_sigma`
@@ -90,19 +53,16 @@ def draw_samples(loaded: LoadedModel, n: int, sampler: str = "onestep", steps: i
     from rsd_sci.distill.distiller import generate
     from rsd_sci.distill.draws import KeyedDraws
     from rsd_sci.engine.operator_bank import bank_batch
-    from rsd_sci.physics.factory import build_operator
 
     check_sampler(loaded, sampler)
-    model, out = loaded.model, []
+    out = []
     for start in range(0, n, batch):
-        ops = bank_batch(loaded.meta["bank"], range(start, min(n, start + batch)), device)
+        m = loaded.family.measure(bank_batch(loaded.meta["bank"], range(start, min(n, start + batch)), device))
         with torch.no_grad():
             if sampler == "onestep":
-                op = build_operator(model.spec, ops)
-                x = generate(model.denoiser, model.space, op, ops, KeyedDraws(ops["index"], seed, 0),
-                             float(loaded.meta["sigma_init"]))
+                x = generate(loaded.denoiser, m, KeyedDraws(m.index, seed, 0), float(loaded.meta["sigma_init"]))
             else:
-                x = sample_teacher(model, ops, seed=seed, steps=steps, sampler="heun", truncate=truncate,
+                x = sample_teacher(loaded, m, seed=seed, steps=steps, sampler="heun", truncate=truncate,
                                    stop_sigma=stop_sigma)
         out.append(x.float().cpu())
         if progress is not None:
@@ -110,12 +70,11 @@ def draw_samples(loaded: LoadedModel, n: int, sampler: str = "onestep", steps: i
     return torch.cat(out)
 
 
-def to_output(loaded: LoadedModel, images: torch.Tensor, keep_complex: bool = False, scale: float | None = None,
+def to_output(loaded: Model, images: torch.Tensor, keep_complex: bool = False, scale: float | None = None,
               offset: float = 0.0):
     """Network channels -> numpy (n, H, W) (magnitude of complex images) or (n, 2, H, W) with keep_complex;
     with a data scale, x = (x' − offset)/scale (the measurement set's x' = scale·x + offset)."""
-    space = loaded.model.space
-    x = space.to_image(images)
+    x = loaded.family.to_image(images)
     if x.is_complex():
         x = torch.view_as_real(x[:, 0]).movedim(-1, 1) if keep_complex else x[:, 0].abs()
     else:

@@ -25,62 +25,42 @@ from rsd_sci import __version__
 from rsd_sci.config import TrainConfig
 from rsd_sci.data.batches import global_batch_indices, load_batch
 from rsd_sci.data.measurement_set import MeasurementSet, open_measurement_set
-from rsd_sci.diffusion.losses import choose_member, sample_sigma, teacher_loss
-from rsd_sci.diffusion.network_space import NetworkSpace, network_space
-from rsd_sci.diffusion.networks import PRESETS, NETWORK_KEYS, build_backbone
-from rsd_sci.diffusion.precond import EDMDenoiser
+from rsd_sci.diffusion.losses import sample_sigma, teacher_loss
+from rsd_sci.diffusion.networks import PRESETS, NETWORK_KEYS
 from rsd_sci.engine import checkpoint, distributed
 from rsd_sci.engine.ema import EMA
-from rsd_sci.engine.keyed_random import keyed_randn
 from rsd_sci.engine.loop import run_stage, set_lr, warmup_lr
-from rsd_sci.engine.operator_bank import bank_metadata, bank_tensors, operator_bank, split_bank
+from rsd_sci.engine.model import Model, build_model
+from rsd_sci.engine.operator_bank import bank_metadata, bank_tensors, operator_bank
 from rsd_sci.engine.runlog import RunLog
 from rsd_sci.errors import InputError
-from rsd_sci.physics.factory import build_operator
+from rsd_sci.keyed_random import Stream, keyed_randn
+from rsd_sci.measurement import Measurement
 
 log = logging.getLogger(__name__)
-SIGMA_STREAM, NOISE_STREAM = 0, 1
 HELDOUT_STEP = -2          # the key "step" of the held-out draws: the same every evaluation
 HELDOUT_SAMPLES = 32       # test-split measurements in the held-out loss
 
 
-@dataclasses.dataclass
-class Teacher:
-    """A teacher and how it meets its data: the denoiser, the network space, the loss member."""
-
-    denoiser: EDMDenoiser
-    space: NetworkSpace
-    spec: dict
-    member: str
-
-
-def build_teacher(spec: dict, network: dict, sigma_n_max: float) -> Teacher:
-    """A fresh teacher for data with operator `spec` (network: a preset's network keys)."""
-    space = network_space(spec)
-    backbone = build_backbone(network, space.channels, space.cond_channels)
-    return Teacher(EDMDenoiser(backbone), space, dict(spec), choose_member(spec, sigma_n_max))
-
-
-def draws(batch: dict, space: NetworkSpace, seed: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+def draws(m: Measurement, seed: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
     """σ (B,) and the standard normal diffusion noise of each sample, keyed by (seed, step, index)."""
-    keys = batch["index"]
-    sigma = sample_sigma(keyed_randn(keys, (), seed, step, SIGMA_STREAM))
-    noise = keyed_randn(keys, tuple(space.noise_shape(batch)[1:]), seed, step, NOISE_STREAM)
+    keys = m.index
+    sigma = sample_sigma(keyed_randn(keys, (), seed, step, Stream.TEACHER_SIGMA))
+    noise = keyed_randn(keys, tuple(m.noise_shape()[1:]), seed, step, Stream.TEACHER_NOISE)
     return sigma.to(keys.device), noise.to(keys.device)
 
 
-def batch_loss(D, teacher: Teacher, batch: dict, seed: int, step: int) -> torch.Tensor:
-    """The mean teacher loss over a (local) batch at `step`."""
-    op = build_operator(teacher.spec, batch)
-    sigma, noise = draws(batch, teacher.space, seed, step)
-    op_hat = teacher.space.further(op, batch, seed) if teacher.space.kind == "ambient" else None
-    return teacher_loss(teacher.member, D, teacher.space, batch, op, sigma, noise, op_hat=op_hat).mean()
+def batch_loss(D, teacher: Model, m: Measurement, seed: int, step: int) -> torch.Tensor:
+    """The mean teacher loss over a (local) batch m at `step`."""
+    sigma, noise = draws(m, seed, step)
+    m_hat = m.further(seed) if teacher.member == "ambient" else None
+    return teacher_loss(teacher.member, D, m, sigma, noise, m_hat=m_hat).mean()
 
 
-def heldout_loss(D, teacher: Teacher, batch: dict, seed: int) -> float:
+def heldout_loss(D, teacher: Model, m: Measurement, seed: int) -> float:
     """The loss on held-out measurements with fixed draws: no clean data needed."""
     with torch.no_grad():
-        return float(batch_loss(D, teacher, batch, seed, HELDOUT_STEP))
+        return float(batch_loss(D, teacher, m, seed, HELDOUT_STEP))
 
 
 def train_teacher(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distributed.DistInfo,
@@ -91,7 +71,7 @@ def train_teacher(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
         raise InputError(data_dir, f"holds {train_set.info.modality} data, not --modality {cfg.modality}")
     torch.manual_seed(cfg.seed)  # the same initial weights on every process
     network = {k: PRESETS[cfg.preset][k] for k in NETWORK_KEYS}
-    teacher = build_teacher(train_set.info.operator, network, float(train_set.column("sigma_n").max()))
+    teacher = build_model(train_set.info.operator, network, float(train_set.column("sigma_n").max()))
     D = teacher.denoiser.to(info.device)
     ema = EMA(D, cfg.ema_half_life_images)
     model = distributed.wrap_ddp(D, info)
@@ -101,17 +81,18 @@ def train_teacher(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
     if start:
         log.info("resumed the teacher at step %d from %s", start, state_path)
     heldout_set = test_set or train_set
-    heldout_batch = load_batch(heldout_set, range(min(HELDOUT_SAMPLES, len(heldout_set))), info.device)
+    heldout = teacher.family.measure(load_batch(heldout_set, range(min(HELDOUT_SAMPLES, len(heldout_set))),
+                                                info.device))
     use_bf16 = info.device.type == "cuda"
     clock = {"t": time.perf_counter()}
 
     def step_fn(step: int) -> dict:
         indices = distributed.shard(torch.from_numpy(global_batch_indices(len(train_set), cfg.batch, step, cfg.seed)), info)
-        batch = load_batch(train_set, indices.tolist(), info.device)
+        m = teacher.family.measure(load_batch(train_set, indices.tolist(), info.device))
         lr = warmup_lr(step, cfg.lr, cfg.warmup_steps)
         set_lr(optimizer, lr)
         with torch.autocast(info.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            loss = batch_loss(model, teacher, batch, cfg.seed, step)
+            loss = batch_loss(model, teacher, m, cfg.seed, step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(D.parameters(), cfg.grad_clip)
@@ -123,7 +104,7 @@ def train_teacher(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
         clock["t"] = now
         metrics["memory_gb"] = peak_memory_gb(info.device)
         if (step + 1) % cfg.heldout_every == 0 or step + 1 == cfg.steps:
-            metrics["heldout"] = heldout_loss(ema.module, teacher, heldout_batch, cfg.seed)
+            metrics["heldout"] = heldout_loss(ema.module, teacher, heldout, cfg.seed)
         return metrics
 
     def save_fn(steps_done: int) -> None:
@@ -149,32 +130,13 @@ def peak_memory_gb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports KiB
 
 
-def export_teacher(path: Path, D, teacher: Teacher, cfg: TrainConfig, network: dict, train_set: MeasurementSet,
+def export_teacher(path: Path, D, teacher: Model, cfg: TrainConfig, network: dict, train_set: MeasurementSet,
                    bank: dict):
     """EMA weights, the operator bank and everything needed to rebuild and use the teacher (metadata)."""
     sigma_n = train_set.column("sigma_n")
     checkpoint.export_safetensors(path, D.state_dict() | bank_tensors(bank), bank_metadata(bank) | dict(
         kind="teacher", modality=cfg.modality, operator=teacher.spec, member=teacher.member,
-        network=network, channels=teacher.space.channels, cond_channels=teacher.space.cond_channels,
+        network=network, channels=teacher.family.channels, cond_channels=teacher.family.cond_channels,
         sigma_data=D.sigma_data, sigma_n=dict(mean=float(sigma_n.mean()), max=float(sigma_n.max())),
         config=dataclasses.asdict(cfg), data=str(train_set.path.parent), rsd_sci=__version__,
         scale="per sample (the measurement set's 'scale' and 'offset'); samples are in normalised units"))
-
-
-def load_denoiser_file(path: str | Path, kind: str, device: str | torch.device = "cpu") -> tuple[Teacher, dict]:
-    """A model file of `kind` ("teacher" or "generator": both are EDM denoisers with the teacher's
-    network and operator) -> (Teacher struct holding it, metadata), where meta["bank"] is its operator
-    bank (`rsd_sci.engine.operator_bank`; None for files without one)."""
-    state, meta = checkpoint.load_safetensors(path)
-    if meta.get("kind") != kind:
-        raise InputError(path, f"not a {kind} model (kind {meta.get('kind')!r})")
-    model = build_teacher(meta["operator"], meta["network"], meta["sigma_n"]["max"])
-    state, meta["bank"] = split_bank(state, meta)
-    model.denoiser.load_state_dict(state)
-    model.denoiser.to(device).eval()
-    return model, meta
-
-
-def load_teacher(path: str | Path, device: str | torch.device = "cpu") -> tuple[Teacher, dict]:
-    """A teacher from its safetensors file (EMA weights) and the file's metadata (`load_denoiser_file`)."""
-    return load_denoiser_file(path, "teacher", device)

@@ -103,6 +103,20 @@ class Scale(LinearOperator):
         return self.c * y
 
 
+POWER_ITERS = 20   # power iterations for ‖A‖ (from the all-ones image, near the top eigenvector)
+
+
+def operator_norm(op: LinearOperator, shape: tuple[int, ...], iters: int = POWER_ITERS, device=None) -> torch.Tensor:
+    """‖A‖ per sample by power iteration on A^T A from the all-ones real image of `shape`, (B,) float."""
+    v = torch.ones(shape, device=device)
+    norm = torch.ones(shape[0], device=device)
+    for _ in range(iters):
+        w = op.normal(v)
+        norm = w.flatten(1).norm(dim=1).clamp_min(1e-12)
+        v = w / norm.view(-1, *([1] * (w.dim() - 1)))
+    return norm.sqrt()
+
+
 class NoiseModel(Protocol):
     """Adds measurement noise: `noise(y, generator) -> y + n`."""
 

@@ -13,51 +13,43 @@ Euler steps of the probability-flow ODE dx/dσ = (x − D(x, σ))/σ on the Karr
     return x_N                                            the last x̂0 with its data-consistency step
 
 The denoiser sees the measurement's own rows thinned once, as in training (Ambient teachers):
-Â = space.further(op, batch, seed), D(x, σ) = D_θ(R̂·Â x, σ, cond(Â)) (`ambient_denoiser`). A data-space
+Â = m.further(seed), D(x, σ) = D_θ(R̂·Â x, σ, cond(Â)) (`ambient_denoiser`). A data-space
 teacher (noise, blur, down-sampling) models the corrupted images themselves, so its x̂0 already lives in
 y's space: r = y − x̂0 (A = I for denoising; for blur and down-sampling the result is the restored
 corrupted image, the space the teacher models). A Tweedie teacher was never trained below σ_n: per
 sample, the run stops at the last level σ_i ≥ σ_n, returning that level's x̂0 with its data-consistency
-step (as if σ_{i+1} were 0); σ_n = batch["sigma_n"].
+step (as if σ_{i+1} were 0); σ_n = m.sigma_n.
 
-ζ: the step 2ζ·∇‖r‖ is of length ≈ 2ζ·‖A‖, so the default is ζ = 1/‖A‖ per sample (`default_zeta`): the
-published ζ = 1 for MRI with unit-RSS maps and for image operators (‖A‖ = 1), ≈ 0.017 for CT at 64² with
-60 of 180 views (‖A‖ ≈ 57), where ζ = 1 diverges (NMSE 1.5–3.8). Measured on the tiny CT demo teacher
-(64², 60 views, 4 test slices, sigma_min 0.05, NMSE inside the disc): 60 steps, ζ = 0.003 / 0.01 / 0.03 /
-0.1: 0.17–0.44 / 0.04–0.19 / 0.005–0.019 / 0.019–0.029; 150 steps, ζ = 0.02 / 0.03: 0.0027–0.0059 /
-0.0033–0.0054 (FBP 0.0055–0.0102, TV 0.0028–0.0042).
-
-With EDM preconditioning an Ambient teacher's x̂0 tends to its thinned input R̂·Â x as σ → 0 (c_skip → 1,
-c_out → σ), so the last levels pull the unmeasured rows back towards zero. On the tiny MRI demo teacher
-(64², R = 4, 600 steps; 4 test slices, 100 steps, ζ = 1) NMSE was 0.055/0.084/0.063/0.072 with
-sigma_min = 0.004 and 0.050/0.077/0.057/0.062 with sigma_min = 0.05 (zero-filled 0.054/0.073/0.059/0.071;
-ζ = 0: 0.21–0.36): try sigma_min ≈ 0.05 for Ambient teachers.
+ζ: the step 2ζ·∇‖r‖ is of length ≈ 2ζ·‖A‖, so the default is ζ = 1/‖A‖ per sample (the family's
+`default_zeta`): the published ζ = 1 for MRI with unit-RSS maps and for image operators (‖A‖ = 1), and
+1/‖A‖ for CT, where ζ = 1 diverges. With EDM preconditioning an Ambient teacher's x̂0 tends to its
+thinned input R̂·Â x as σ → 0 (c_skip → 1, c_out → σ), so the last levels pull the unmeasured rows back
+towards zero: Ambient teachers stop at a larger sigma_min (`rsd_sci.posterior.reconstruct`; measured in
+docs/method.md, "Posterior").
 
 `n_samples` posterior samples are runs with different seeds (the caller's loop).
 
 Example (A = I on a 2×2 image, exact Gaussian denoiser of N(0, I) data):
     >>> import torch, types
-    >>> from rsd_sci.diffusion.network_space import network_space
-    >>> spec = {"family": "image", "shape": [2, 2], "corruption": "noise"}
+    >>> from rsd_sci.measurement import family_of
+    >>> family = family_of({"family": "image", "shape": [2, 2], "corruption": "noise"})
     >>> D = lambda x, sigma, cond=None: x / (1 + sigma.view(-1, 1, 1, 1) ** 2)
-    >>> teacher = types.SimpleNamespace(denoiser=D, space=network_space(spec), spec=spec, member="tweedie")
-    >>> batch = {"y": torch.ones(1, 1, 2, 2), "sigma_n": torch.tensor([0.1]), "index": torch.tensor([0])}
-    >>> adps(teacher, batch, steps=20).shape
+    >>> teacher = types.SimpleNamespace(denoiser=D, family=family, member="tweedie")
+    >>> m = family.measure({"y": torch.ones(1, 1, 2, 2), "sigma_n": torch.tensor([0.1]), "index": torch.tensor([0])})
+    >>> adps(teacher, m, steps=20).shape
     torch.Size([1, 1, 2, 2])
 """
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import Callable
 
 import torch
 
-from rsd_sci.diffusion.teacher_sampling import batch_denoiser
 from rsd_sci.diffusion.samplers import karras_sigmas
-from rsd_sci.engine.keyed_random import keyed_randn
-from rsd_sci.physics.precision import promote
-
-ADPS_STREAM = 0x4450  # ("DP") keyed-random stream of A-DPS's starting noise
+from rsd_sci.diffusion.teacher_sampling import batch_denoiser
+from rsd_sci.keyed_random import Stream, keyed_randn
+from rsd_sci.measurement import Measurement
 
 
 def _flat_norm(t: torch.Tensor) -> torch.Tensor:
@@ -66,47 +58,26 @@ def _flat_norm(t: torch.Tensor) -> torch.Tensor:
     return t.flatten(1).norm(dim=1)
 
 
-def measurement_residual(space, op, x0: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """r = P_M(A·x̂0 − y) for Ambient teachers, x̂0 − y for data-space teachers; x̂0 in network channels,
-    r in y's layout (its norm is what A-DPS reduces)."""
-    image = space.to_image(x0)
-    if space.kind != "ambient":
-        return image - promote(y)
-    return op.keep_measured(op.A(image) - promote(y))
-
-
-def default_zeta(spec: Mapping, op, y: torch.Tensor) -> torch.Tensor:
-    """ζ = 1/‖A‖ per sample, (B,): 1 for MRI (unit-RSS maps) and image operators, the power-iteration
-    norm of each sample's view-masked projector for CT."""
-    if spec.get("family") != "ct":
-        return torch.ones(y.shape[0])
-    from rsd_sci.posterior.baselines import operator_norm
-
-    n = int(spec["image_size"])
-    return 1.0 / operator_norm(op, (y.shape[0], 1, n, n), device=y.device).cpu()
-
-
-def adps(teacher, batch: Mapping[str, torch.Tensor], steps: int = 300,
-         zeta: float | None = None,    # data-consistency step size; None: 1/‖A‖ (`default_zeta`)
+def adps(teacher, m: Measurement, steps: int = 300,
+         zeta: float | None = None,    # data-consistency step size; None: 1/‖A‖ (the family's)
          sigma_max: float = 10.0,      # σ_0, the start
          sigma_min: float = 0.004,     # σ_{N−1}, the last non-zero level
          rho: float = 7.0,             # Karras schedule curvature
          seed: int = 0,
          progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
-    """A-DPS reconstructions of batch["y"], (B, C, H, W) network channels (see the module docstring).
+    """A-DPS reconstructions of m.y, (B, C, H, W) network channels (see the module docstring).
 
-    teacher: a `rsd_sci.engine.teacher.Teacher` (or any object with .denoiser D(x, σ, cond), .space,
-    .spec, .member); batch: y, index, the operator's masks / maps, sigma_n (Tweedie teachers).
+    teacher: a `rsd_sci.engine.model.Model` (or any object with .denoiser D(x, σ, cond), .family,
+    .member); m: the batch as a `Measurement` (y, index, the operator, sigma_n for Tweedie teachers).
     """
-    space, y = teacher.space, batch["y"]
-    op, denoise = batch_denoiser(teacher, batch, seed)
-    zeta = default_zeta(teacher.spec, op, y) if zeta is None else torch.full((y.shape[0],), float(zeta))
+    y = m.y
+    denoise = batch_denoiser(teacher, m, seed)
+    zeta = m.default_zeta() if zeta is None else torch.full((y.shape[0],), float(zeta))
     zeta = zeta.to(y.device)
     floor = torch.zeros(y.shape[0], device=y.device)  # per-sample σ below which the run jumps to 0
-    if space.kind != "ambient" and getattr(teacher, "member", None) == "tweedie":
-        floor = torch.as_tensor(batch["sigma_n"], dtype=torch.float32, device=y.device).reshape(-1)
-    keys = batch["index"]
-    z = keyed_randn(keys.cpu(), tuple(space.noise_shape(batch)[1:]), seed, 0, ADPS_STREAM).to(y.device)
+    if teacher.family.kind != "ambient" and teacher.member == "tweedie":
+        floor = torch.as_tensor(m.sigma_n, dtype=torch.float32, device=y.device).reshape(-1)
+    z = keyed_randn(m.index.cpu(), tuple(m.noise_shape()[1:]), seed, 0, Stream.ADPS_START).to(y.device)
     levels = [float(s) for s in karras_sigmas(steps, sigma_min=sigma_min, sigma_max=sigma_max, rho=rho)]
     x = sigma_max * z
     done = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
@@ -116,7 +87,7 @@ def adps(teacher, batch: Mapping[str, torch.Tensor], steps: int = 300,
         x_prev = x.detach().requires_grad_(True)
         with torch.enable_grad():
             x0 = denoise(x_prev, torch.full((x.shape[0],), sigma, device=x.device))
-            norm = _flat_norm(measurement_residual(space, op, x0, y))
+            norm = _flat_norm(m.output_misfit(x0))
             (grad,) = torch.autograd.grad(norm.sum(), x_prev)  # samples are independent: ∇‖r_b‖ each
         x0 = x0.detach()
         nxt = torch.full((x.shape[0],), levels[i + 1], device=x.device)

@@ -49,9 +49,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from rsd_sci.physics.base import operator_norm
+
 TV_LAMBDA = 1e-3   # tv_ct's default λ (relative to ‖A‖², see the module docstring)
+L1_STEP_SEED = 0   # numpy seed of sigpy's step-size power iteration in l1_wavelet (deterministic results)
 CG_TOL = 1e-5      # cg_sense stops at ‖A^H(A x − y)‖ ≤ CG_TOL·‖A^H y‖
-POWER_ITERS = 20   # power iterations for ‖A‖ (from the all-ones image, near the top eigenvector)
 
 
 def zero_filled(op, y: torch.Tensor) -> torch.Tensor:
@@ -125,7 +127,14 @@ def l1_wavelet(y: torch.Tensor, masks, coil_maps=None, lamda: float = 1e-3, max_
         return app.L1WaveletRecon(data, maps, lamda, weights=weights, max_iter=max_iter,
                                   device=sigpy.cpu_device, show_pbar=False)
 
-    return _sigpy_per_sample(make, y, masks, coil_maps)
+    # sigpy sets the step size by a power iteration (MaxEig) from numpy's GLOBAL, unseeded random state,
+    # so two identical calls differed (by ~1e-5): seed it for the call and restore the caller's state
+    state = np.random.get_state()
+    try:
+        np.random.seed(L1_STEP_SEED)
+        return _sigpy_per_sample(make, y, masks, coil_maps)
+    finally:
+        np.random.set_state(state)
 
 
 # -- CT: total variation by Chambolle–Pock ----------------------------------------------------------------
@@ -146,16 +155,6 @@ def _div(ph: torch.Tensor, pw: torch.Tensor) -> torch.Tensor:
     d[..., :, 1:] -= pw[..., :, :-1]
     return d
 
-
-def operator_norm(op, shape: tuple[int, ...], iters: int = POWER_ITERS, device=None) -> torch.Tensor:
-    """‖A‖ per sample by power iteration on A^T A from the all-ones image, (B,) float."""
-    v = torch.ones(shape, device=device)
-    norm = torch.ones(shape[0], device=device)
-    for _ in range(iters):
-        w = op.normal(v)
-        norm = w.flatten(1).norm(dim=1).clamp_min(1e-12)
-        v = w / norm.view(-1, *([1] * (w.dim() - 1)))
-    return norm.sqrt()
 
 
 def tv_ct(op, y: torch.Tensor, lamda: float = TV_LAMBDA, iters: int = 100) -> torch.Tensor:

@@ -41,7 +41,7 @@ class Job:
     """What to run on every batch (see `rsd_sci.posterior.reconstruct.reconstruct_batch`)."""
 
     method: str
-    loaded: object = None            # a LoadedModel (learned methods) or None
+    loaded: object = None            # a `rsd_sci.engine.model.Model` (learned methods) or None
     n_samples: int = 1
     seed: int = 0
     steps: int | None = None
@@ -105,7 +105,7 @@ def all_outputs(targets: list[Path], kind: str, n_samples: int) -> list[Path]:
 def modality_of(method: str, loaded=None, requested: str | None = None) -> str:
     """The data's modality: the model's (a conflicting `requested` is an InputError), else `requested`,
     else the baseline's (fbp, tv: ct; the others: mri)."""
-    from rsd_sci.posterior.reconstruct import BASELINES
+    from rsd_sci.measurement import baselines_of
 
     if requested is not None and requested not in ("mri", "ct", "image"):
         raise InputError(None, f"unknown --modality {requested!r} (mri, ct or image)")
@@ -114,7 +114,7 @@ def modality_of(method: str, loaded=None, requested: str | None = None) -> str:
         if requested is not None and requested != family:
             raise InputError(loaded.path, f"is a {family} model: --modality {requested} conflicts with it")
         return family
-    return requested or ("ct" if method in BASELINES["ct"] else "mri")
+    return requested or ("ct" if method in baselines_of("ct") else "mri")
 
 
 def data_options(loaded=None, **flags) -> dict:
@@ -152,17 +152,19 @@ def reconstruct_samples(samples_of: Callable[[list[int]], dict], n: int, spec: d
     """Reconstruct samples 0..n−1 in batches of job.batch: (means, stds) lists of CPU tensors
     (B, 1, H, W) in order (stds None entries for one sample). With a distributed `info` the batches are
     dealt round-robin and gathered: rank 0 gets the lists, the other ranks (None, None)."""
+    from rsd_sci.measurement import family_of
     from rsd_sci.posterior.reconstruct import check_method, check_model_fits, reconstruct_batch
 
-    check_method(job.method, spec["family"], job.loaded)  # before any work
+    family = family_of(spec)
+    check_method(job.method, family.name, job.loaded)  # before any work
     if job.loaded is not None:
         check_model_fits(job.loaded, spec)
     batches = [list(range(s, min(n, s + job.batch))) for s in range(0, n, job.batch)]
     mine = my_share(range(len(batches)), info)
     done = {}
     for k, j in enumerate(mine):
-        mean, std = reconstruct_batch(job.method, samples_of(batches[j]), spec, job.loaded, job.n_samples,
-                                      job.seed, job.steps)
+        mean, std = reconstruct_batch(job.method, family.measure(samples_of(batches[j])), job.loaded,
+                                      job.n_samples, job.seed, job.steps)
         done[j] = (mean.detach().cpu(), None if std is None else std.detach().cpu())
         if update is not None:
             update(k + 1, len(mine))

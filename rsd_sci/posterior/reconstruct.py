@@ -27,9 +27,10 @@ Example (zero-filled, single-coil, fully sampled: the image itself):
     >>> import torch
     >>> from rsd_sci.physics.fourier import fft2c
     >>> x = torch.randn(1, 1, 4, 4, dtype=torch.complex64)
-    >>> spec = {"family": "mri", "shape": [4, 4], "coils": 1}
-    >>> batch = {"y": fft2c(x), "masks": torch.ones(1, 4)}
-    >>> mean, std = reconstruct_batch("zero-filled", batch, spec)
+    >>> from rsd_sci.measurement import family_of
+    >>> family = family_of({"family": "mri", "shape": [4, 4], "coils": 1})
+    >>> m = family.measure({"y": fft2c(x), "masks": torch.ones(1, 4)})
+    >>> mean, std = reconstruct_batch("zero-filled", m)
     >>> bool(torch.allclose(mean, x, atol=1e-5)), std
     (True, None)
 """
@@ -43,16 +44,17 @@ import numpy as np
 import torch
 
 from rsd_sci.errors import InputError
+from rsd_sci.measurement import Measurement, baselines_of
 
 METHODS = ("adps", "generator", "zero-filled", "cg-sense", "l1-wavelet", "fbp", "tv")
 LEARNED = ("adps", "generator")
-BASELINES = {"mri": ("zero-filled", "cg-sense", "l1-wavelet"), "ct": ("fbp", "tv")}
 DEFAULT_STEPS = {"adps": 300, "generator": 200, "cg-sense": 30, "l1-wavelet": 50, "tv": 100}
 AMBIENT_SIGMA_MIN = 0.05   # A-DPS's last level for Ambient teachers (measured, see adps.py)
 
 
 def check_method(method: str, family: str, model=None) -> None:
-    """InputError unless `method` fits data of operator `family` and `model` (a LoadedModel or None)."""
+    """InputError unless `method` fits data of the operator family named `family` and `model` (a
+    `rsd_sci.engine.model.Model` or None)."""
     if method not in METHODS:
         raise InputError(None, f"unknown method {method!r} ({', '.join(METHODS)})")
     if method in LEARNED:
@@ -66,7 +68,7 @@ def check_method(method: str, family: str, model=None) -> None:
         if model_family != family:
             raise InputError(model.path, f"a {model_family} model cannot reconstruct {family} data")
         return
-    fits = BASELINES.get(family, ())
+    fits = baselines_of(family)
     if method not in fits:
         hint = f" (for {family}: {', '.join(fits + LEARNED)})" if fits else f" (for {family}: adps, generator)"
         raise InputError(None, f"--method {method} does not fit {family} data{hint}")
@@ -95,18 +97,19 @@ def _spread(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, (dev.sum(dim=0) / (images.shape[0] - 1)).sqrt()
 
 
-def reconstruct_batch(method: str, batch: Mapping[str, torch.Tensor], spec: Mapping, model=None,
+def reconstruct_batch(method: str, m: Measurement, model=None,
                       n_samples: int = 1, seed: int = 0, steps: int | None = None,
                       progress: Callable[[int, int], None] | None = None,
                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(mean, std) reconstructions of batch["y"] in the operator's image layout (B, 1, H, W) (complex
-    for MRI); std None when n_samples == 1 (see the module docstring).
+    """(mean, std) reconstructions of m.y in the operator's image layout (B, 1, H, W) (complex for MRI);
+    std None when n_samples == 1 (see the module docstring).
 
-    batch: a measurement-set batch (`rsd_sci.data.batches.collate`: y, masks, centers, coil_maps,
-    sigma_n, index); spec: the data's operator spec; model: a `rsd_sci.engine.sampling.LoadedModel`
-    (teacher for adps, generator for generator); `progress(i, total)` from the learned methods.
+    m: a measurement-set batch as a `Measurement` (y, masks, centers, coil_maps, sigma_n, index and its
+    operator); model: a `rsd_sci.engine.model.Model` (teacher for adps, generator for generator);
+    `progress(i, total)` from the learned methods.
     """
-    check_method(method, spec["family"], model)
+    spec = m.family.spec
+    check_method(method, m.family.name, model)
     if n_samples < 1:
         raise InputError(None, f"--n-samples must be at least 1 (got {n_samples})")
     if method not in LEARNED and n_samples > 1:
@@ -114,40 +117,37 @@ def reconstruct_batch(method: str, batch: Mapping[str, torch.Tensor], spec: Mapp
     steps = DEFAULT_STEPS.get(method) if steps is None else int(steps)
     if method in LEARNED:
         check_model_fits(model, spec)
-        return _learned(method, batch, model, n_samples, seed, steps, progress)
-    from rsd_sci.physics.factory import build_operator
+        return _learned(method, m, model, n_samples, seed, steps, progress)
     from rsd_sci.posterior import baselines
 
-    y = batch["y"]
+    y = m.y
     if method in ("zero-filled", "fbp"):
         with torch.no_grad():
-            return baselines.zero_filled(build_operator(spec, batch), y), None
+            return baselines.zero_filled(m.op, y), None
     if method == "tv":
-        return baselines.tv_ct(build_operator(spec, batch), y, iters=steps), None
-    maps = batch.get("coil_maps") if int(spec.get("coils", 1)) > 1 else None
+        return baselines.tv_ct(m.op, y, iters=steps), None
+    maps = m.batch.get("coil_maps") if int(spec.get("coils", 1)) > 1 else None
     solver = baselines.cg_sense if method == "cg-sense" else baselines.l1_wavelet
-    return solver(y, batch["masks"], maps, max_iter=steps), None
+    return solver(y, m.batch["masks"], maps, max_iter=steps), None
 
 
-def _learned(method, batch, loaded, k, seed, steps, progress):
-    teacher = loaded.model
+def _learned(method, m: Measurement, model, k, seed, steps, progress):
     if method == "adps":
         from rsd_sci.posterior.adps import adps
 
-        sigma_min = AMBIENT_SIGMA_MIN if teacher.space.kind == "ambient" else 0.004
+        sigma_min = AMBIENT_SIGMA_MIN if model.family.kind == "ambient" else 0.004
         runs = []
         for j in range(k):
             inner = None if progress is None else (lambda i, n, j=j: progress(j * n + i, k * n))
-            runs.append(teacher.space.to_image(adps(teacher, batch, steps=steps, seed=seed + j,
-                                                    sigma_min=sigma_min, progress=inner).detach()))
+            runs.append(m.to_image(adps(model, m, steps=steps, seed=seed + j, sigma_min=sigma_min,
+                                        progress=inner).detach()))
         images = torch.stack(runs)
     else:
         from rsd_sci.posterior.generator_prior import generator_prior
 
-        x = generator_prior(teacher, batch, iters=steps, seed=seed, restarts=k, progress=progress,
-                            sigma_init=float(loaded.meta["sigma_init"])).detach()
-        images = teacher.space.to_image(x.flatten(0, 1)).unflatten(0, x.shape[:2]) if k > 1 else \
-            teacher.space.to_image(x)[None]
+        x = generator_prior(model, m, iters=steps, seed=seed, restarts=k, progress=progress,
+                            sigma_init=float(model.meta["sigma_init"])).detach()
+        images = m.to_image(x.flatten(0, 1)).unflatten(0, x.shape[:2]) if k > 1 else m.to_image(x)[None]
     if k == 1:
         return images[0], None
     return _spread(images)

@@ -15,6 +15,7 @@ import numpy as np
 
 from rsd_sci.data.atomic import atomic_path
 from rsd_sci.engine.evaluation import SETS
+from rsd_sci.measurement import family_of
 
 SET_NAMES = {"data": "corrupted data R(y)", "teacher": "teacher samples", "generator": "generator samples"}
 
@@ -39,18 +40,6 @@ def headline(metrics: dict) -> list[str]:
 
 def _fmt(mean: float, std: float, digits: int) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
-def _operator_line(op: dict) -> str:
-    family = op.get("family")
-    if family == "mri":
-        mask = op.get("mask", {})
-        return (f"MRI, {op.get('coils', 1)} coil(s), image {tuple(op.get('shape', ()))}, {mask.get('kind')} mask, "
-                f"R = {mask.get('acceleration')}, centre fraction {mask.get('center_fraction')}")
-    if family == "ct":
-        return (f"CT, {op.get('n_views')} of {op.get('n_angles')} views ({op.get('view_kind')}), image "
-                f"{op.get('image_size')}²")
-    return f"image, corruption {op.get('corruption')}"
 
 
 def _distribution_section(dist: dict | None, fig: str | None) -> list[str]:
@@ -78,10 +67,10 @@ def _reconstruction_section(metrics: dict) -> list[str]:
         out += [f"{S} held-out slices reconstructed (no clean targets in the test set: no metrics).", ""]
     else:
         adps_k = recon.get("adps", {}).get("n_samples")
-        ct = metrics["operator"].get("family") == "ct"
+        note = family_of(metrics["operator"]).metric_note
         out += [f"{S} held-out slices, fastMRI semantics (magnitude, data range = the target volume's maximum, "
                 "SSIM 7×7), mean ± std over volumes (each phantom slice is its own volume). "
-                + ("CT images as attenuation with air at 0, inside the scanned disc only. " if ct else "")
+                + note
                 + (f"A-DPS: the mean of {adps_k} posterior samples, {recon['adps'].get('steps')} noise levels each. "
                    if adps_k else "")
                 + ("The generator prior optimises the generator's input for data consistency (one start, "
@@ -129,7 +118,7 @@ def write_report(run_dir: str | Path) -> Path:
                 f"{cfg.get('distill_steps')} distillation iterations, batch {cfg.get('batch')}, seed {cfg.get('seed')}, "
                 f"data: {cfg.get('data') or 'the embedded phantoms'}."]
     if metrics:
-        out += [f"Operator: {_operator_line(metrics['operator'])}."]
+        out += [f"Operator: {family_of(metrics['operator']).describe()}."]
     out += [""]
     if metrics:
         out += ["## Headline", ""] + [f"- {line}" for line in headline(metrics)] + [""]

@@ -1,4 +1,5 @@
-"""NetworkSpace adapters: factory, keyed further operators, conditioning, R̂·Â, residuals and |M|."""
+"""The measurement model: the family factory, keyed further operators, conditioning, R̂·Â, residuals and |M|,
+and the per-batch `Measurement` that carries them."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from rsd_sci.diffusion.network_space import (CTSpace, DataSpace, MRISpace, PixelMaskSpace, further_generator,
-                                             network_space)
+from rsd_sci.keyed_random import further_generator
+from rsd_sci.measurement import Measurement, family_of
+from rsd_sci.measurement.ct import CT
+from rsd_sci.measurement.image import DataSpace, PixelMasks
+from rsd_sci.measurement.mri import MRI
 from rsd_sci.physics.coil_maps import birdcage_maps
 from rsd_sci.physics.ct import default_view_drop, ramp_filter, view_mask
-from rsd_sci.physics.factory import build_operator
 from rsd_sci.physics.fourier import fft2c, ifft2c
 from rsd_sci.physics.inpaint import bernoulli_mask
 from rsd_sci.physics.layout import complex_to_channels
@@ -37,7 +40,7 @@ def _mri_batch(indices, h=12, w=32, coils=1, two_d=False):
     if coils > 1:
         batch["coil_maps"] = torch.from_numpy(birdcage_maps(coils, h, w))[None].expand(len(indices), -1, -1, -1)
     spec_dict = dict(MRI_SPEC, shape=[h, w], coils=coils)
-    op = build_operator(spec_dict, batch)
+    op = family_of(spec_dict).operator(batch)
     x = _crandn(g, len(indices), 1, h, w)
     batch["y"] = op.A(x)
     return spec_dict, batch, op, x
@@ -46,7 +49,7 @@ def _mri_batch(indices, h=12, w=32, coils=1, two_d=False):
 def _ct_batch(indices):
     masks = torch.stack([torch.from_numpy(np.roll(view_mask(30, 10), int(i) % 3)) for i in indices])
     batch = {"masks": masks, "index": torch.tensor(indices, dtype=torch.int64)}
-    op = build_operator(CT_SPEC, batch)
+    op = family_of(CT_SPEC).operator(batch)
     x = torch.randn(len(indices), 1, 16, 16, generator=torch.Generator().manual_seed(1))
     batch["y"] = op.A(x)
     return batch, op, x
@@ -56,7 +59,7 @@ def _pixel_batch(indices, size=8):
     masks = torch.cat([bernoulli_mask((1, 1, size, size), 0.5, torch.Generator().manual_seed(int(i)))
                        for i in indices])
     batch = {"masks": masks, "index": torch.tensor(indices, dtype=torch.int64)}
-    op = build_operator(dict(PIX_SPEC, shape=[size, size]), batch)
+    op = family_of(dict(PIX_SPEC, shape=[size, size])).operator(batch)
     x = torch.randn(len(indices), 1, size, size, generator=torch.Generator().manual_seed(2))
     batch["y"] = op.A(x)
     return batch, op, x
@@ -64,15 +67,15 @@ def _pixel_batch(indices, size=8):
 
 # -- factory and keys --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("spec, cls, kind, channels, cond_channels", [
-    (MRI_SPEC, MRISpace, "ambient", 2, 2),
-    (CT_SPEC, CTSpace, "ambient", 1, 1),
-    (PIX_SPEC, PixelMaskSpace, "ambient", 1, 1),
+    (MRI_SPEC, MRI, "ambient", 2, 2),
+    (CT_SPEC, CT, "ambient", 1, 1),
+    (PIX_SPEC, PixelMasks, "ambient", 1, 1),
     ({"family": "image", "shape": [8, 8], "corruption": "noise"}, DataSpace, "data", 1, 0),
     ({"family": "image", "shape": [8, 8], "corruption": "blur"}, DataSpace, "data", 1, 0),
     ({"family": "image", "shape": [8, 8], "corruption": "downsample", "factor": 2}, DataSpace, "data", 1, 0),
 ])
 def test_factory_picks_the_adapter(spec, cls, kind, channels, cond_channels):
-    space = network_space(spec)
+    space = family_of(spec)
     assert type(space) is cls
     assert (space.kind, space.channels, space.cond_channels) == (kind, channels, cond_channels)
 
@@ -80,7 +83,7 @@ def test_factory_picks_the_adapter(spec, cls, kind, channels, cond_channels):
 @pytest.mark.parametrize("spec", [{"family": "pet"}, {"family": "image", "corruption": "jpeg"}])
 def test_factory_rejects_unknown_specs(spec):
     with pytest.raises(ValueError, match="unknown"):
-        network_space(spec)
+        family_of(spec)
 
 
 def test_further_generator_is_keyed_by_seed_and_index_only():
@@ -94,7 +97,7 @@ def test_further_generator_is_keyed_by_seed_and_index_only():
 @pytest.mark.parametrize("two_d", [False, True])
 def test_mri_further_masks_are_subsets_keep_the_centre_and_follow_the_r_plus_1_rule(two_d):
     spec, batch, op, _ = _mri_batch([4, 9, 11], two_d=two_d)
-    space = network_space(spec)
+    space = family_of(spec)
     m_hat = space.further(op, batch, seed=0).mask  # (B, 1, 1|H, W)
     assert m_hat.shape == op.mask.shape
     full, thin = op.mask.flatten(1) != 0, m_hat.flatten(1) != 0
@@ -109,7 +112,7 @@ def test_mri_further_masks_are_subsets_keep_the_centre_and_follow_the_r_plus_1_r
 
 def test_further_masks_are_fixed_per_index_across_calls_and_batch_compositions():
     spec, batch, op, _ = _mri_batch([4, 9, 11])
-    space = network_space(spec)
+    space = family_of(spec)
     first = space.further(op, batch, seed=5).mask
     again = space.further(op, batch, seed=5).mask
     _, sub, sub_op, _ = _mri_batch([11, 4])
@@ -118,12 +121,12 @@ def test_further_masks_are_fixed_per_index_across_calls_and_batch_compositions()
     assert torch.equal(other[0], first[2]) and torch.equal(other[1], first[0])
     assert not torch.equal(space.further(op, batch, seed=6).mask, first)
 
-    ct = network_space(CT_SPEC)
+    ct = family_of(CT_SPEC)
     batch, op, _ = _ct_batch([3, 8])
     sub, sub_op, _ = _ct_batch([8])
     assert torch.equal(ct.further(sub_op, sub, 1).views[0], ct.further(op, batch, 1).views[1])
 
-    pix = network_space(PIX_SPEC)
+    pix = family_of(PIX_SPEC)
     batch, op, _ = _pixel_batch([3, 8])
     sub, sub_op, _ = _pixel_batch([8])
     assert torch.equal(pix.further(sub_op, sub, 1).mask[0], pix.further(op, batch, 1).mask[1])
@@ -131,7 +134,7 @@ def test_further_masks_are_fixed_per_index_across_calls_and_batch_compositions()
 
 def test_ct_further_views_drop_the_default_count():
     batch, op, _ = _ct_batch([0, 1, 2])
-    op_hat = network_space(CT_SPEC).further(op, batch, seed=0)
+    op_hat = family_of(CT_SPEC).further(op, batch, seed=0)
     full, thin = op.sampled_views(), op_hat.sampled_views()
     assert bool((thin <= full).all())
     assert thin.sum(-1).tolist() == [10 - default_view_drop(30, 10)] * 3
@@ -140,7 +143,7 @@ def test_ct_further_views_drop_the_default_count():
 
 def test_pixel_further_mask_is_a_subset_at_density_one_minus_delta():
     batch, op, _ = _pixel_batch([0, 1], size=96)
-    op_hat = network_space(PIX_SPEC).further(op, batch, seed=0)
+    op_hat = family_of(PIX_SPEC).further(op, batch, seed=0)
     kept = op_hat.mask[op.mask != 0]
     assert bool((op_hat.mask <= op.mask).all())
     assert abs(float(kept.mean()) - (1 - PIX_SPEC["delta"])) < 0.03
@@ -149,7 +152,7 @@ def test_pixel_further_mask_is_a_subset_at_density_one_minus_delta():
 # -- conditioning and layouts -----------------------------------------------------------------------------
 def test_mri_cond_is_the_line_pattern_and_ones():
     spec, batch, op, _ = _mri_batch([1, 2])
-    space = network_space(spec)
+    space = family_of(spec)
     op_hat = space.further(op, batch, 0)
     c = space.cond(op_hat, batch)
     assert c.shape == (2, 2, 12, 32) and c.dtype == torch.float32
@@ -160,36 +163,35 @@ def test_mri_cond_is_the_line_pattern_and_ones():
 
 def test_mri_cond_of_a_2d_mask_is_the_mask():
     spec, batch, op, _ = _mri_batch([1, 2], two_d=True)
-    space = network_space(spec)
+    space = family_of(spec)
     op_hat = space.further(op, batch, 0)
     assert torch.equal(space.cond(op_hat, batch)[:, :1], op_hat.mask)
 
 
 def test_ct_and_pixel_cond():
     batch, op, _ = _ct_batch([0, 1])
-    assert torch.equal(network_space(CT_SPEC).cond(op, batch), torch.ones(2, 1, 16, 16))
+    assert torch.equal(family_of(CT_SPEC).cond(op, batch), torch.ones(2, 1, 16, 16))
     batch, op, _ = _pixel_batch([0, 1])
-    space = network_space(PIX_SPEC)
+    space = family_of(PIX_SPEC)
     op_hat = space.further(op, batch, 0)
     assert torch.equal(space.cond(op_hat, batch), op_hat.mask)
 
 
 def test_mri_layout_round_trip_and_noise():
-    space = network_space(MRI_SPEC)
+    space = family_of(MRI_SPEC)
     batch = {"y": torch.zeros(3, 4, 64, 64, dtype=torch.complex64)}
-    n = space.image_noise(batch, torch.Generator().manual_seed(0))
-    assert n.shape == (3, 1, 64, 64) and n.is_complex()
-    assert abs(float(n.real.std()) - 1) < 0.05 and abs(float(n.imag.std()) - 1) < 0.05
-    assert torch.equal(n, space.image_noise(batch, torch.Generator().manual_seed(0)))
     assert space.noise_shape(batch) == (3, 2, 64, 64)
+    n = space.to_image(torch.randn(space.noise_shape(batch), generator=torch.Generator().manual_seed(0)))
+    assert n.shape == (3, 1, 64, 64) and n.is_complex()   # σ per real part: N(0, 1) each
+    assert abs(float(n.real.std()) - 1) < 0.05 and abs(float(n.imag.std()) - 1) < 0.05
     assert torch.equal(space.to_image(space.to_channels(n)), n)
-    assert network_space(CT_SPEC).noise_shape({"y": torch.zeros(2, 1, 30, 16)}) == (2, 1, 16, 16)
+    assert family_of(CT_SPEC).noise_shape({"y": torch.zeros(2, 1, 30, 16)}) == (2, 1, 16, 16)
 
 
 # -- R̂·Â and the measured input ---------------------------------------------------------------------------------
 def test_mri_single_coil_project_is_the_zero_filled_image():
     spec, batch, op, x = _mri_batch([1, 2])
-    space = network_space(spec)
+    space = family_of(spec)
     op_hat = space.further(op, batch, 0)
     expected = ifft2c(op_hat.mask * fft2c(x))
     assert torch.allclose(space.project(op_hat, x), complex_to_channels(expected), atol=1e-5)
@@ -201,11 +203,11 @@ def test_mri_multicoil_reconstruction_uses_unit_rss_maps():
     gain = 0.5 + torch.rand(1, 1, 12, 32, generator=g)  # maps NOT unit RSS
     op_hat = MRIOperator(torch.ones(1, 1, 1, 32), maps * gain)
     x = _crandn(g, 1, 1, 12, 32)
-    got = network_space(MRI_SPEC).project(op_hat, x)
+    got = family_of(MRI_SPEC).project(op_hat, x)
     unit = MRIOperator(torch.ones(1, 1, 1, 32), normalize_maps(maps * gain))
     assert torch.allclose(got, complex_to_channels(unit.A_adjoint(op_hat.A(x))), atol=1e-5)
     unit_op = MRIOperator(torch.ones(1, 1, 1, 32), maps)  # unit-RSS maps: R̂ = Â^H, and R̂Â = I at a full mask
-    assert torch.allclose(network_space(MRI_SPEC).project(unit_op, x), complex_to_channels(x), atol=1e-5)
+    assert torch.allclose(family_of(MRI_SPEC).project(unit_op, x), complex_to_channels(x), atol=1e-5)
 
 
 @pytest.mark.parametrize("family", ["mri_single", "mri_multi", "ct", "pixel"])
@@ -213,11 +215,11 @@ def test_measured_input_is_the_projection_of_the_image_behind_the_data(family):
     """y = A x  =>  R̂(P_M̂ y) = R̂·Â x: the input can be built from the measurement alone."""
     if family.startswith("mri"):
         spec, batch, op, x = _mri_batch([1, 2], coils=1 if family == "mri_single" else 3)
-        space = network_space(spec)
+        space = family_of(spec)
     elif family == "ct":
-        (batch, op, x), space = _ct_batch([1, 2]), network_space(CT_SPEC)
+        (batch, op, x), space = _ct_batch([1, 2]), family_of(CT_SPEC)
     else:
-        (batch, op, x), space = _pixel_batch([1, 2]), network_space(PIX_SPEC)
+        (batch, op, x), space = _pixel_batch([1, 2]), family_of(PIX_SPEC)
     op_hat = space.further(op, batch, 0)
     got = space.measured_input(op_hat, batch["y"])
     assert got.shape == space.noise_shape(batch)
@@ -229,14 +231,14 @@ def test_mri_full_mask_residual_is_the_channel_mean_square():
     g = torch.Generator().manual_seed(4)
     op = MRIOperator(torch.ones(32))
     x, d = _crandn(g, 2, 1, 8, 32), _crandn(g, 2, 1, 8, 32)
-    got = network_space(MRI_SPEC).residual(op, d, op.A(x))
+    got = family_of(MRI_SPEC).residual(op, d, op.A(x))
     expected = (complex_to_channels(d) - complex_to_channels(x)).square().flatten(1).mean(1)
     assert torch.allclose(got, expected, rtol=1e-5)
 
 
 def test_mri_residual_counts_real_measured_entries_and_matches_the_image_form():
     spec, batch, op, x = _mri_batch([1, 2])
-    space = network_space(spec)
+    space = family_of(spec)
     d = _crandn(torch.Generator().manual_seed(5), 2, 1, 12, 32)
     lines = batch["masks"].sum(-1).float()
     assert torch.equal(space.measured_count(op, batch["y"]), 2 * 12 * lines)
@@ -249,7 +251,7 @@ def test_mri_residual_counts_real_measured_entries_and_matches_the_image_form():
 
 def test_ct_residual_is_the_ramp_filtered_one():
     batch, op, x = _ct_batch([1, 2])
-    space = network_space(CT_SPEC)
+    space = family_of(CT_SPEC)
     d = x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(6))
     r = op.A(d) - batch["y"]
     count = 10 * 16
@@ -264,20 +266,76 @@ def test_ct_residual_is_the_ramp_filtered_one():
 def test_pixel_residual_by_hand():
     m = torch.tensor([[[[1.0, 1.0], [1.0, 0.0]]]])
     batch = {"masks": m, "index": torch.tensor([0]), "y": torch.tensor([[[[1.0, 2.0], [3.0, 0.0]]]])}
-    op = build_operator(dict(PIX_SPEC, shape=[2, 2]), batch)
+    op = family_of(dict(PIX_SPEC, shape=[2, 2])).operator(batch)
     d = torch.tensor([[[[1.5, 2.0], [2.0, 9.0]]]])
-    got = network_space(PIX_SPEC).residual(op, d, batch["y"])
+    got = family_of(PIX_SPEC).residual(op, d, batch["y"])
     assert torch.allclose(got, torch.tensor([(0.5**2 + 0.0 + 1.0**2) / 3]))
 
 
 def test_data_space_is_the_measurement_itself():
     spec = {"family": "image", "shape": [8, 8], "corruption": "downsample", "factor": 2}
-    space = network_space(spec)
+    space = family_of(spec)
     y = torch.randn(2, 1, 4, 4)
     batch = {"y": y, "index": torch.tensor([0, 1])}
-    op = build_operator(spec, batch)
-    assert torch.equal(space.data_image(batch, op), y)
+    op = family_of(spec).operator(batch)
+    assert torch.equal(space.measure(batch).network_input(), y)
     assert space.further(op, batch, 0) is op and space.cond(op, batch) is None
     assert space.project(op, torch.ones(2, 1, 8, 8)).shape == (2, 1, 4, 4)
     d = torch.zeros_like(y)
     assert torch.allclose(space.residual(op, d, y), y.square().flatten(1).mean(1))
+
+
+# -- the per-batch Measurement ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("case", ["mri", "ct", "pixel"])
+def test_measurement_further_keeps_the_batch_and_carries_the_further_operator(case):
+    """m.further(seed) is the family's keyed Â of the same batch; the network view and the loss's residual
+    read it where the family's hooks do."""
+    if case == "mri":
+        spec, batch, op, x = _mri_batch([3, 7])
+    elif case == "ct":
+        (batch, op, x), spec = _ct_batch([3, 7]), CT_SPEC
+    else:
+        (batch, op, x), spec = _pixel_batch([3, 7]), PIX_SPEC
+    family = family_of(spec)
+    m = family.measure(batch)
+    assert isinstance(m, Measurement) and m.batch is batch and len(m) == 2
+    m_hat = m.further(seed=4)
+    op_hat = family.further(op, batch, 4)
+    assert m_hat.batch is batch and type(m_hat.op) is type(op)
+    assert torch.equal(m_hat.network_input(), family.measured_input(op_hat, batch["y"]))
+    assert torch.allclose(m_hat.project(x), family.project(op_hat, x))
+    cond, expected = m_hat.cond(), family.cond(op_hat, batch)
+    assert torch.equal(cond, expected)
+    d = x + 0.1 * torch.randn(x.shape, dtype=x.dtype, generator=torch.Generator().manual_seed(8))
+    assert torch.equal(m.residual(d), family.residual(op, d, batch["y"]))
+    assert not torch.allclose(m_hat.residual(d), m.residual(d))   # Â measures fewer rows than A
+
+
+def test_measurement_consistency_is_the_unweighted_data_term():
+    """‖P_M(A x − y)‖²/|M| of a clean image, for every kind (CT: no ramp filter; data kind: A applied)."""
+    batch, op, x = _ct_batch([1, 2])
+    m = family_of(CT_SPEC).measure(batch)
+    d = x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(7))
+    r = op.A(d) - batch["y"]
+    assert torch.allclose(m.consistency(d), r.square().flatten(1).sum(1) / (10 * 16), rtol=1e-5)
+    spec = {"family": "image", "shape": [8, 8], "corruption": "downsample", "factor": 2}
+    y = torch.randn(2, 1, 4, 4)
+    m = family_of(spec).measure({"y": y, "index": torch.tensor([0, 1])})
+    clean = torch.randn(2, 1, 8, 8)
+    assert torch.allclose(m.consistency(clean), (m.A(clean) - y).square().flatten(1).mean(1))
+    assert m.further(0).op is m.op and torch.equal(m.reproject(y), y)
+
+
+@pytest.mark.parametrize("spec, member", [
+    (MRI_SPEC, "ambient"), (CT_SPEC, "ambient"), (PIX_SPEC, "ambient"),
+    ({"family": "image", "shape": [8, 8], "corruption": "noise"}, "tweedie"),
+    ({"family": "image", "shape": [8, 8], "corruption": "blur"}, "plain"),
+])
+def test_family_member_stop_and_baselines(spec, member):
+    family = family_of(spec)
+    assert family.member(0.0) == member
+    assert family.default_stop_sigma == (0.1 if spec["family"] in ("mri", "ct") else 0.0)
+    assert family.baselines == {"mri": ("zero-filled", "cg-sense", "l1-wavelet"), "ct": ("fbp", "tv")}.get(
+        spec["family"], ())
+    if spec.get("corruption") == "blur":
+        assert family.member([0.0, 0.1]) == "tweedie"   # noisy blur: Ambient-Tweedie

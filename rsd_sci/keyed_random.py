@@ -27,12 +27,42 @@ Example:
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import operator
 
+import numpy as np
 import torch
 
 PER_SAMPLE = -1  # `step` value for draws fixed per training sample (the same at every step)
+
+
+class Stream(enum.IntEnum):
+    """Every keyed draw's `stream`: one table, so no two purposes share numbers (the values are kept
+    from the files they came from: changing one changes every result that draws it)."""
+
+    TEACHER_SIGMA = 0        # teacher step: ln σ's standard normal
+    TEACHER_NOISE = 1        # teacher step: the diffusion noise n
+    SAMPLER_START = 7        # teacher sampling: the starting noise
+    DISTILL_Z = 10           # distillation: the generator's input noise z
+    DISTILL_Y_NOISE = 11     # fake-score update: the synthetic measurement's noise
+    DISTILL_SIGMA = 12       # fake-score update: ln σ's standard normal
+    DISTILL_DIFFUSION = 13   # fake-score update: the diffusion noise
+    DISTILL_T = 14           # generator update: t
+    DISTILL_EPS = 15         # generator update: ε
+    HELDOUT_MEASURE = 20     # the distillation's held-out synthetic measurements
+    FRESH_FURTHER = 0x4644   # ("FD") the index of a fresh further operator (the sub-streams below)
+    FURTHER_MASK = 0x4D48    # ("MH", M-hat) a training sample's further mask (SeedSequence key)
+    ADPS_START = 0x4450      # ("DP") A-DPS's starting noise
+    PRIOR_START = 0x4750     # ("GP") the generator prior's starting noise; the restart is the key's step
+
+
+class FurtherDraw(enum.IntEnum):
+    """Sub-streams of `Stream.FRESH_FURTHER`: which fresh further operator of a distillation iteration."""
+
+    GENERATOR_INPUT = 0      # Â of the generator's input z_in
+    TEACHER_VIEW = 1         # the view P = R̂·Â of the generator update
+    FAKE_LOSS = 2            # Â of the fake score's Ambient loss
 _PERSON = b"rsd-sci-keyed"  # BLAKE2b personalisation: separates our hashes from any other use
 
 
@@ -123,3 +153,13 @@ def keyed_rand(keys: torch.Tensor, shape: tuple[int, ...], seed: int, step: int,
                dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Uniform [0, 1) draws, one independent row per key: (B, *shape), as `keyed_randn` (real dtypes)."""
     return _keyed_draw("uniform", keys, shape, seed, step, stream, device, dtype)
+
+
+def further_generator(seed: int, index: int) -> torch.Generator:
+    """A CPU generator for one training sample's further mask, keyed by (seed, global index) only.
+
+    The 63-bit seed comes from numpy's SeedSequence([seed mod 2⁶⁴, index, Stream.FURTHER_MASK]): stable
+    across runs, platforms and process counts.
+    """
+    state = np.random.SeedSequence([int(seed) % 2**64, int(index), int(Stream.FURTHER_MASK)])
+    return torch.Generator(device="cpu").manual_seed(int(state.generate_state(1, dtype=np.uint64)[0]) >> 1)

@@ -1,0 +1,89 @@
+"""One record for a trained model, teacher or generator, and the one place model files are loaded.
+
+Both are EDM denoisers with the teacher's network and operator: a generator is the distilled copy,
+called once at σ_init. The record says how the model meets its data: its measurement family (the
+network layout and the operator, `rsd_sci.measurement`) and the teacher's loss member.
+
+    model = load_model("RUN")                          # generator.safetensors, else teacher.safetensors
+    model = load_model("RUN/teacher.safetensors", "cuda", kind="teacher")
+    x0 = model.denoiser(x, sigma, cond)                # D(x, σ, cond) -> x0, network channels
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from rsd_sci.diffusion.networks import build_backbone
+from rsd_sci.diffusion.precond import EDMDenoiser
+from rsd_sci.errors import InputError
+from rsd_sci.measurement import Family, family_of
+
+KINDS = ("teacher", "generator")
+
+
+@dataclasses.dataclass
+class Model:
+    """A denoiser and how it meets its data.
+
+    kind: "teacher" | "generator"; family: the measurement family of its operator spec; member: the
+    teacher's loss member; meta: the file's metadata (empty for a fresh model), meta["bank"] its operator
+    bank (`rsd_sci.engine.operator_bank`); path: the file it came from.
+    """
+
+    kind: str
+    denoiser: EDMDenoiser
+    family: Family
+    member: str
+    meta: dict = dataclasses.field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def spec(self) -> dict:
+        return self.family.spec
+
+
+def build_model(spec: dict, network: dict, sigma_n_max: float, kind: str = "teacher") -> Model:
+    """A fresh model for data with operator `spec` (network: a preset's network keys)."""
+    family = family_of(spec)
+    backbone = build_backbone(network, family.channels, family.cond_channels)
+    return Model(kind, EDMDenoiser(backbone), family, family.member(sigma_n_max))
+
+
+def resolve_model_path(path: str | Path, kind: str | None = None) -> Path:
+    """A model file, or a run directory: its `kind` file, or with no kind its generator, else teacher."""
+    path = Path(path)
+    if path.is_dir():
+        names = [f"{kind}.safetensors"] if kind else ["generator.safetensors", "teacher.safetensors"]
+        for name in names:
+            if (path / name).is_file():
+                return path / name
+        raise InputError(path, f"holds no {' or '.join(names)}")
+    return path
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu", kind: str | None = None,
+               require_bank: bool = True) -> Model:
+    """A teacher or generator file (or a run directory, `resolve_model_path`) on `device`, in eval mode,
+    with its EMA weights; InputError unless it is an rsd-sci model (of `kind` when named) with an
+    operator bank (unless require_bank is False)."""
+    from rsd_sci.engine.checkpoint import load_safetensors
+    from rsd_sci.engine.operator_bank import split_bank
+
+    path = resolve_model_path(path, kind)
+    state, meta = load_safetensors(path)
+    found = meta.get("kind")
+    if found not in KINDS:
+        raise InputError(path, f"is not an rsd-sci teacher or generator (kind {found!r})")
+    if kind is not None and found != kind:
+        raise InputError(path, f"not a {kind} model (kind {found!r})")
+    model = build_model(meta["operator"], meta["network"], meta["sigma_n"]["max"], found)
+    state, meta["bank"] = split_bank(state, meta)
+    if require_bank and meta["bank"] is None:
+        raise InputError(path, "holds no operator bank (made by an older rsd-sci); re-export it with `train`")
+    model.denoiser.load_state_dict(state)
+    model.denoiser.to(device).eval()
+    model.meta, model.path = meta, path
+    return model

@@ -1,0 +1,122 @@
+"""Image-domain families: noise, blur and down-sampling (the data kind) and pixel masks (inpainting).
+
+    {"family": "image", "shape": [H, W], "corruption": "noise" | "blur" | "inpaint" | "downsample",
+     "blur_kernel": k, "blur_std": s, "p": p, "delta": d, "factor": f}
+        masks (B, 1, H, W) pixel masks for inpainting
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rsd_sci.keyed_random import further_generator
+from rsd_sci.measurement.base import Family
+from rsd_sci.physics.base import Identity
+from rsd_sci.physics.precision import promote
+
+DEFAULT_DELTA = 0.1           # pixel further-mask drop rate when the spec has none (METHOD.md: δ ≈ 0.1)
+DATA_CORRUPTIONS = ("noise", "blur", "downsample")
+
+
+class DataSpace(Family):
+    """Noise, blur, down-sampling: the teacher models the corrupted images y (B, 1, h, w) themselves.
+
+    Nothing is thinned (further returns A), project(A, x) = A x (the corrupted image of x),
+    measured_input(A, y) = y, reproject(f) = f (a denoiser output already lives in the data space), no
+    conditioning, and the residual is the plain per-element mean ‖d − y‖² / numel(y). The member is
+    Ambient-Tweedie for noise, and for blur and down-sampling whenever some σ_n > 0, else plain.
+    """
+
+    kind = "data"   # one channel, no conditioning (the base's defaults)
+
+    def describe(self) -> str:
+        return f"image, corruption {self.spec.get('corruption')}"
+
+    def operator(self, batch):
+        corruption = self.spec["corruption"]
+        if corruption == "noise":
+            return Identity()
+        if corruption == "blur":
+            from rsd_sci.physics.blur import GaussianBlur
+
+            return GaussianBlur(int(self.spec["blur_kernel"]), float(self.spec["blur_std"]))
+        from rsd_sci.physics.downsample import Downsample
+
+        return Downsample(int(self.spec["factor"]))
+
+    def member(self, sigma_n) -> str:
+        if self.spec["corruption"] == "noise":
+            return "tweedie"
+        return "tweedie" if bool((torch.as_tensor(sigma_n, dtype=torch.float64) > 0).any()) else "plain"
+
+    def further(self, op, batch, seed, generator=None):
+        return op
+
+    def project(self, op_hat, x_image):
+        return promote(op_hat.A(x_image))
+
+    def measured_input(self, op_hat, y):
+        return promote(y)
+
+    def reproject(self, op_hat, f):
+        return f
+
+    def residual(self, op, d_image, y):
+        return (promote(d_image) - promote(y)).square().flatten(1).mean(dim=1)
+
+    def output_misfit(self, op, x0, y):
+        return self.to_image(x0) - promote(y)
+
+    def generator_shape(self, batch):
+        """y's shape with the clean size spec["shape"] as its trailing dims ((B, 1, H, W) for images):
+        for down-sampling the generator runs the teacher's convolutional weights at full resolution."""
+        y, shape = batch["y"], [int(n) for n in self.spec.get("shape", [])]
+        return (*y.shape[:y.dim() - len(shape)], *shape) if shape else tuple(y.shape)
+
+    def generator_input(self, op_hat, z_image, batch):
+        return promote(z_image), None
+
+
+class PixelMasks(Family):
+    """Inpainting (Ambient Diffusion, Daras et al.): A = M ⊙ ·, Â = M̂ ⊙ ·, M̂ = M ⊙ Bernoulli(1 − δ).
+
+    Network image M̂ ⊙ (y + σ n) (y = M ⊙ (x + noise), so M̂ ⊙ y = M̂ ⊙ (x + noise)), cond M̂ (mask's
+    shape, e.g. (B, 1, H, W); (B, D) for vector data), residual ‖M ⊙ (D − y)‖² / |M|.
+    """
+
+    kind = "ambient"
+    channels = 1
+    cond_channels = 1
+
+    def describe(self) -> str:
+        return f"image, corruption {self.spec.get('corruption')}"
+
+    @property
+    def delta(self) -> float:
+        return float(self.spec.get("delta", DEFAULT_DELTA))
+
+    def operator(self, batch):
+        from rsd_sci.physics.inpaint import PixelMask
+
+        return PixelMask(torch.as_tensor(batch["masks"]).float())
+
+    def further(self, op, batch, seed, generator=None):
+        from rsd_sci.physics.inpaint import PixelMask, further_pixel_mask
+
+        b = int(batch["y"].shape[0])
+        mask = op.mask.expand(b, *op.mask.shape[1:]).cpu()
+        if generator is not None:
+            return PixelMask(further_pixel_mask(mask, self.delta, generator).to(batch["y"].device))
+        rows = [further_pixel_mask(mask[i:i + 1], self.delta, further_generator(seed, int(k)))
+                for i, k in enumerate(batch["index"].tolist())]
+        return PixelMask(torch.cat(rows).to(batch["y"].device))
+
+    def cond(self, op_hat, batch):
+        mask = op_hat.mask.to(device=batch["y"].device, dtype=torch.float32)
+        return mask.expand(int(batch["y"].shape[0]), *mask.shape[1:])
+
+    def project(self, op_hat, x_image):
+        return op_hat.A(x_image)
+
+    def measured_input(self, op_hat, y):
+        return op_hat.A(y)

@@ -1,0 +1,104 @@
+"""Cartesian MRI (measurement-domain Ambient, Aali et al. 2024): Â = M̂ ⊙ F(S_c ·), R̂ = Â^H / RSS(S).
+
+    {"family": "mri", "shape": [H, W], "coils": C, "mask": MaskSpec dict}
+        masks (B, W) line masks or (B, H, W) 2-D masks; coil_maps (B, C, H, W) complex if C > 1;
+        centers like masks: the calibration region, never thinned
+
+Complex images (B, 1, H, W) are two real network channels [Re, Im] (`rsd_sci.physics.layout`); image
+noise is complex with σ per real part, Â n = M̂ ⊙ F(S_c n) with the sample's own maps S, and R̂ is the
+adjoint with the maps normalised to unit RSS, R̂ k = Â^H k / RSS(S) (0 where RSS(S) ≤ 1e-6). The stored
+maps (ESPIRiT with crop 0, or simulated birdcage maps) are unit RSS already, so R̂ = Â^H for our data;
+dividing by the RSS keeps the input's gain right for maps that are not. Single-coil: S = 1, R̂ = Â^H.
+cond: [M̂ as an image (lines broadcast over rows; a 2-D mask is its own image), ones], (B, 2, H, W).
+Further masks keep the calibration region and thin the other sampled lines (or points) to acceleration
+R + 1 (`rsd_sci.physics.masks.further_drop_count`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rsd_sci.keyed_random import further_generator
+from rsd_sci.measurement.base import Family
+from rsd_sci.physics.layout import channels_to_complex, complex_to_channels
+
+RSS_EPS = 1e-6                # coil-map RSS below this counts as outside the support (R̂ is 0 there)
+
+
+class MRI(Family):
+    kind = "ambient"
+    channels = 2
+    cond_channels = 2
+    default_stop_sigma = 0.1      # the Ambient sampler's default stop (docs/method.md, "Sampling")
+    baselines = ("zero-filled", "cg-sense", "l1-wavelet")
+    zero_filled = "zero-filled"
+
+    def describe(self) -> str:
+        op, mask = self.spec, self.spec.get("mask", {})
+        return (f"MRI, {op.get('coils', 1)} coil(s), image {tuple(op.get('shape', ()))}, {mask.get('kind')} mask, "
+                f"R = {mask.get('acceleration')}, centre fraction {mask.get('center_fraction')}")
+
+    def operator(self, batch):
+        from rsd_sci.physics.mri import MRIOperator
+
+        masks = torch.as_tensor(batch["masks"])
+        if masks.dim() == 2:  # (B, W) line masks act on every k-space row
+            masks = masks[:, None, None, :]
+        elif masks.dim() == 3:  # (B, H, W)
+            masks = masks[:, None]
+        maps = batch.get("coil_maps") if int(self.spec.get("coils", 1)) > 1 else None
+        return MRIOperator(masks.float(), None if maps is None else torch.as_tensor(maps))
+
+    def to_image(self, t):
+        return channels_to_complex(t)
+
+    def to_channels(self, x):
+        return complex_to_channels(x)
+
+    def noise_shape(self, batch):
+        y = batch["y"]
+        return (y.shape[0], 2, *y.shape[-2:])
+
+    def further(self, op, batch, seed, generator=None):
+        from rsd_sci.physics.masks import further_drop_count, further_line_mask_torch
+
+        b = int(batch["y"].shape[0])
+        rows_hw = tuple(op.mask.shape[-2:])  # (1, W) for line masks, (H, W) for 2-D masks
+        sampled = (op.mask != 0).reshape(op.mask.shape[0], -1).expand(b, -1).cpu()
+        if "centers" not in batch:
+            raise ValueError("MRI further masks need batch['centers'] (the calibration region, never thinned)")
+        centers = torch.as_tensor(batch["centers"]).bool().reshape(b, -1).cpu()
+        if centers.shape != sampled.shape:
+            raise ValueError(f"centers {tuple(batch['centers'].shape)} do not match the k-space mask "
+                             f"{tuple(op.mask.shape)} (line masks need (B, W), 2-D masks (B, H, W))")
+        rows = []
+        for i, k in enumerate(batch["index"].tolist()):
+            drop = further_drop_count(int(sampled[i].sum()), sampled.shape[1])
+            rows.append(further_line_mask_torch(sampled[i:i + 1], centers[i:i + 1], drop,
+                                                generator or further_generator(seed, int(k))))
+        m_hat = torch.cat(rows).reshape(b, 1, *rows_hw).to(device=op.mask.device, dtype=torch.float32)
+        return op.with_mask(m_hat)
+
+    def cond(self, op_hat, batch):
+        y = batch["y"]
+        pattern = op_hat.mask.to(device=y.device, dtype=torch.float32).expand(y.shape[0], 1, *y.shape[-2:])
+        return torch.cat([pattern, torch.ones_like(pattern)], dim=1)
+
+    @staticmethod
+    def _inverse_rss(op_hat) -> torch.Tensor | None:
+        """1 / RSS(S) (B|1, 1, H, W), 0 outside the maps' support; None for single-coil (S = 1)."""
+        maps = op_hat.smaps  # the folded maps differ from S by a ±1 checkerboard: the same RSS
+        if maps is None:
+            return None
+        rss = torch.linalg.vector_norm(maps, dim=1, keepdim=True)
+        return torch.where(rss > RSS_EPS, 1.0 / rss.clamp_min(RSS_EPS), torch.zeros_like(rss))
+
+    def _reconstruct(self, op_hat, image: torch.Tensor) -> torch.Tensor:
+        inverse = self._inverse_rss(op_hat)
+        return complex_to_channels(image if inverse is None else image * inverse.to(image.device))
+
+    def project(self, op_hat, x_image):
+        return self._reconstruct(op_hat, op_hat.normal(x_image))
+
+    def measured_input(self, op_hat, y):
+        return self._reconstruct(op_hat, op_hat.A_adjoint(y))
