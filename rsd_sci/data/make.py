@@ -114,7 +114,11 @@ def make_measurement_set(spec: MakeSpec, out: str | Path, force: bool = False,
     out = Path(out)
     if out.exists() and not force:
         raise InputError(out, "exists (use --force to replace it)")
-    train, test = _volumes(spec)
+    train, test, split_how = _volumes(spec)
+    if split_how == "slices of one volume":
+        log.warning("one volume (%s): train and test are blocks of its slices, %d dropped at each cut; "
+                    "give two volumes or more (or --test-input) for a split by volume", train[0].name,
+                    sources.GUARD_SLICES)
     jobs = {"train": list(_slice_jobs(spec, train, spec.n_train)), "test": list(_slice_jobs(spec, test, spec.n_test))}
     total = sum(len(j) for j in jobs.values())
     operator = operator_spec(spec, jobs)
@@ -129,7 +133,7 @@ def make_measurement_set(spec: MakeSpec, out: str | Path, force: bool = False,
                     if progress:
                         progress(done, total)
         card = dict(format="rsd-sci measurement set", version=VERSION, made_with=asdict(spec),
-                    operator=operator, n_train=len(jobs["train"]), n_test=len(jobs["test"]),
+                    operator=operator, split=split_how, n_train=len(jobs["train"]), n_test=len(jobs["test"]),
                     train_volumes=sorted({j[0].name for j in jobs["train"]}),
                     test_volumes=sorted({j[0].name for j in jobs["test"]}))
         (Path(tmp) / "card.yaml").write_text(yaml.safe_dump(card, sort_keys=False))
@@ -140,12 +144,12 @@ def _volumes(spec: MakeSpec):
     if spec.source == "phantom":
         size = spec.size or 64
         return (sources.phantom_volumes(spec.modality, spec.n_train or 256, size, spec.seed, "train"),
-                sources.phantom_volumes(spec.modality, spec.n_test or 32, size, spec.seed, "test"))
+                sources.phantom_volumes(spec.modality, spec.n_test or 32, size, spec.seed, "test"), "phantoms")
     files = sources.list_files(spec.source, Path(spec.input))
     if spec.test_input:
         test_files = sources.list_files(spec.source, Path(spec.test_input))
         return (sources.file_volumes(spec.source, spec.modality, files, spec.size),
-                sources.file_volumes(spec.source, spec.modality, test_files, spec.size))
+                sources.file_volumes(spec.source, spec.modality, test_files, spec.size), "test input")
     return sources.split_volumes(sources.file_volumes(spec.source, spec.modality, files, spec.size),
                                  spec.test_fraction, spec.seed)
 
@@ -153,7 +157,7 @@ def _volumes(spec: MakeSpec):
 def _slice_jobs(spec, volumes, cap) -> Iterator[tuple]:
     n = 0
     for vol in volumes:
-        for i in range(vol.n_slices):
+        for i in vol.indices():
             if cap and n >= cap:
                 return
             yield vol, i
