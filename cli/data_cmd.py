@@ -45,6 +45,9 @@ def make(
     test_fraction: float = typer.Option(0.2, help="Files without --test-input: share of volumes for test."),
     seed: int = typer.Option(0, help="Seed of phantoms, masks and noise."),
     workers: int = typer.Option(1, help="Processes for per-slice work (ESPIRiT)."),
+    maps: str = typer.Option("torch", help="Multi-coil MRI ESPIRiT maps: torch (ours, fast, CPU or CUDA) | "
+                                           "sigpy (the reference EspiritCalib, CPU)."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda: where --maps torch runs."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
     config: Optional[Path] = typer.Option(None, help="YAML file of option values (flags override)."),
 ) -> None:
@@ -58,6 +61,9 @@ def make(
     kwargs["input"] = None if values["input"] is None else str(values["input"])
     kwargs["test_input"] = None if values["test_input"] is None else str(values["test_input"])
     kwargs["sigma_n"] = _parse_sigma(values["sigma_n"])
+    from rsd_sci.engine.distributed import resolve_device
+
+    kwargs["device"] = str(resolve_device(values["device"]))
     spec = MakeSpec(**kwargs)
     from cli.progress import progress_bar
 

@@ -61,6 +61,20 @@ def test_mri_phantoms_multicoil_has_espirit_maps(tmp_path):
         np.testing.assert_allclose(f["sigma_n"][:], 0.01, rtol=1e-6)
 
 
+def test_mri_maps_torch_and_sigpy_agree_inside_the_object(tmp_path):
+    """`--maps torch` (the default) and `--maps sigpy` store the same maps where the phantom is, and the
+    same measurements everywhere; a method not offered is a one-line error."""
+    flags = ["--n-train", "1", "--n-test", "1", "--size", "48", "--coils", "4", "--center-fraction", "0.2"]
+    ours, ref = make(tmp_path, *flags, name="torch"), make(tmp_path, *flags, "--maps", "sigpy", name="sigpy")
+    with h5py.File(ours / "test.h5") as a, h5py.File(ref / "test.h5") as b:
+        np.testing.assert_array_equal(a["measurements"][:], b["measurements"][:])
+        inside = a["targets"][:, 0] > 0.05 * a["targets"][:].max()
+        d = np.abs(a["coil_maps"][:] - b["coil_maps"][:]).transpose(1, 0, 2, 3)[:, inside]
+        assert np.linalg.norm(d) / np.sqrt(inside.sum()) < 1e-3
+    result = runner.invoke(app, ["data", "make", "--out", str(tmp_path / "x"), "--maps", "bart"])
+    assert result.exit_code == 2 and "--maps must be torch or sigpy" in result.output
+
+
 def test_ct_sparse_views(tmp_path):
     out = make(tmp_path, "--modality", "ct", "--views", "60", "--n-train", "3", "--n-test", "2", "--size", "32")
     with h5py.File(out / "train.h5") as f:

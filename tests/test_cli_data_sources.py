@@ -211,3 +211,38 @@ def test_folder_without_usable_files(tmp_path):
     (tmp_path / "notes.txt").write_text("nothing here")
     r = run("--source", "fastmri", "--input", tmp_path, "--out", tmp_path / "out")
     assert r.exit_code == 2 and "no usable fastmri files" in r.output
+
+
+# ---- one file alone: split by contiguous slice blocks with a guard gap ---------------------------
+
+@pytest.mark.parametrize("source", ["nifti", "dicom", "lodopab"])
+def test_one_file_alone_is_split_by_slices(tmp_path, source):
+    """n = 10 slices, test fraction 0.2: test = slices 4, 5; train = 0, 1 and 8, 9 (2 dropped per cut)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    if source == "nifti":
+        hu = np.full((32, 32, 10), -1000.0, np.float32)
+        hu[8:24, 8:24] = 40.0
+        nib.save(nib.Nifti1Image(hu, np.eye(4)), src / "one_ct.nii.gz")
+    elif source == "dicom":
+        from test_dicom import _ct_series
+
+        _ct_series(src, n=10, seed=0)
+    else:
+        with h5py.File(src / "ground_truth_train_000.hdf5", "w") as f:
+            f["data"] = (0.2 * np.random.default_rng(0).random((10, 40, 40))).astype(np.float32)
+    out = tmp_path / "set"
+    ok("--modality", "ct", "--source", source, "--input", src, "--out", out, "--size", "16", "--views", "30")
+    card = yaml.safe_load((out / "card.yaml").read_text())
+    assert card["split"] == "slices of one volume"
+    assert card["n_train"] == 4 and card["n_test"] == 2
+    with h5py.File(out / "train.h5") as tr, h5py.File(out / "test.h5") as te:
+        assert sorted(tr["slice_index"][:].tolist()) == [0, 1, 8, 9]
+        assert te["slice_index"][:].tolist() == [4, 5]
+
+
+def test_one_volume_too_short_to_split(tmp_path):
+    hu = np.full((16, 16, 3), 40.0, np.float32)
+    nib.save(nib.Nifti1Image(hu, np.eye(4)), tmp_path / "short.nii")
+    r = run("--modality", "ct", "--source", "nifti", "--input", tmp_path / "short.nii", "--out", tmp_path / "s")
+    assert r.exit_code == 2 and "short.nii" in r.output and "needs at least" in r.output

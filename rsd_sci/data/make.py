@@ -5,7 +5,7 @@ as fastMRI does; CT: the sparse view set rotated by an offset seeded by the name
 modality's simulation (`simulate_mri`, `simulate_ct`, `simulate_image`) -> appended to the split file.
 Everything is written into a temporary folder that is renamed onto `out` at the end, so an interrupted
 run leaves nothing half-written. Slices may be processed by `workers` processes (ESPIRiT dominates
-the multi-coil cost).
+the multi-coil cost; `maps` picks our torch ESPIRiT, on `device`, or sigpy's).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from rsd_sci.data import simulate_ct, simulate_image, simulate_mri, sources
 from rsd_sci.data.atomic import atomic_dir
 from rsd_sci.data.measurement_set import VERSION, MeasurementSetWriter
 from rsd_sci.errors import InputError
+from rsd_sci.physics.coil_maps import ESPIRIT_METHODS
 from rsd_sci.physics.masks import LineMask, MaskSpec, seed_from_name
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ class MakeSpec:
     test_fraction: float = 0.2            # files without --test-input: share of volumes for test
     seed: int = 0
     workers: int = 1
+    maps: str = "torch"                   # multi-coil MRI: ESPIRiT by torch (ours) or sigpy (reference)
+    device: str = "cpu"                   # where torch ESPIRiT runs: cpu | cuda | cuda:N
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -85,6 +88,8 @@ class MakeSpec:
             raise InputError(None, f"--seed must be >= 0 (got {self.seed})")
         if isinstance(self.sigma_n, (int, float)) and self.sigma_n < 0:
             raise InputError(None, f"--sigma-n must be >= 0 (got {self.sigma_n:g})")
+        if self.maps not in ESPIRIT_METHODS:
+            raise InputError(None, f"--maps must be {' or '.join(ESPIRIT_METHODS)} (got {self.maps!r})")
 
     def mask_spec(self) -> MaskSpec:
         try:
@@ -109,7 +114,11 @@ def make_measurement_set(spec: MakeSpec, out: str | Path, force: bool = False,
     out = Path(out)
     if out.exists() and not force:
         raise InputError(out, "exists (use --force to replace it)")
-    train, test = _volumes(spec)
+    train, test, split_how = _volumes(spec)
+    if split_how == "slices of one volume":
+        log.warning("one volume (%s): train and test are blocks of its slices, %d dropped at each cut; "
+                    "give two volumes or more (or --test-input) for a split by volume", train[0].name,
+                    sources.GUARD_SLICES)
     jobs = {"train": list(_slice_jobs(spec, train, spec.n_train)), "test": list(_slice_jobs(spec, test, spec.n_test))}
     total = sum(len(j) for j in jobs.values())
     operator = operator_spec(spec, jobs)
@@ -124,7 +133,7 @@ def make_measurement_set(spec: MakeSpec, out: str | Path, force: bool = False,
                     if progress:
                         progress(done, total)
         card = dict(format="rsd-sci measurement set", version=VERSION, made_with=asdict(spec),
-                    operator=operator, n_train=len(jobs["train"]), n_test=len(jobs["test"]),
+                    operator=operator, split=split_how, n_train=len(jobs["train"]), n_test=len(jobs["test"]),
                     train_volumes=sorted({j[0].name for j in jobs["train"]}),
                     test_volumes=sorted({j[0].name for j in jobs["test"]}))
         (Path(tmp) / "card.yaml").write_text(yaml.safe_dump(card, sort_keys=False))
@@ -135,12 +144,12 @@ def _volumes(spec: MakeSpec):
     if spec.source == "phantom":
         size = spec.size or 64
         return (sources.phantom_volumes(spec.modality, spec.n_train or 256, size, spec.seed, "train"),
-                sources.phantom_volumes(spec.modality, spec.n_test or 32, size, spec.seed, "test"))
+                sources.phantom_volumes(spec.modality, spec.n_test or 32, size, spec.seed, "test"), "phantoms")
     files = sources.list_files(spec.source, Path(spec.input))
     if spec.test_input:
         test_files = sources.list_files(spec.source, Path(spec.test_input))
         return (sources.file_volumes(spec.source, spec.modality, files, spec.size),
-                sources.file_volumes(spec.source, spec.modality, test_files, spec.size))
+                sources.file_volumes(spec.source, spec.modality, test_files, spec.size), "test input")
     return sources.split_volumes(sources.file_volumes(spec.source, spec.modality, files, spec.size),
                                  spec.test_fraction, spec.seed)
 
@@ -148,7 +157,7 @@ def _volumes(spec: MakeSpec):
 def _slice_jobs(spec, volumes, cap) -> Iterator[tuple]:
     n = 0
     for vol in volumes:
-        for i in range(vol.n_slices):
+        for i in vol.indices():
             if cap and n >= cap:
                 return
             yield vol, i
@@ -212,6 +221,11 @@ def process_slice(spec: MakeSpec, operator: dict, name: str, index: int, sl, wit
     return simulate_image.from_magnitude(sl.image, operator, _sigma(spec), rng, with_target)
 
 
+def _maps_device(spec: MakeSpec) -> str:
+    """torch ESPIRiT runs on the spec's device; sigpy on the CPU, as it always has here (no cupy)."""
+    return spec.device if spec.maps == "torch" else "cpu"
+
+
 DEFAULT_DENOISING_SIGMA = 0.2  # --corruption noise without --sigma-n: the DSD papers' middle setting
 
 
@@ -238,10 +252,12 @@ def _process_mri(spec, operator, name, sl, rng, with_target) -> dict:
     if sl.kspace is not None:
         return simulate_mri.from_kspace(sl.kspace, sl.recon_size, mask, measured=sl.file_mask is not None,
                                         multicoil=sl.multicoil, virtual_coils=spec.virtual_coils,
-                                        sigma_n=spec.sigma_n, with_target=with_target)
+                                        sigma_n=spec.sigma_n, with_target=with_target,
+                                        maps_method=spec.maps, device=_maps_device(spec))
     maps = None
     if spec.coils > 1:
         from rsd_sci.physics.coil_maps import birdcage_maps
 
         maps = birdcage_maps(spec.coils, h, w)
-    return simulate_mri.from_image(sl.image, mask, maps, _sigma(spec), rng, with_target)
+    return simulate_mri.from_image(sl.image, mask, maps, _sigma(spec), rng, with_target,
+                                   maps_method=spec.maps, device=_maps_device(spec))

@@ -65,12 +65,13 @@ def _calib_width(center: np.ndarray) -> int:
     return min(int(center_lines(center).sum()), ESPIRIT_MAX_CALIB)
 
 
-def _maps(y: np.ndarray, center: np.ndarray) -> np.ndarray:
+def _maps(y: np.ndarray, center: np.ndarray, method: str, device: str) -> np.ndarray:
     calib = _calib_width(center)
     if calib < 5:
         raise ValueError(f"the calibration region has {calib} lines; ESPIRiT needs at least 5 "
                          "(raise --center-fraction or the image size)")
-    return espirit_maps(y, calib_width=calib, kernel_width=min(6, calib - 2), crop=0.0)
+    return espirit_maps(y, calib_width=calib, kernel_width=min(6, calib - 2), crop=0.0, method=method,
+                        device=device)
 
 
 def _sigma_auto(y: np.ndarray, mask: np.ndarray) -> float:
@@ -78,8 +79,10 @@ def _sigma_auto(y: np.ndarray, mask: np.ndarray) -> float:
 
 
 def from_image(image: np.ndarray, mask: LineMask, maps: np.ndarray | None, sigma_n: float | str,
-               rng: np.random.Generator, with_target: bool) -> dict:
-    """Simulate a measured sample from a clean complex image (H, W); maps (C, H, W) with unit RSS."""
+               rng: np.random.Generator, with_target: bool, maps_method: str = "torch",
+               device: str = "cpu") -> dict:
+    """Simulate a measured sample from a clean complex image (H, W); maps (C, H, W) with unit RSS.
+    The stored maps are ESPIRiT estimates (`maps_method` torch or sigpy, on `device`)."""
     coil_images = image[None] if maps is None else maps * image[None]
     kspace = fft2c_np(coil_images)
     a = 1.0 / scaling.calibration_rss_scale(kspace, calib_lines=int(center_lines(mask.center).sum()))
@@ -91,7 +94,7 @@ def from_image(image: np.ndarray, mask: LineMask, maps: np.ndarray | None, sigma
     out = dict(measurements=y, masks=mask.mask, centers=mask.center, scale=a, offset=0.0,
                sigma_n=_sigma_auto(y, mask.mask) if sigma_n == "auto" else float(sigma_n))
     if maps is not None:
-        out["coil_maps"] = _maps(y, mask.center)
+        out["coil_maps"] = _maps(y, mask.center, maps_method, device)
     if with_target:
         out["targets"] = (np.abs(image) * a)[None].astype(np.float32)
     return out
@@ -115,8 +118,9 @@ def crop_readout(kspace: np.ndarray, height: int) -> np.ndarray:
 
 def from_kspace(kspace: np.ndarray, recon_size: tuple[int, int], mask: LineMask, measured: bool,
                 multicoil: bool, virtual_coils: int | None, sigma_n: float | str | None,
-                with_target: bool) -> dict:
-    """Prepare one fully sampled (or, with `measured`, already undersampled) fastMRI slice."""
+                with_target: bool, maps_method: str = "torch", device: str = "cpu") -> dict:
+    """Prepare one fully sampled (or, with `measured`, already undersampled) fastMRI slice; ESPIRiT maps
+    by `maps_method` (torch or sigpy) on `device`."""
     kspace = kspace.astype(np.complex64)
     if multicoil:
         w = coil_prep.whitening_matrix(coil_prep.noise_covariance(kspace, region="oversampling"))
@@ -134,7 +138,7 @@ def from_kspace(kspace: np.ndarray, recon_size: tuple[int, int], mask: LineMask,
     out = dict(measurements=y.astype(np.complex64), masks=mask.mask, centers=mask.center, scale=a,
                offset=0.0, sigma_n=float(sigma))
     if multicoil:
-        out["coil_maps"] = _maps(y, mask.center)
+        out["coil_maps"] = _maps(y, mask.center, maps_method, device)
     if with_target and not measured:
         rss = np.sqrt((np.abs(ifft2c_np(kspace)) ** 2).sum(0))
         out["targets"] = center_crop_clamped(rss, recon_size)[None].astype(np.float32)

@@ -42,9 +42,15 @@ class SourceSlice:
 
 @dataclass
 class Volume:
+    """A volume's slices first .. first + n_slices − 1 (a block of a file, or all of it), read by index."""
+
     name: str
     n_slices: int
     read: Callable[[int], SourceSlice]
+    first: int = 0
+
+    def indices(self) -> range:
+        return range(self.first, self.first + self.n_slices)
 
 
 def name_seed(name: str) -> int:
@@ -194,13 +200,36 @@ def _fit(image: np.ndarray, size: int | None) -> np.ndarray:
     return ndimage.zoom(square, size / n, order=1, grid_mode=True, mode="grid-constant").astype(np.float32)
 
 
-def split_volumes(volumes: list[Volume], test_fraction: float, seed: int) -> tuple[list[Volume], list[Volume]]:
-    """Split by volume (never a volume in both): a seeded shuffle, at least one test volume."""
-    if len(volumes) < 2:
-        raise InputError(None, f"{len(volumes)} volume found: a train/test split needs at least 2 "
-                               "(or give --test-input)")
+GUARD_SLICES = 2  # slices dropped on each side of a cut through one volume (neighbours look alike)
+
+
+def split_volumes(volumes: list[Volume], test_fraction: float, seed: int) -> tuple[list[Volume], list[Volume], str]:
+    """Split by volume (never a volume in both): a seeded shuffle, at least one test volume. One volume
+    alone is split by slices instead (`split_slices`). Returns (train, test, how: "volumes" or
+    "slices of one volume")."""
+    if len(volumes) == 1:
+        train, test = split_slices(volumes[0], test_fraction)
+        return train, test, "slices of one volume"
+    if not volumes:
+        raise InputError(None, "no volumes found")
     order = np.random.default_rng(seed).permutation(len(volumes))
     n_test = min(len(volumes) - 1, max(1, round(test_fraction * len(volumes))))
     test = sorted(order[:n_test].tolist())
     train = sorted(order[n_test:].tolist())
-    return [volumes[i] for i in train], [volumes[i] for i in test]
+    return [volumes[i] for i in train], [volumes[i] for i in test], "volumes"
+
+
+def split_slices(vol: Volume, test_fraction: float) -> tuple[list[Volume], list[Volume]]:
+    """One volume of n slices: the test block is the central round(test_fraction·n) slices (at least 1),
+    train the slices before and after it, GUARD_SLICES dropped on each side of both cuts:
+        train [0, a − g) ∪ [b + g, n),  test [a, b),  a = (n − n_test) // 2,  b = a + n_test."""
+    n = vol.n_slices
+    n_test = max(1, round(test_fraction * n))
+    a = (n - n_test) // 2
+    b = a + n_test
+    blocks = [(0, a - GUARD_SLICES), (b + GUARD_SLICES, n)]
+    train = [Volume(vol.name, hi - lo, vol.read, vol.first + lo) for lo, hi in blocks if hi > lo]
+    if not train:
+        raise InputError(vol.name, f"has {n} slice(s): splitting one volume into train and test needs at "
+                                   f"least {n_test + GUARD_SLICES + 1} (or give --test-input)")
+    return train, [Volume(vol.name, n_test, vol.read, vol.first + a)]
