@@ -50,16 +50,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import datetime
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

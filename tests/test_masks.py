@@ -17,9 +17,7 @@ from rsd_sci.physics.masks import (
     check_mask_fits,
     fastmri_line_mask,
     further_drop_count,
-    further_line_mask,
     further_line_mask_torch,
-    further_points_mask,
     seed_from_name,
     variable_density_mask,
 )
@@ -111,22 +109,24 @@ def test_further_line_mask_published_example():
     mask[center] = True
     outer = rng.choice(np.flatnonzero(~center), size=80 - 26, replace=False)
     mask[outer] = True
-    lm = LineMask(mask=mask, center=center, acceleration=4.0)
-    kept = [further_line_mask(lm, rng=np.random.default_rng(s)) for s in range(400)]
+    assert further_drop_count(80, 320) == 16
+    m, c = torch.from_numpy(mask)[None].expand(400, -1), torch.from_numpy(center)[None].expand(400, -1)
+    kept = further_line_mask_torch(m, c, further_drop_count(80, 320), torch.Generator().manual_seed(0)).numpy()
     for k in kept:
         assert k.sum() == 64 and np.all(k <= mask) and np.all(k[center])
     # uniform choice: each of the 54 non-centre sampled lines is dropped with probability 16/54
     rate = np.mean([mask & ~k for k in kept], axis=0)[mask & ~center]
     assert np.allclose(rate, 16 / 54, atol=0.1)
-    assert further_line_mask(lm, acceleration=8.0, rng=np.random.default_rng(1)).sum() == 40
-    assert further_drop_count(80, 320) == 16
+    assert further_drop_count(80, 320, acceleration=8.0) == 40
 
 
 def test_further_points_mask():
     m = MaskSpec("gaussian", 4.0).make((64, 64), seed=1)
     assert isinstance(m, Mask2D)
-    sub = further_points_mask(m, rng=np.random.default_rng(0))
     r = 64 * 64 / m.mask.sum()
+    flat, center = torch.from_numpy(m.mask).reshape(1, -1), torch.from_numpy(m.center).reshape(1, -1)
+    drop = further_drop_count(int(m.mask.sum()), 64 * 64)
+    sub = further_line_mask_torch(flat, center, drop, torch.Generator().manual_seed(0)).reshape(64, 64).numpy()
     assert sub.sum() == round(64 * 64 / (r + 1))
     assert np.all(sub <= m.mask) and np.all(sub[m.center])
 

@@ -1,13 +1,15 @@
 """Backbones: preset sizes, padding and cropping of odd sizes, the c_noise scaling, the MLP."""
 
+import math
 import time
+
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from rsd_sci.diffusion.networks import (PRESETS, MLPBackbone, UNetBackbone, build_backbone,
-                                        count_parameters, sinusoid_similarity)
+                                        count_parameters)
 from rsd_sci.errors import InputError
 
 SMALL_NET = dict(features=(16, 32, 32), num_res_blocks=1, attention_levels=(False, False, True),
@@ -71,6 +73,15 @@ def test_odd_size_is_zero_padded_and_cropped_back():
     assert out.shape == (2, 2, 37, 45)
     torch.testing.assert_close(out, ref)
     assert out.abs().mean() > 1e-3   # randomised weights: a real output, not the zero initialisation
+
+
+def sinusoid_similarity(sigma_a: float, sigma_b: float, dim: int = 32, c_noise_scale: float = 250.0) -> float:
+    """Cosine similarity of MONAI's timestep embeddings of two noise levels, t = c_noise_scale·ln(σ)/4."""
+    from monai.networks.nets.diffusion_model_unet import get_timestep_embedding
+
+    t = torch.tensor([math.log(sigma_a), math.log(sigma_b)]) / 4 * c_noise_scale
+    e = get_timestep_embedding(t, dim)
+    return float(torch.nn.functional.cosine_similarity(e[0], e[1], dim=0))
 
 
 def test_c_noise_is_scaled_before_monai_embedding():

@@ -39,7 +39,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 from typing import Mapping, Sequence
 
 import torch
@@ -244,15 +243,3 @@ class MLPBackbone(nn.Module):
         """x_in (B, dim + cond_dim), c_noise (B,) -> (B, dim)."""
         emb = self.embed(c_noise).to(x_in.dtype)
         return self.out(self.hidden_layers(torch.cat([x_in, emb], dim=1)))
-
-
-def sinusoid_similarity(sigma_a: float, sigma_b: float, dim: int = 32, c_noise_scale: float = 250.0) -> float:
-    """Cosine similarity of MONAI's timestep embeddings of two noise levels, t = c_noise_scale·ln(σ)/4.
-
-    A diagnostic for the embedding choice above (≈ 0.89 for σ = 0.01 vs 10 unscaled, ≈ 0.3 at 250).
-    """
-    from monai.networks.nets.diffusion_model_unet import get_timestep_embedding
-
-    t = torch.tensor([math.log(sigma_a), math.log(sigma_b)]) / 4 * c_noise_scale
-    e = get_timestep_embedding(t, dim)
-    return float(F.cosine_similarity(e[0], e[1], dim=0))

@@ -193,30 +193,6 @@ def further_drop_count(n_sampled: int, size: int, acceleration: float | None = N
     return max(0, int(n_sampled) - int(round(size / target)))
 
 
-def _thin(mask: np.ndarray, center: np.ndarray, acceleration: float | None, rng) -> np.ndarray:
-    mask, center = np.asarray(mask, dtype=bool), np.asarray(center, dtype=bool)
-    rng = np.random.default_rng() if rng is None else rng
-    flat = mask.ravel()
-    candidates = np.flatnonzero(flat & ~center.ravel())
-    drop = min(further_drop_count(int(flat.sum()), flat.size, acceleration), candidates.size)
-    out = flat.copy()
-    out[rng.choice(candidates, size=drop, replace=False)] = False
-    return out.reshape(mask.shape)
-
-
-def further_line_mask(mask: LineMask, acceleration: float | None = None,
-                      rng: np.random.Generator | None = None) -> np.ndarray:
-    """M̂ ⊂ M, bool (W,): centre lines kept, random sampled non-centre lines dropped until
-    round(W / acceleration) remain (default acceleration R + 1). rng None: fresh entropy."""
-    return _thin(mask.mask, mask.center, acceleration, rng)
-
-
-def further_points_mask(mask: Mask2D, acceleration: float | None = None,
-                        rng: np.random.Generator | None = None) -> np.ndarray:
-    """The 2-D analogue, bool (H, W): thin the non-calibration sampled points to acceleration R + 1."""
-    return _thin(mask.mask, mask.center, acceleration, rng)
-
-
 def further_line_mask_torch(mask: torch.Tensor, center: torch.Tensor, drop: int | torch.Tensor,
                             generator: torch.Generator | None = None) -> torch.Tensor:
     """Batched further masks on any device: per row, drop `drop` sampled non-centre lines uniformly.
