@@ -45,18 +45,24 @@ def report(
         from cli.progress import progress_bar
         from rsd_sci.data.resolve import prepare_data
         from rsd_sci.engine.distributed import resolve_device
-        from rsd_sci.engine.evaluation import EvalSettings, evaluate_run
+        from rsd_sci.engine.evaluation import EvalSettings
+        from rsd_sci.engine.run import evaluate_and_report
 
         data_dir = prepare_data(cfg.data, cfg.modality, cfg.make, cfg.seed, run)
+        dev = str(resolve_device(device))
         settings = EvalSettings(n_samples=n_samples, slices=slices or cfg.eval_slices or EvalSettings.slices,
-                                seed=cfg.seed if seed is None else seed, device=str(resolve_device(device)),
+                                seed=cfg.seed if seed is None else seed, device=dev,
                                 adps_steps=adps_steps, generator_steps=generator_steps)
-        evaluate_run(run, settings, data_dir, progress_bar)
-    import json
+        written = evaluate_and_report(cfg, run, data_dir, dev, progress_bar, settings)
+        path, metrics = written["report"], written["metrics"]
+    else:
+        import json
 
-    from rsd_sci.report.document import headline, write_report
+        from rsd_sci.report.document import write_report
 
-    path = write_report(run)
+        path, metrics = write_report(run), json.loads(metrics_path.read_text())
+    from rsd_sci.report.document import headline
+
     typer.echo(f"report: {path}")
-    for line in headline(json.loads(metrics_path.read_text())):
+    for line in headline(metrics):
         typer.echo(f"  {line}")

@@ -50,13 +50,12 @@ from rsd_sci.engine.loop import run_stage
 from rsd_sci.engine.operator_bank import bank_metadata, bank_tensors, operator_bank
 from rsd_sci.engine.runlog import RunLog
 from rsd_sci.engine.model import load_model
-from rsd_sci.engine.teacher import peak_memory_gb
+from rsd_sci.engine.teacher import HELDOUT_SAMPLES, peak_memory_gb
 from rsd_sci.errors import InputError
 from rsd_sci.keyed_random import Stream
 from rsd_sci.measurement import Measurement
 
 log = logging.getLogger(__name__)
-HELDOUT_SAMPLES = 32
 HELDOUT_STEP = -3            # the key "step" of the held-out draws: the same at every evaluation
 
 

@@ -58,12 +58,14 @@ def run_training(cfg: TrainConfig, run_dir: Path, progress_factory: Callable[[st
 
 
 def evaluate_and_report(cfg: TrainConfig, run_dir: Path, data_dir: Path, device: str,
-                        progress_factory: Callable[[str], object] | None = None) -> dict:
-    """The evaluation (held-out slices: cfg.eval_slices) and RUN/report.md: {"report", "metrics"}."""
+                        progress_factory: Callable[[str], object] | None = None, settings=None) -> dict:
+    """The evaluation and RUN/report.md: {"report", "metrics"}. settings: an `EvalSettings` (default:
+    cfg.eval_slices held-out slices, cfg.seed, on `device`)."""
     from rsd_sci.engine.evaluation import EvalSettings, evaluate_run
     from rsd_sci.report.document import write_report
 
-    settings = EvalSettings(slices=cfg.eval_slices or EvalSettings.slices, seed=cfg.seed, device=device)
+    if settings is None:
+        settings = EvalSettings(slices=cfg.eval_slices or EvalSettings.slices, seed=cfg.seed, device=device)
     metrics = evaluate_run(run_dir, settings, data_dir, progress_factory)
     return {"report": write_report(run_dir), "metrics": metrics}
 

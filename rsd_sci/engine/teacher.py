@@ -39,7 +39,7 @@ from rsd_sci.measurement import Measurement
 
 log = logging.getLogger(__name__)
 HELDOUT_STEP = -2          # the key "step" of the held-out draws: the same every evaluation
-HELDOUT_SAMPLES = 32       # test-split measurements in the held-out loss
+HELDOUT_SAMPLES = 32       # test-split measurements in the held-out signals (teacher loss, distillation SW)
 
 
 def draws(m: Measurement, seed: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
