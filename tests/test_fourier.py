@@ -102,11 +102,3 @@ def test_operator_wrapper():
     op = CenteredFFT()
     assert torch.equal(op.A(x), fft2c(x))
     assert torch.equal(op.A_adjoint(x), ifft2c(x))
-
-
-@pytest.mark.cuda
-@pytest.mark.parametrize("size", [(16, 12), (9, 7)], ids=["even", "odd"])
-def test_cuda_matches_cpu(size):
-    x = _random((2, 3) + size, torch.complex64)
-    assert torch.allclose(fft2c(x.cuda()).cpu(), fft2c(x), atol=1e-5)
-    assert torch.allclose(ifft2c(x.cuda()).cpu(), ifft2c(x), atol=1e-5)
