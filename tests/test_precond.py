@@ -110,4 +110,4 @@ def test_vector_data_with_mlp_backbone():
     out = D(x, sigma, cond)
     assert out.shape == (5, 4)
     torch.testing.assert_close(out, x * (0.25 / (sigma ** 2 + 0.25))[:, None])
-    assert D.loss_weight(torch.tensor([0.5])).item() == pytest.approx(8.0)
+    assert loss_weight(torch.tensor([0.5]), D.sigma_data).item() == pytest.approx(8.0)

@@ -90,7 +90,3 @@ class EDMDenoiser(nn.Module):
             x_in = torch.cat([x_in, cond.to(x_in.dtype)], dim=1)
         f = self.backbone(x_in, c_noise.flatten())
         return (c_skip * x + c_out * f.to(x.dtype)).to(x.dtype)
-
-    def loss_weight(self, sigma: torch.Tensor) -> torch.Tensor:
-        """λ(σ) with this denoiser's σ_d."""
-        return loss_weight(sigma, self.sigma_data)

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from rsd_sci.diffusion.losses import sample_sigma, teacher_loss
+from rsd_sci.diffusion.precond import SIGMA_DATA
 from rsd_sci.distill.losses import ALPHA, SIGMA_INIT, T_MAX, finite_mean, generator_loss, measure, sigma_of_t
 from rsd_sci.keyed_random import FurtherDraw, Stream
 from rsd_sci.measurement import Measurement
@@ -96,7 +97,8 @@ class Distiller:
         noise = draws.normal(synthetic.noise_shape()[1:], Stream.DISTILL_DIFFUSION)
         m_hat = draws.further(synthetic, FurtherDraw.FAKE_LOSS) if self.teacher.member == "ambient" else None
         with self._autocast(device):
-            per_sample = teacher_loss(self.teacher.member, self.fake_train, synthetic, sigma, noise, m_hat=m_hat)
+            per_sample = teacher_loss(self.teacher.member, self.fake_train, synthetic, sigma, noise, m_hat=m_hat,
+                                      sigma_data=getattr(self.fake, "sigma_data", SIGMA_DATA))   # its own σ_d
         loss, dropped = finite_mean(per_sample)
         self.fake_opt.zero_grad(set_to_none=True)
         if torch.isfinite(loss):

@@ -54,7 +54,8 @@ def batch_loss(D, teacher: Model, m: Measurement, seed: int, step: int) -> torch
     """The mean teacher loss over a (local) batch m at `step`."""
     sigma, noise = draws(m, seed, step)
     m_hat = m.further(seed) if teacher.member == "ambient" else None
-    return teacher_loss(teacher.member, D, m, sigma, noise, m_hat=m_hat).mean()
+    return teacher_loss(teacher.member, D, m, sigma, noise, m_hat=m_hat,
+                        sigma_data=teacher.denoiser.sigma_data).mean()   # λ(σ) with the denoiser's own σ_d
 
 
 def heldout_loss(D, teacher: Model, m: Measurement, seed: int) -> float:
