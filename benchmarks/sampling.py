@@ -55,7 +55,8 @@ from operators import Load, best, interleave, make_sync, median, print_table, ra
 from train_step import CASES, make_sets, train_environment  # noqa: E402  (sibling)
 
 from rsd_sci.data.batches import load_batch  # noqa: E402
-from rsd_sci.diffusion.networks import NETWORK_KEYS, PRESETS, count_parameters  # noqa: E402
+from rsd_sci.diffusion.networks import count_parameters  # noqa: E402
+from rsd_sci.presets import NETWORK_KEYS, PRESETS  # noqa: E402
 from rsd_sci.diffusion.teacher_sampling import sample_teacher  # noqa: E402
 from rsd_sci.distill.distiller import generate  # noqa: E402
 from rsd_sci.distill.draws import KeyedDraws  # noqa: E402

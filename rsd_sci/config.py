@@ -83,7 +83,7 @@ class TrainConfig:
     def resolved(self, cuda_available: bool = False) -> "TrainConfig":
         """Preset defaults filled in; data-make defaults for the modality filled in."""
         from rsd_sci.data.make import MakeSpec
-        from rsd_sci.diffusion.networks import PRESETS
+        from rsd_sci.presets import PRESETS
 
         self.validate()
         preset = self.preset or ("small" if cuda_available and self.device != "cpu" else "tiny")

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rsd_sci.diffusion.networks import (PRESETS, MLPBackbone, UNetBackbone, build_backbone,
-                                        count_parameters)
+from rsd_sci.diffusion.networks import MLPBackbone, UNetBackbone, build_backbone, count_parameters
 from rsd_sci.errors import InputError
+from rsd_sci.presets import PRESETS
 
 SMALL_NET = dict(features=(16, 32, 32), num_res_blocks=1, attention_levels=(False, False, True),
                  num_head_channels=16, norm_num_groups=8)

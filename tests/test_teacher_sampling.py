@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from cli.app import app
 from rsd_sci.data.batches import load_batch
 from rsd_sci.data.measurement_set import open_measurement_set
-from rsd_sci.diffusion.networks import NETWORK_KEYS, PRESETS
+from rsd_sci.presets import NETWORK_KEYS, PRESETS
 from rsd_sci.diffusion.teacher_sampling import sample_teacher
 from rsd_sci.engine.model import build_model
 

@@ -26,7 +26,6 @@ from rsd_sci.config import TrainConfig
 from rsd_sci.data.batches import global_batch_indices, load_batch
 from rsd_sci.data.measurement_set import MeasurementSet, open_measurement_set
 from rsd_sci.diffusion.losses import sample_sigma, teacher_loss
-from rsd_sci.diffusion.networks import PRESETS, NETWORK_KEYS
 from rsd_sci.engine import checkpoint, distributed
 from rsd_sci.engine.ema import EMA
 from rsd_sci.engine.loop import run_stage, set_lr, warmup_lr
@@ -36,6 +35,7 @@ from rsd_sci.engine.runlog import RunLog
 from rsd_sci.errors import InputError
 from rsd_sci.keyed_random import Stream, keyed_randn
 from rsd_sci.measurement import Measurement
+from rsd_sci.presets import NETWORK_KEYS, PRESETS
 
 log = logging.getLogger(__name__)
 HELDOUT_STEP = -2          # the key "step" of the held-out draws: the same every evaluation
