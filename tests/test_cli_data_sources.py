@@ -176,6 +176,11 @@ def _bad_fastmri(tmp_path, kind):
         bad = good.copy()
         bad[0, 3, 3] = np.nan
         write_fastmri_file(path, bad, recon_size=(8, 16), target=None)
+    elif kind == "nan multicoil":   # NaN in the read-out oversampling: whitening meets it first
+        bad = make_fastmri_kspace(1, 4, 64, 64, seed=0)   # 64 columns: enough calibration lines for ESPIRiT
+        bad[0, 1, 0, 5] = np.nan
+        write_fastmri_file(path, bad, recon_size=(32, 64), target=None)
+        write_fastmri_file(d / "g.h5", make_fastmri_kspace(1, 4, 64, 64, seed=1), recon_size=(32, 64))
     elif kind == "rank":
         with h5py.File(path, "w") as f:
             f["kspace"] = np.zeros((16, 16), np.complex64)
@@ -184,7 +189,8 @@ def _bad_fastmri(tmp_path, kind):
     return d, path
 
 
-@pytest.mark.parametrize("kind", ["not hdf5", "truncated", "no kspace", "nan", "rank", "mask width"])
+@pytest.mark.parametrize("kind", ["not hdf5", "truncated", "no kspace", "nan", "nan multicoil", "rank",
+                                  "mask width"])
 def test_bad_fastmri_files(tmp_path, kind):
     d, path = _bad_fastmri(tmp_path, kind)
     r = run("--source", "fastmri", "--input", d, "--out", tmp_path / "out", "--sigma-n", "0")

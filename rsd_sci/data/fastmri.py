@@ -236,8 +236,9 @@ class FastMRIFile(LazyHDF5):
             raise IndexError(f"slice {i} out of range for {n} slices in {self._path}")
         return int(i) % n
 
-    def kspace(self, i: int) -> np.ndarray:
-        """k-space of slice i: complex64 (C, H, W), C = 1 for single-coil. NaN/Inf -> InputError."""
+    def kspace(self, i: int, check_finite: bool = True) -> np.ndarray:
+        """k-space of slice i: complex64 (C, H, W), C = 1 for single-coil. NaN/Inf -> InputError, unless
+        check_finite is False (a pass over the whole slice; `data make` checks what it keeps instead)."""
         i = self._index(i)
         try:
             k = np.asarray(self._handle()["kspace"][i])
@@ -246,7 +247,7 @@ class FastMRIFile(LazyHDF5):
         k = k.astype(np.complex64, copy=False)
         if not self.multicoil:
             k = k[None]
-        if not np.isfinite(k.view(np.float32)).all():
+        if check_finite and not np.isfinite(k.view(np.float32)).all():
             raise InputError(self._path, f"k-space slice {i} holds NaN or Inf")
         return k
 

@@ -210,7 +210,7 @@ def _single_threaded() -> None:
 def process_slice(spec: MakeSpec, operator: dict, name: str, index: int, sl, with_target: bool) -> dict:
     rng = np.random.default_rng((sources.name_seed(name), index, spec.seed))
     if spec.modality == "mri":
-        return _process_mri(spec, operator, name, sl, rng, with_target)
+        return _process_mri(spec, operator, name, index, sl, rng, with_target)
     if spec.modality == "ct":
         from rsd_sci.physics.ct import view_mask
 
@@ -236,7 +236,30 @@ def _sigma(spec: MakeSpec):
     return DEFAULT_DENOISING_SIGMA if spec.modality == "image" and spec.corruption == "noise" else 0.0
 
 
-def _process_mri(spec, operator, name, sl, rng, with_target) -> dict:
+def _from_file_kspace(spec, name: str, index: int, sl, mask, with_target: bool) -> dict:
+    """`simulate_mri.from_kspace` of a file's slice, read without its finiteness pass: NaN or Inf anywhere
+    that matters reach the (cropped, compressed, smaller) stored measurements or make a step fail, and only
+    then is the raw slice checked, so the error names the cause; good data pay one pass over the output."""
+    def non_finite_input() -> bool:
+        return not np.isfinite(sl.kspace.view(np.float32)).all()
+
+    try:
+        out = simulate_mri.from_kspace(sl.kspace, sl.recon_size, mask, measured=sl.file_mask is not None,
+                                       multicoil=sl.multicoil, virtual_coils=spec.virtual_coils,
+                                       sigma_n=spec.sigma_n, with_target=with_target,
+                                       maps_method=spec.maps, device=_maps_device(spec))
+    except (ValueError, np.linalg.LinAlgError, RuntimeError):
+        if non_finite_input():
+            raise InputError(name, f"k-space slice {index} holds NaN or Inf") from None
+        raise
+    if not np.isfinite(out["measurements"].view(np.float32)).all():
+        if non_finite_input():
+            raise InputError(name, f"k-space slice {index} holds NaN or Inf")
+        raise InputError(name, f"slice {index}: the prepared measurements are not finite")
+    return out
+
+
+def _process_mri(spec, operator, name, index, sl, rng, with_target) -> dict:
     h, w = operator["shape"]
     if sl.kspace is not None and sl.file_mask is not None:
         from rsd_sci.physics.masks import check_mask_fits
@@ -250,10 +273,7 @@ def _process_mri(spec, operator, name, sl, rng, with_target) -> dict:
     else:
         mask = spec.mask_spec().make((h, w), seed=seed_from_name(name))
     if sl.kspace is not None:
-        return simulate_mri.from_kspace(sl.kspace, sl.recon_size, mask, measured=sl.file_mask is not None,
-                                        multicoil=sl.multicoil, virtual_coils=spec.virtual_coils,
-                                        sigma_n=spec.sigma_n, with_target=with_target,
-                                        maps_method=spec.maps, device=_maps_device(spec))
+        return _from_file_kspace(spec, name, index, sl, mask, with_target)
     maps = None
     if spec.coils > 1:
         from rsd_sci.physics.coil_maps import birdcage_maps
