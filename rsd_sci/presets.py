@@ -10,47 +10,36 @@ from __future__ import annotations
 
 NETWORK_KEYS = ("channels", "num_res_blocks", "attention_levels", "num_head_channels", "norm_num_groups")
 
+# ~1.1 M parameters; ~0.4-0.5 s per training step (forward + backward, batch 8, 64×64, 2 + 2 channels)
+# on a 2-core CPU, so a teacher trains in minutes.
+TINY = dict(
+    channels=(32, 64, 64),              # feature channels per level (64 → 32 → 16 pixels at 64×64)
+    num_res_blocks=1,                   # ResNet blocks per level (the up path has one more)
+    attention_levels=(False, False, True),  # self-attention at the coarsest level only
+    num_head_channels=32,               # channels per attention head (2 heads at 64)
+    norm_num_groups=16,                 # GroupNorm groups (2 channels per group at 32)
+    lr=5e-4,                            # Adam rate; larger than published 1e-4–2e-4 for a short run
+    batch=8,                            # images per step
+    steps=600,                          # teacher steps: ~5 min on 2 CPU cores
+    warmup_steps=60,                    # linear lr warm-up, ~10 % of the run
+    ema_half_life_images=500_000,       # published 0.5 Mimg; the EMA ramp shortens it early in a run
+    grad_clip=1.0,                      # global gradient-norm clip
+    distill_steps=200,                  # distillation iterations: ~1.3 s each on 2 CPU cores; the
+                                        # held-out signal was lowest at 100 of 300 (MRI and CT)
+    g_lr=2e-5,                          # generator rate; larger than published (1e-6–1e-5): short run
+    fake_lr=5e-5,                       # fake-score rate
+    alpha=1.2, sigma_init=2.5, t_max=800,   # published (METHOD.md)
+    eval_slices=4,                      # held-out slices the main job reconstructs (A-DPS: ~20 s each)
+)
+
 PRESETS: dict[str, dict] = {
-    # ~1.1 M parameters; ~0.4-0.5 s per training step (forward + backward, batch 8, 64×64, 2 + 2 channels)
-    # on a 2-core CPU, so a teacher trains in minutes.
-    "tiny": dict(
-        channels=(32, 64, 64),              # feature channels per level (64 → 32 → 16 pixels at 64×64)
-        num_res_blocks=1,                   # ResNet blocks per level (the up path has one more)
-        attention_levels=(False, False, True),  # self-attention at the coarsest level only
-        num_head_channels=32,               # channels per attention head (2 heads at 64)
-        norm_num_groups=16,                 # GroupNorm groups (2 channels per group at 32)
-        lr=5e-4,                            # Adam rate; larger than published 1e-4–2e-4 for a short run
-        batch=8,                            # images per step
-        steps=600,                          # teacher steps: ~5 min on 2 CPU cores
-        warmup_steps=60,                    # linear lr warm-up, ~10 % of the run
-        ema_half_life_images=500_000,       # published 0.5 Mimg; the EMA ramp shortens it early in a run
-        grad_clip=1.0,                      # global gradient-norm clip
-        distill_steps=200,                  # distillation iterations: ~1.3 s each on 2 CPU cores; the
-                                            # held-out signal was lowest at 100 of 300 (MRI and CT)
-        g_lr=2e-5,                          # generator rate; larger than published (1e-6–1e-5): short run
-        fake_lr=5e-5,                       # fake-score rate
-        alpha=1.2, sigma_init=2.5, t_max=800,   # published (METHOD.md)
-        eval_slices=4,                      # held-out slices the main job reconstructs (A-DPS: ~20 s each)
-    ),
+    "tiny": TINY,
     # the tiny network trained longer: `benchmarks/quality.py` on a CPU (about 40 min for a run)
-    "quality": dict(
-        channels=(32, 64, 64),
-        num_res_blocks=1,
-        attention_levels=(False, False, True),
-        num_head_channels=32,
-        norm_num_groups=16,
-        lr=5e-4,
-        batch=8,
-        steps=2400,                         # ~16 min on 2 CPU cores
-        warmup_steps=240,
-        ema_half_life_images=500_000,
-        grad_clip=1.0,
-        distill_steps=600,                  # ~13 min
-        g_lr=2e-5,
-        fake_lr=5e-5,
-        alpha=1.2, sigma_init=2.5, t_max=800,
-        eval_slices=32,                     # the whole phantom test set
-    ),
+    "quality": dict(TINY,
+                    steps=2400,             # ~16 min on 2 CPU cores
+                    warmup_steps=240,
+                    distill_steps=600,      # ~13 min
+                    eval_slices=32),        # the whole phantom test set
     # ~9.3 M parameters; a GPU (or a long CPU run).
     "small": dict(
         channels=(64, 128, 128, 128),

@@ -119,8 +119,9 @@ def _file_volume(source: str, modality: str, path: Path, size: int | None) -> Vo
 
         def read_kspace(i: int) -> SourceSlice:
             with FastMRIFile(path) as f:
-                return SourceSlice(kspace=f.kspace(i, check_finite=False), recon_size=tuple(f.recon_size), file_mask=f.mask,
-                                   multicoil=f.multicoil)
+                # finiteness is checked on the prepared sample (`make._from_file_kspace`), not here
+                return SourceSlice(kspace=f.kspace(i, check_finite=False), recon_size=tuple(f.recon_size),
+                                   file_mask=f.mask, multicoil=f.multicoil)
 
         return Volume(name, n, read_kspace)
     if source == "lodopab":

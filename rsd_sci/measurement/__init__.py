@@ -1,4 +1,4 @@
-"""The measurement model of each operator family (`base.py` says what it holds); `family_of` is the one
+"""The measurement model of each operator family (`base.py` says what it holds); `family_class` is the one
 place an operator spec's family is named."""
 
 from __future__ import annotations
@@ -10,42 +10,44 @@ from rsd_sci.measurement.base import MEMBERS, Family, Measurement
 FAMILIES = ("mri", "ct", "image")
 CORRUPTIONS = ("noise", "blur", "inpaint", "downsample")
 
-__all__ = ["CORRUPTIONS", "FAMILIES", "MEMBERS", "Family", "Measurement", "baselines_of", "family_of"]
+__all__ = ["CORRUPTIONS", "FAMILIES", "MEMBERS", "Family", "Measurement", "baselines_of", "family_class",
+           "family_of"]
 
 
-def family_of(spec: Mapping) -> Family:
-    """The family of an operator spec: mri, ct, image/inpaint (pixel masks) or image/noise|blur|downsample
-    (the data kind); ValueError for any other."""
+def family_class(spec: Mapping) -> type[Family]:
+    """The family class of an operator spec: mri, ct, image/inpaint (pixel masks) or
+    image/noise|blur|downsample (the data kind); ValueError for any other."""
     family = spec.get("family")
     if family == "mri":
         from rsd_sci.measurement.mri import MRI
 
-        return MRI(spec)
+        return MRI
     if family == "ct":
         from rsd_sci.measurement.ct import CT
 
-        return CT(spec)
+        return CT
     if family == "image":
         from rsd_sci.measurement.image import DATA_CORRUPTIONS, DataSpace, PixelMasks
 
         corruption = spec.get("corruption")
         if corruption == "inpaint":
-            return PixelMasks(spec)
+            return PixelMasks
         if corruption in DATA_CORRUPTIONS:
-            return DataSpace(spec)
+            return DataSpace
         raise ValueError(f"unknown corruption {corruption!r} (expected one of {', '.join(CORRUPTIONS)})")
     raise ValueError(f"unknown operator family {family!r} (expected one of {', '.join(FAMILIES)})")
 
 
+def family_of(spec: Mapping) -> Family:
+    """The family of an operator spec (`family_class`), holding the spec."""
+    return family_class(spec)(spec)
+
+
 def baselines_of(family: str) -> tuple[str, ...]:
-    """The classical reconstruction methods that fit data of a family named by its spec's "family"
-    (before any data are read): MRI's and CT's; none for image data or an unknown name."""
-    if family == "mri":
-        from rsd_sci.measurement.mri import MRI
-
-        return MRI.baselines
-    if family == "ct":
-        from rsd_sci.measurement.ct import CT
-
-        return CT.baselines
-    return ()
+    """The classical reconstruction methods that fit data of a family known only by its name (before any
+    data are read): the class's where the name alone picks it (mri, ct); none otherwise (the image
+    families, which need their corruption to pick a class, have none; an unknown name neither)."""
+    try:
+        return family_class({"family": family}).baselines
+    except ValueError:
+        return ()
