@@ -178,16 +178,21 @@ class Family(abc.ABC):
         with torch.autocast(device_type=y.device.type, enabled=False):
             return op.keep_measured(op.A(promote(x_image)) - promote(y))
 
-    def residual(self, op, d_image: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """‖W·P_M(A d − y)‖² / |M| per sample, (B,), on the ORIGINAL operator's measured entries."""
+    def residual(self, op, d_image: torch.Tensor, y: torch.Tensor, count: torch.Tensor | None = None
+                 ) -> torch.Tensor:
+        """‖W·P_M(A d − y)‖² / |M| per sample, (B,), on the ORIGINAL operator's measured entries
+        (count: |M| when the caller has it, `measured_count` otherwise)."""
         with torch.autocast(device_type=y.device.type, enabled=False):
             r = self.misfit(op, d_image, y)
-            return squared_norm(self.weight(op, r)) / self.measured_count(op, promote(y)).clamp_min(1.0)
+            count = self.measured_count(op, promote(y)) if count is None else count
+            return squared_norm(self.weight(op, r)) / count.clamp_min(1.0)
 
-    def consistency(self, op, x_image: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def consistency(self, op, x_image: torch.Tensor, y: torch.Tensor, count: torch.Tensor | None = None
+                    ) -> torch.Tensor:
         """‖P_M(A x − y)‖² / |M| per sample, (B,), unweighted, of a CLEAN image x (every kind applies A):
-        the data term of the generator prior."""
-        return squared_norm(self.misfit(op, x_image, y)) / self.measured_count(op, promote(y)).clamp_min(1.0)
+        the data term of the generator prior (count as in `residual`)."""
+        count = self.measured_count(op, promote(y)) if count is None else count
+        return squared_norm(self.misfit(op, x_image, y)) / count.clamp_min(1.0)
 
     def output_misfit(self, op, x0: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """r of a teacher's x0-prediction (network channels): P_M(A·x0 − y) here; data kind x0 − y."""
@@ -212,6 +217,7 @@ class Measurement:
 
     def __init__(self, family: Family, op: LinearOperator, batch: Mapping[str, torch.Tensor]):
         self.family, self.op, self.batch = family, op, batch
+        self._count: torch.Tensor | None = None   # |M|, see `measured_count`
 
     # -- what the batch holds -----------------------------------------------------------------------------
     @property
@@ -291,13 +297,19 @@ class Measurement:
         """The misfit of a teacher's x0-prediction (network channels), in the space the teacher models."""
         return self.family.output_misfit(self.op, x0, self.y)
 
+    def measured_count(self) -> torch.Tensor:
+        """|M| per sample (B,), counted once per Measurement (its operator and y are fixed)."""
+        if self._count is None:
+            self._count = self.family.measured_count(self.op, promote(self.y))
+        return self._count
+
     def residual(self, d_image: torch.Tensor) -> torch.Tensor:
         """‖W·P_M(A d − y)‖² / |M| per sample (B,) (data kind: the mean ‖d − y‖²)."""
-        return self.family.residual(self.op, d_image, self.y)
+        return self.family.residual(self.op, d_image, self.y, self.measured_count())
 
     def consistency(self, x_image: torch.Tensor) -> torch.Tensor:
         """‖P_M(A x − y)‖² / |M| per sample (B,) of a clean image x (the generator prior's data term)."""
-        return self.family.consistency(self.op, x_image, self.y)
+        return self.family.consistency(self.op, x_image, self.y, self.measured_count())
 
     def default_zeta(self) -> torch.Tensor:
         return self.family.default_zeta(self.op, self.y)

@@ -61,7 +61,7 @@ class DataSpace(Family):
     def reproject(self, op_hat, f):
         return f
 
-    def residual(self, op, d_image, y):
+    def residual(self, op, d_image, y, count=None):   # every entry measured: the mean, count unused
         return (promote(d_image) - promote(y)).square().flatten(1).mean(dim=1)
 
     def output_misfit(self, op, x0, y):
