@@ -19,6 +19,7 @@ from rsd_sci.physics.masks import MaskSpec
 from rsd_sci.physics.base import operator_norm
 from rsd_sci.posterior.adps import adps
 from rsd_sci.posterior.baselines import cg_sense, l1_wavelet, tv_ct, zero_filled
+from rsd_sci.posterior.data_consistency import conjugate_gradient
 from rsd_sci.posterior.generator_prior import GeneratorObjective, generator_prior
 
 TINY = {"channels": (8, 16), "num_res_blocks": 1, "attention_levels": (False, False), "num_head_channels": 8,
@@ -212,11 +213,11 @@ def test_adps_tweedie_teacher_stops_at_sigma_n():
 def test_generator_prior_fits_the_data_deterministically(mri_teacher):
     generator, m = mri_teacher
     objective = GeneratorObjective(generator, m, lam=0.1, seed=0, sigma_init=2.5)
-    start = generator_prior(generator, m, iters=0)
-    out = generator_prior(generator, m, iters=15)
+    start = generator_prior(generator, m, iters=0, dc_steps=0)
+    out = generator_prior(generator, m, iters=15, dc_steps=0)
     assert out.shape == (2, 2, 16, 16) and bool(torch.isfinite(out).all())
     assert bool((objective.data_term(out) < objective.data_term(start)).all())
-    assert torch.equal(out, generator_prior(generator, m, iters=15))
+    assert torch.equal(out, generator_prior(generator, m, iters=15, dc_steps=0))
     spread = generator_prior(generator, m, iters=3, restarts=2)
     assert spread.shape == (2, 2, 2, 16, 16)
     assert not torch.allclose(spread[0], spread[1])
@@ -229,3 +230,49 @@ def test_generator_prior_reaches_the_closed_form_optimum():
     batch = {"y": torch.tensor([[[[1.0, -2.0], [0.5, 3.0]]]]), "index": torch.tensor([0])}
     out = generator_prior(model, family_of(spec).measure(batch), iters=600, lr=0.02, lam=0.5)
     assert torch.allclose(out, batch["y"] / 1.5, atol=0.02)
+
+
+def test_generator_prior_ends_consistent_with_the_measured_lines(mri_teacher):
+    """Single-coil MRI: the finish puts y back on the measured lines and keeps the generator's elsewhere."""
+    from rsd_sci.physics.fourier import fft2c
+
+    generator, m = mri_teacher
+    raw = m.to_image(generator_prior(generator, m, iters=3, dc_steps=0))
+    out = m.to_image(generator_prior(generator, m, iters=3))
+    measured = m.op.mask.bool().expand_as(m.y)
+    assert torch.allclose(fft2c(out)[measured], m.y[measured], atol=1e-4)
+    assert torch.allclose(fft2c(out)[~measured], fft2c(raw)[~measured], atol=1e-4)
+    assert not torch.allclose(fft2c(raw)[measured], m.y[measured], atol=1e-2)
+
+
+# -- data consistency by conjugate gradients -------------------------------------------------------------------
+def test_conjugate_gradient_from_zero_is_cg_sense():
+    """From x = 0, CG on A^H A x = A^H y is CG-SENSE with λ = 0 (sigpy, the independent reference)."""
+    _, batch, op, x = _mri_batch(n=2, size=32, coils=8)
+    m = family_of({"family": "mri", "shape": [32, 32], "coils": 8}).measure(batch)
+    ours = conjugate_gradient(m, torch.zeros_like(x), iters=10)
+    assert torch.allclose(ours, cg_sense(batch["y"], batch["masks"], batch["coil_maps"], max_iter=10), atol=1e-4)
+
+
+def test_conjugate_gradient_on_ct_fits_the_views_and_leaves_the_null_space():
+    """CT: the residual falls, and the change x − x_0 lies in the range of A^H (orthogonal to A's null
+    space): a start that differs by a null-space image ends differing by the same image."""
+    family = family_of({"family": "ct", "image_size": 16, "n_angles": 30})
+    batch = {"masks": torch.from_numpy(np.stack([view_mask(30, 10)] * 2)), "index": torch.arange(2)}
+    op = family.operator(batch)
+    truth = torch.randn(2, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    m = family.measure(dict(batch, y=op.A(truth)))
+    start = torch.zeros_like(truth)
+    out = conjugate_gradient(m, start, iters=10)
+    before, after = (m.A(start) - m.y).norm(), (m.A(out) - m.y).norm()
+    assert after < 0.1 * before
+    basis = torch.eye(256).reshape(256, 1, 16, 16)
+    matrix = family.operator({"masks": batch["masks"][:1].expand(256, -1)}).A(basis).reshape(256, -1).T.double()
+    _, singular, vh = torch.linalg.svd(matrix)
+    rank = int((singular > 1e-6 * singular[0]).sum())
+    null = (vh[rank:].T @ torch.randn(256 - rank, 2, generator=torch.Generator().manual_seed(1)).double())
+    null = null.T.reshape(2, 1, 16, 16).float()        # two images A does not see
+    assert rank < 256 and float(op.A(null).norm()) < 1e-4 * float(null.norm())
+    early = conjugate_gradient(m, start, iters=5)   # few steps: float32 round-off in A^H A's near-null
+    shifted = conjugate_gradient(m, start + null, iters=5)   # directions grows with the step count
+    assert torch.allclose(shifted - null, early, atol=1e-3 * float(early.abs().max()))

@@ -77,7 +77,10 @@ class Family(abc.ABC):
     Attributes: kind ("data" | "ambient"), channels (network image channels), cond_channels, spec,
     default_stop_sigma (the teacher sampler's default stop, 0 = none), baselines (the classical
     `rsd-sci reconstruct` methods that fit), zero_filled (the baseline the report's headline compares
-    the generator prior with, or None). Subclasses build the operator and implement the Ambient hooks.
+    the generator prior with, or None), consistency_steps (the CG steps on ‖A x − y‖² that finish a
+    generator-prior reconstruction, `rsd_sci.posterior.data_consistency`; 0 where A subsamples nothing
+    and they would only fit the noise or the blur back in). Subclasses build the operator and implement
+    the Ambient hooks.
     """
 
     kind = "ambient"
@@ -86,6 +89,7 @@ class Family(abc.ABC):
     default_stop_sigma = 0.0
     baselines: tuple[str, ...] = ()
     zero_filled: str | None = None
+    consistency_steps = 0
 
     def __init__(self, spec: Mapping):
         self.spec = dict(spec)

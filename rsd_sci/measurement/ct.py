@@ -27,6 +27,7 @@ class CT(Family):
     default_stop_sigma = 0.1      # the Ambient sampler's default stop (docs/method.md, "Sampling")
     baselines = ("fbp", "tv")
     zero_filled = "fbp"
+    consistency_steps = 10        # CG steps of the generator prior's data consistency
     metric_note = "CT images as attenuation with air at 0, inside the scanned disc only. "
 
     def describe(self) -> str:

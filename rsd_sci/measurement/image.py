@@ -87,6 +87,7 @@ class PixelMasks(Family):
     kind = "ambient"
     channels = 1
     cond_channels = 1
+    consistency_steps = 1         # A^H A = M is a projection: the measured pixels put back
 
     def describe(self) -> str:
         return f"image, corruption {self.spec.get('corruption')}"

@@ -22,6 +22,7 @@ from rsd_sci.keyed_random import further_generator
 from rsd_sci.measurement.base import Family
 from rsd_sci.physics.layout import channels_to_complex, complex_to_channels
 
+DC_STEPS_COILS = 10          # CG steps of the generator prior's data consistency, multi-coil
 RSS_EPS = 1e-6                # coil-map RSS below this counts as outside the support (R̂ is 0 there)
 
 
@@ -32,6 +33,12 @@ class MRI(Family):
     default_stop_sigma = 0.1      # the Ambient sampler's default stop (docs/method.md, "Sampling")
     baselines = ("zero-filled", "cg-sense", "l1-wavelet")
     zero_filled = "zero-filled"
+
+    @property
+    def consistency_steps(self) -> int:
+        """1 for single-coil data (A^H A is a projection: one CG step puts the measured lines back),
+        DC_STEPS_COILS for multi-coil data."""
+        return 1 if int(self.spec.get("coils", 1)) == 1 else DC_STEPS_COILS
 
     def describe(self) -> str:
         op, mask = self.spec, self.spec.get("mask", {})

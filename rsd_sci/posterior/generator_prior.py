@@ -13,9 +13,13 @@ minimises per sample
 
     L(z) = ‖P_M(A·x_g(z) − y)‖² / |M|  +  lam·‖z‖² / dim(z)          (a Gaussian prior on z)
 
-from z_0 keyed N(0, I), and returns x_g(z) at the last iterate, (B, C, H, W) in network channels
-(`iters=0` returns x_g(z_0)). For data spaces A is the corruption (blur, down-sampling, or I): the
-generator's images are clean.
+from z_0 keyed N(0, I), then finishes with data consistency: `dc_steps` conjugate-gradient steps on
+A^H A x = A^H y from x_g(z) (`rsd_sci.posterior.data_consistency`; default the family's
+`consistency_steps`: 1 for single-coil MRI and pixel masks, where it puts the measured rows back exactly,
+10 for multi-coil MRI and CT, 0 for data spaces), and returns the result, (B, C, H, W) in network
+channels (`iters=0` starts from x_g(z_0)). Without the last step the result could never leave the
+generator's range. For data spaces A is the corruption (blur, down-sampling, or I): the generator's
+images are clean, and a solve would fit the noise or the blur back in.
 
 lam: the MAP objective ‖P_M(A x_g − y)‖²/(2σ_n²) + ‖z‖²/2 is this one with lam = σ_n²·dim(z)/|M|, tiny for
 nearly noiseless data; larger values keep z typical (the default's measurements: docs/method.md).
@@ -44,6 +48,7 @@ import torch
 from rsd_sci.distill.losses import SIGMA_INIT
 from rsd_sci.keyed_random import Stream, keyed_randn
 from rsd_sci.measurement import Measurement
+from rsd_sci.posterior.data_consistency import conjugate_gradient
 
 
 class GeneratorObjective:
@@ -63,6 +68,12 @@ class GeneratorObjective:
         z_in, cond = self.m_in.generator_input(self.sigma_init * self.m.to_image(z))
         return self.G(z_in, torch.full((z.shape[0],), self.sigma_init, device=z.device), cond)
 
+    def finish(self, x_g: torch.Tensor, dc_steps: int) -> torch.Tensor:
+        """x_g after `dc_steps` CG steps towards A x = y, network channels."""
+        if dc_steps == 0:
+            return x_g
+        return self.m.family.to_channels(conjugate_gradient(self.m, self.m.to_image(x_g.float()), dc_steps))
+
     def data_term(self, x_g: torch.Tensor) -> torch.Tensor:
         """‖P_M(A·x_g − y)‖² / |M| per sample, (B,)."""
         return self.m.consistency(self.m.to_image(x_g))
@@ -79,6 +90,7 @@ def generator_prior(model, m: Measurement, iters: int = 200,
                     restarts: int = 1,               # R keyed starting points: a spread, not samples
                     progress: Callable[[int, int], None] | None = None,
                     sigma_init: float = SIGMA_INIT,  # the generator's input level (meta["sigma_init"])
+                    dc_steps: int | None = None,     # CG steps of the finish (None: the family's)
                     ) -> torch.Tensor:
     """Generator-prior reconstructions of m.y (see the module docstring).
 
@@ -89,6 +101,7 @@ def generator_prior(model, m: Measurement, iters: int = 200,
     if restarts < 1 or iters < 0:
         raise ValueError(f"need restarts ≥ 1 and iters ≥ 0, got {restarts}, {iters}")
     objective = GeneratorObjective(model, m, lam, seed, sigma_init)
+    dc_steps = m.family.consistency_steps if dc_steps is None else int(dc_steps)
     keys = m.index.cpu()
     device = m.y.device
     results = []
@@ -104,5 +117,5 @@ def generator_prior(model, m: Measurement, iters: int = 200,
             if progress is not None:
                 progress(restart * iters + i + 1, restarts * iters)
         with torch.no_grad():
-            results.append(objective.generate(z.detach()))
+            results.append(objective.finish(objective.generate(z.detach()), dc_steps))
     return results[0] if restarts == 1 else torch.stack(results)
