@@ -15,9 +15,7 @@ import typer
 from cli.errors import fail, guarded
 
 FALLBACK_TARGET_KEY = "reconstruction_esc"  # fastMRI single-coil targets, when the rss key is absent
-SET_KEYS = ("samples", "reconstruction", "targets")  # datasets of an image-set .h5, first found wins
 NO_FEATURES = "FID/KID: not computed (pass --features PATH, a TorchScript feature extractor; no weights are downloaded)"
-FEATURE_BATCH = 64  # images per call of the feature extractor
 SHOWN_NAMES = 3  # missing file names listed in an error
 
 
@@ -125,102 +123,18 @@ def _print_table(result: dict) -> None:
     Console().print(table)
 
 
-def _read_image_set(path: Path):
-    """Images as float32 (N, C, H, W): .npy (N, H, W) / (N, C, H, W); .h5 dataset samples, reconstruction
-    or targets, same shapes; .nii(.gz) volume (H, W, N) or (H, W, N, C). Complex values become magnitudes."""
-    import numpy as np
-
-    from rsd_sci.errors import InputError
-
-    name = path.name.lower()
-    if name.endswith((".nii", ".nii.gz")):
-        from rsd_sci.data.nifti import read_nifti
-
-        data = read_nifti(path).data
-        images = data.transpose(2, 0, 1) if data.ndim == 3 else data.transpose(2, 3, 0, 1)
-    elif name.endswith(".npy"):
-        if not path.is_file():
-            raise InputError(path, "no such file")
-        try:
-            images = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as err:
-            raise InputError(path, f"not a NumPy array file ({err})") from None
-    elif name.endswith(".h5"):
-        from rsd_sci.data.hdf5_file import open_hdf5
-
-        with open_hdf5(path) as f:
-            key = next((k for k in SET_KEYS if k in f), None)
-            if key is None:
-                raise InputError(path, f"no {', '.join(repr(k) for k in SET_KEYS)} dataset")
-            images = f[key][()]
-    else:
-        raise InputError(path, "unknown image-set format (expected .npy, .h5, .nii or .nii.gz)")
-    images = np.abs(images) if np.iscomplexobj(images) else np.asarray(images)
-    if images.ndim == 3:
-        images = images[:, None]
-    if images.ndim != 4 or 0 in images.shape or not np.issubdtype(images.dtype, np.number):
-        raise InputError(path, f"holds {images.dtype} of shape {images.shape}; expected images (N, H, W) or "
-                               "(N, C, H, W)")
-    if not np.isfinite(images).all():
-        raise InputError(path, "holds NaN or Inf values")
-    return np.ascontiguousarray(images, dtype=np.float32)
-
-
-def _features(extractor, images, dev):
-    """Features (N, d) float64 of images (N, C, H, W) through the extractor, fed (B, 1, H, W) float32
-    (C > 1: the root-sum-of-squares over channels, i.e. the magnitude of (real, imaginary) pairs)."""
-    import numpy as np
-    import torch
-
-    x = torch.from_numpy(images if images.shape[1] == 1 else np.sqrt((images ** 2).sum(1, keepdims=True)))
-    with torch.no_grad():
-        out = [extractor(batch.to(dev)).reshape(len(batch), -1) for batch in x.split(FEATURE_BATCH)]
-    return torch.cat(out).to("cpu", torch.float64).numpy()
-
-
-def _load_extractor(path: Path, dev):
-    """A TorchScript module from `path` (torch.jit.load: no pickle), in eval mode on `dev`."""
-    import torch
-
-    from rsd_sci.errors import InputError
-
-    if not path.is_file():
-        raise InputError(path, "no such file")
-    try:
-        return torch.jit.load(str(path), map_location=dev).eval()
-    except (RuntimeError, ValueError, OSError):
-        raise InputError(path, "not a TorchScript file (write one with torch.jit.script(module).save(PATH))") from None
-
-
-def _feature_distances(path: Path, extractor, x, y, dev) -> dict:
-    import numpy as np
-
-    from rsd_sci.errors import InputError
-    from rsd_sci.metrics.image import frechet_distance, kernel_inception_distance
-
-    try:
-        fx, fy = _features(extractor, x, dev), _features(extractor, y, dev)
-    except (RuntimeError, AttributeError, TypeError) as err:
-        raise InputError(path, f"the extractor fails on (B, 1, H, W) images ({str(err).splitlines()[0]})") from None
-    if not (np.isfinite(fx).all() and np.isfinite(fy).all()):
-        raise InputError(path, "feature extractor returned NaN or Inf")
-    try:
-        return {"fid": frechet_distance(fx, fy), "kid": kernel_inception_distance(fx, fy),
-                "feature_dim": int(fx.shape[1])}
-    except ValueError as err:
-        raise InputError(None, f"FID/KID: {err}") from None
-
-
 def _distances(samples: Path, reference: Path, features: Optional[Path], device: str, seed: int) -> dict:
     import torch
 
+    from rsd_sci.data.image_sets import read_image_set
     from rsd_sci.engine.distributed import resolve_device
     from rsd_sci.errors import InputError
     from rsd_sci.metrics.distribution import patch_sliced_wasserstein, power_spectrum_distance
+    from rsd_sci.metrics.features import feature_distances, load_extractor
 
     dev = resolve_device(device)
-    extractor = None if features is None else _load_extractor(features, dev)
-    x, y = _read_image_set(samples), _read_image_set(reference)
+    extractor = None if features is None else load_extractor(features, dev)
+    x, y = read_image_set(samples), read_image_set(reference)
     if x.shape[1:] != y.shape[1:]:
         raise InputError(reference, f"images are (C, H, W) = {y.shape[1:]}, but {samples} holds {x.shape[1:]}")
     tx, ty = torch.from_numpy(x).to(dev), torch.from_numpy(y).to(dev)
@@ -231,7 +145,7 @@ def _distances(samples: Path, reference: Path, features: Optional[Path], device:
         raise InputError(samples, str(err)) from None
     result |= {"n_samples": len(x), "n_reference": len(y)}
     if features is not None:
-        result |= _feature_distances(features, extractor, x, y, dev)
+        result |= feature_distances(features, extractor, x, y, dev)
     sw = result["patch_sliced_wasserstein"]
     typer.echo(f"samples {samples} (n = {len(x)}) vs reference {reference} (n = {len(y)})")
     typer.echo(f"patch sliced Wasserstein: {sw['mean']:.5g} (scales {', '.join(f'{d:.4g}' for d in sw['scales'])})")

@@ -11,7 +11,8 @@ import torch
 from typer.testing import CliRunner
 
 from cli.app import app
-from rsd_sci.metrics.image import frechet_distance, volume_metrics
+from rsd_sci.metrics.features import frechet_distance
+from rsd_sci.metrics.image import volume_metrics
 
 runner = CliRunner()
 

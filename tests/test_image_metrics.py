@@ -19,10 +19,9 @@ import torch
 from scipy.ndimage import uniform_filter
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from rsd_sci.metrics.features import frechet_distance, kernel_inception_distance
 from rsd_sci.metrics.image import (
     center_crop,
-    frechet_distance,
-    kernel_inception_distance,
     nmse,
     psnr,
     ssim,

@@ -1,4 +1,4 @@
-"""Image-quality metrics with fastMRI's semantics, and distances between sets of feature vectors.
+"""Image-quality metrics with fastMRI's semantics (FID/KID of feature sets: `rsd_sci.metrics.features`).
 
 Reference images x and reconstructions x̂, (S, H, W) volumes (a 2-D image is one slice), in float64,
 with data range L (default: the maximum of x over the whole volume, as fastMRI's evaluate does):
@@ -15,13 +15,6 @@ SSIM_2D is scikit-image's default: a 7×7 uniform window U (N = 49 pixels), samp
 
 `volume_metrics` applies fastMRI's evaluation to one volume: magnitude of complex images, the
 prediction centre-cropped to the target's (H, W), L = max of the target volume.
-
-Feature-set distances, for features f (N, d) and g (M, d) of two image sets (from a user-supplied
-extractor; FID with Inception features is Heusel et al. 2017, KID is Bińkowski et al. 2018):
-
-    FID(f, g) = ‖μ_f − μ_g‖² + tr(Σ_f + Σ_g − 2 (Σ_f Σ_g)^{1/2})     (Gaussian fits, ddof = 1)
-    KID(f, g) = 1/(N(N−1)) Σ_{i≠j} k(f_i, f_j) + 1/(M(M−1)) Σ_{i≠j} k(g_i, g_j) − 2/(NM) Σ_{i,j} k(f_i, g_j),
-                k(u, v) = (uᵀv / d + 1)³    (the unbiased MMD², over the full sets)
 
 Example:
     >>> import numpy as np
@@ -43,8 +36,6 @@ __all__ = [
     "center_crop",
     "volume_metrics",
     "summarize",
-    "frechet_distance",
-    "kernel_inception_distance",
 ]
 
 METRICS = ("nmse", "psnr", "ssim")
@@ -145,54 +136,3 @@ def summarize(per_volume: dict[str, dict[str, float]]) -> dict:
         "mean": {m: float(v.mean()) for m, v in values.items()},
         "std": {m: float(v.std()) for m, v in values.items()},
     }
-
-
-def _feature_sets(f: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    f, g = np.asarray(f, np.float64), np.asarray(g, np.float64)
-    if f.ndim != 2 or g.ndim != 2 or f.shape[1] != g.shape[1] or min(len(f), len(g)) < 2:
-        raise ValueError(f"feature sets must be (N, d) and (M, d) with N, M ≥ 2, got {f.shape} and {g.shape}")
-    return f, g
-
-
-def frechet_distance(f: np.ndarray, g: np.ndarray) -> float:
-    """FID between Gaussian fits of features f (N, d) and g (M, d) (module docstring); ≥ 0.
-
-    The matrix square root is scipy.linalg.sqrtm, real part (round-off leaves tiny imaginary parts);
-    the result is clipped at 0 (round-off on identical sets).
-
-    Example:
-        >>> f = np.random.default_rng(0).normal(size=(500, 2))
-        >>> round(frechet_distance(f, f), 6)
-        0.0
-        >>> round(frechet_distance(f, f + [3.0, 4.0]), 6)   # a shift m adds ‖m‖² = 25
-        25.0
-    """
-    from scipy.linalg import sqrtm
-
-    f, g = _feature_sets(f, g)
-    mu_f, mu_g = f.mean(0), g.mean(0)
-    cov_f, cov_g = np.atleast_2d(np.cov(f, rowvar=False)), np.atleast_2d(np.cov(g, rowvar=False))
-    root = np.real(sqrtm(cov_f @ cov_g))
-    value = np.sum((mu_f - mu_g) ** 2) + np.trace(cov_f + cov_g - 2 * root)
-    return max(float(value), 0.0)
-
-
-def kernel_inception_distance(f: np.ndarray, g: np.ndarray) -> float:
-    """KID: unbiased MMD² between features f (N, d) and g (M, d), cubic polynomial kernel (module docstring).
-
-    Unbiased, so it can be slightly negative for sets from one distribution. Kernel matrices are
-    N × N, M × M and N × M (float64).
-
-    Example:
-        >>> f = np.random.default_rng(0).normal(size=(200, 4))
-        >>> abs(kernel_inception_distance(f[:100], f[100:])) < 0.1    # two halves of one sample: ≈ 0
-        True
-        >>> kernel_inception_distance(f, f + 2) > 100
-        True
-    """
-    f, g = _feature_sets(f, g)
-    n, m, d = len(f), len(g), f.shape[1]
-    k_ff, k_gg, k_fg = ((a @ b.T / d + 1) ** 3 for a, b in ((f, f), (g, g), (f, g)))
-    within_f = (k_ff.sum() - np.trace(k_ff)) / (n * (n - 1))
-    within_g = (k_gg.sum() - np.trace(k_gg)) / (m * (m - 1))
-    return float(within_f + within_g - 2 * k_fg.mean())
