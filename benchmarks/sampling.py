@@ -51,7 +51,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from operators import Load, best, interleave, make_sync, median, print_table, ratio  # noqa: E402  (sibling)
+from timing import Load, best, interleave, make_sync, median, print_table, ratio  # noqa: E402  (sibling)
 from train_step import CASES, make_sets, train_environment  # noqa: E402  (sibling)
 
 from rsd_sci.data.batches import load_batch  # noqa: E402

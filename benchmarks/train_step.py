@@ -60,7 +60,7 @@ from typing import Callable
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from operators import Load, best, environment, make_sync, median, print_table, ratio  # noqa: E402  (sibling)
+from timing import Load, best, environment, make_sync, median, print_table, ratio  # noqa: E402  (sibling)
 
 from rsd_sci.data.batches import global_batch_indices, load_batch  # noqa: E402
 from rsd_sci.data.make import MakeSpec, make_measurement_set  # noqa: E402
