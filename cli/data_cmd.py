@@ -74,10 +74,7 @@ def make(
         raise InputError(values["out"], str(e)) from None
     op = summary.operator
     typer.echo(f"wrote {summary.out}: {summary.n_train} train / {summary.n_test} test samples, "
-               f"measurements {tuple(summary.measurement_shape)}, operator {op['family']}"
-               + (f" R={spec.accel:g}, {op['coils']} coil(s)" if op["family"] == "mri" else "")
-               + (f" {spec.views}/{spec.n_angles} views" if op["family"] == "ct" else "")
-               + (f" {spec.corruption}" if op["family"] == "image" else ""))
+               f"measurements {tuple(summary.measurement_shape)}, operator {spec.describe_operator(op)}")
 
 
 def _parse_sigma(value):

@@ -99,7 +99,7 @@ def _run(kind, input, out, files, targets, info, method, model, modality, flags,
     from rsd_sci.engine.model import load_model, resolve_model_path
     from rsd_sci.errors import InputError
     from rsd_sci.posterior import file_reconstruction as fr
-    from rsd_sci.posterior.nifti_volume import check_fits_model
+    from rsd_sci.data.volume_samples import check_fits_model
     from rsd_sci.posterior.reconstruct import check_method
 
     model_kind = "teacher" if method == "adps" else None   # from a run directory: the teacher for A-DPS

@@ -150,9 +150,7 @@ def _requested(ctx, values: dict, config: Path | None) -> dict:
 
 
 def _default_name(values: dict) -> str:
-    modality = values["modality"]
-    if modality == "mri":
-        return f"mri-r{values['accel'] or 4:g}"
-    if modality == "ct":
-        return f"ct-v{values['views'] or 60}"
-    return f"image-{values['corruption'] or 'noise'}"
+    from rsd_sci.data.make import MakeSpec
+
+    given = {k: values[k] for k in ("modality", "accel", "views", "corruption") if values.get(k) is not None}
+    return MakeSpec(**given).run_name()

@@ -97,6 +97,35 @@ class MakeSpec:
         except ValueError as e:
             raise InputError(None, str(e)) from None
 
+    def run_name(self) -> str:
+        """The default run folder of `train` on these data: mri-r4, ct-v60, image-noise."""
+        if self.modality == "mri":
+            return f"mri-r{self.accel:g}"
+        if self.modality == "ct":
+            return f"ct-v{self.views}"
+        return f"image-{self.corruption}"
+
+    def describe_operator(self, op: dict) -> str:
+        """The written set's operator in a few words: "mri R=4, 1 coil(s)", "ct 60/180 views", "image noise"."""
+        if self.modality == "mri":
+            return f"mri R={self.accel:g}, {op['coils']} coil(s)"
+        if self.modality == "ct":
+            return f"ct {self.views}/{self.n_angles} views"
+        return f"image {self.corruption}"
+
+
+def make_options(op: dict) -> dict:
+    """The `MakeSpec` options that give the operator spec `op` (the inverse of `operator_spec`): the
+    modality and the operator's own settings (mask, coils; views; corruption)."""
+    if op["family"] == "mri":
+        m = op["mask"]
+        return dict(modality="mri", accel=float(m["acceleration"]), mask=m["kind"],
+                    center_fraction=float(m["center_fraction"]), coils=int(op["coils"]))
+    if op["family"] == "ct":
+        return dict(modality="ct", views=int(op["n_views"]), n_angles=int(op["n_angles"]), view_kind=op["view_kind"])
+    return dict(modality="image", **{k: op[k] for k in ("corruption", "p", "delta", "blur_kernel", "blur_std",
+                                                        "factor") if k in op})
+
 
 @dataclass
 class MakeSummary:

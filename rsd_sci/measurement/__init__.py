@@ -11,7 +11,7 @@ FAMILIES = ("mri", "ct", "image")
 CORRUPTIONS = ("noise", "blur", "inpaint", "downsample")
 
 __all__ = ["CORRUPTIONS", "FAMILIES", "MEMBERS", "Family", "Measurement", "baselines_of", "family_class",
-           "family_of"]
+           "family_of", "family_of_baseline"]
 
 
 def family_class(spec: Mapping) -> type[Family]:
@@ -51,3 +51,8 @@ def baselines_of(family: str) -> tuple[str, ...]:
         return family_class({"family": family}).baselines
     except ValueError:
         return ()
+
+
+def family_of_baseline(method: str) -> str | None:
+    """The name of the family whose classical baselines include `method` (fbp: ct), None when none does."""
+    return next((name for name in FAMILIES if method in baselines_of(name)), None)

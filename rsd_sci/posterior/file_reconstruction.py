@@ -8,7 +8,7 @@
                                               the file's reconstruction size, in the file's units; `std`
     NIfTI file / folder of them             NIfTI volumes of the same names: the input's shape, affine
       (.nii, .nii.gz)                         and header, float32 in the input's units
-                                              (`rsd_sci.posterior.nifti_volume`); with n_samples > 1 the
+                                              (`rsd_sci.data.volume_samples`); with n_samples > 1 the
                                               std as a second file NAME_std.nii(.gz) beside it
 
 How files are simulated or undersampled (`data_options`): with a model, as the model's data were made
@@ -96,7 +96,7 @@ def output_paths(input: Path, out: Path, kind: str, files: list[Path] | None) ->
 
 def all_outputs(targets: list[Path], kind: str, n_samples: int) -> list[Path]:
     """Every file the run writes: the targets and, for NIfTI with n_samples > 1, their std files."""
-    from rsd_sci.posterior.nifti_volume import std_path
+    from rsd_sci.data.volume_samples import std_path
 
     extra = [std_path(t) for t in targets] if kind == "nifti" and n_samples > 1 else []
     return list(targets) + extra
@@ -104,17 +104,17 @@ def all_outputs(targets: list[Path], kind: str, n_samples: int) -> list[Path]:
 
 def modality_of(method: str, loaded=None, requested: str | None = None) -> str:
     """The data's modality: the model's (a conflicting `requested` is an InputError), else `requested`,
-    else the baseline's (fbp, tv: ct; the others: mri)."""
-    from rsd_sci.measurement import baselines_of
+    else the family whose baseline it is (fbp, tv: ct), else mri."""
+    from rsd_sci.measurement import FAMILIES, family_of_baseline
 
-    if requested is not None and requested not in ("mri", "ct", "image"):
-        raise InputError(None, f"unknown --modality {requested!r} (mri, ct or image)")
+    if requested is not None and requested not in FAMILIES:
+        raise InputError(None, f"unknown --modality {requested!r} ({', '.join(FAMILIES)})")
     if loaded is not None:
         family = loaded.meta["operator"]["family"]
         if requested is not None and requested != family:
             raise InputError(loaded.path, f"is a {family} model: --modality {requested} conflicts with it")
         return family
-    return requested or ("ct" if method in baselines_of("ct") else "mri")
+    return requested or family_of_baseline(method) or "mri"
 
 
 def data_options(loaded=None, **flags) -> dict:
@@ -122,21 +122,15 @@ def data_options(loaded=None, **flags) -> dict:
     `flags` (modality, accel, mask, center_fraction, views, virtual_coils) as given."""
     if loaded is None:
         return {k: v for k, v in flags.items() if v is not None}
-    op, cfg = loaded.meta["operator"], loaded.meta.get("config") or {}
+    from rsd_sci.data.make import make_options
+
+    cfg = loaded.meta.get("config") or {}
     make = cfg.get("make") or {}
-    family = op["family"]
-    out = dict(modality=family, seed=int(cfg.get("seed") or 0), sigma_n=make.get("sigma_n"))
+    out = make_options(loaded.meta["operator"]) | dict(seed=int(cfg.get("seed") or 0), sigma_n=make.get("sigma_n"))
     if cfg.get("data") is not None and make.get("size"):  # phantoms: `size` is the phantom size
         out["size"] = int(make["size"])
-    if family == "mri":
-        m = op["mask"]
-        out.update(accel=float(m["acceleration"]), mask=m["kind"], center_fraction=float(m["center_fraction"]),
-                   coils=int(op["coils"]), virtual_coils=flags.get("virtual_coils") or make.get("virtual_coils"))
-    elif family == "ct":
-        out.update(views=int(op["n_views"]), n_angles=int(op["n_angles"]), view_kind=op["view_kind"])
-    else:
-        out.update({k: op[k] for k in ("corruption", "p", "delta", "blur_kernel", "blur_std", "factor") if k in op})
-    return out
+    virtual_coils = flags.get("virtual_coils") or make.get("virtual_coils")   # fastMRI coil compression
+    return out | ({"virtual_coils": virtual_coils} if virtual_coils else {})
 
 
 def my_share(items: list, info=None) -> list:
@@ -225,7 +219,7 @@ def reconstruct_fastmri_file(path: Path, target: Path, job: Job, options: dict) 
     from rsd_sci.data.atomic import atomic_path
     from rsd_sci.data.batches import collate
     from rsd_sci.data.fastmri import write_reconstruction
-    from rsd_sci.posterior.reconstruct import fastmri_volume, to_file_magnitudes
+    from rsd_sci.data.volume_samples import fastmri_volume, to_file_magnitudes
 
     if options.get("modality", "mri") != "mri":
         raise InputError(path, f"fastMRI files hold mri data, not {options['modality']}")
@@ -249,7 +243,7 @@ def reconstruct_fastmri_file(path: Path, target: Path, job: Job, options: dict) 
 def reconstruct_nifti_file(path: Path, target: Path, job: Job, options: dict) -> None:
     """One NIfTI volume -> a NIfTI volume in the input's geometry and units (and NAME_std beside it)."""
     from rsd_sci.data.batches import collate
-    from rsd_sci.posterior.nifti_volume import nifti_volume, std_path, to_volume_units, write_volume
+    from rsd_sci.data.volume_samples import nifti_volume, std_path, to_volume_units, write_volume
 
     vol = nifti_volume(path, options)
     samples = vol["samples"]

@@ -37,10 +37,8 @@ Example (zero-filled, single-coil, fully sampled: the image itself):
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable, Mapping
 
-import numpy as np
 import torch
 
 from rsd_sci.errors import InputError
@@ -151,67 +149,3 @@ def _learned(method, m: Measurement, model, k, seed, steps, progress):
     if k == 1:
         return images[0], None
     return _spread(images)
-
-
-# -- fastMRI volumes -------------------------------------------------------------------------------------
-def fastmri_volume(path: str | Path, mask_spec: dict, virtual_coils: int | None = None) -> dict:
-    """One fastMRI file as `data make --source fastmri` builds its samples (same code path: readout
-    crop, pre-whitening, optional coil compression, per-slice scale, ESPIRiT maps; the file's own
-    `mask` used as measured, else `mask_spec` seeded by the file name).
-
-    Returns {"spec": the operator spec, "samples": [per-slice sample dicts with "index"],
-    "file_scale": (S,) per-slice factors from normalised to the file's units, "recon_size": (h, w)}.
-    file_scale = the calibration-region scale of the file's own (not whitened) read-out-cropped
-    k-space, so multi-coil images come back in the units of the file's `reconstruction_rss`.
-    """
-    from rsd_sci.data import make, scaling, simulate_mri, sources
-    from rsd_sci.data.fastmri import FastMRIFile
-
-    path = Path(path)
-    spec = make.MakeSpec(modality="mri", source="fastmri", input=str(path), virtual_coils=virtual_coils,
-                         **{k: v for k, v in dict(accel=mask_spec.get("acceleration"), mask=mask_spec.get("kind"),
-                                                  center_fraction=mask_spec.get("center_fraction")).items()
-                            if v is not None})
-    spec.validate()
-    (volume,) = sources.file_volumes("fastmri", "mri", [path], None)
-    operator = make.operator_spec(spec, {"all": [(volume, 0)]})
-    samples, file_scale = [], []
-    for i in range(volume.n_slices):
-        sl = volume.read(i)
-        sample = slice_sample(make, spec, operator, volume.name, i, sl)
-        sample["index"] = i
-        samples.append(sample)
-        raw = simulate_mri.crop_readout(sl.kspace.astype(np.complex64), sl.recon_size[0])
-        calib = int(simulate_mri.center_lines(np.asarray(sample["centers"])).sum())
-        file_scale.append(1.0 / scaling.calibration_rss_scale(raw, calib_lines=calib))
-    with FastMRIFile(path) as f:
-        recon_size = tuple(int(n) for n in f.recon_size)
-    return dict(spec=operator, samples=samples, file_scale=np.asarray(file_scale), recon_size=recon_size)
-
-
-def slice_sample(make, spec, operator, name, i, sl) -> dict:
-    """`data make`'s per-slice processing; a slice whose noise level cannot be estimated (too few
-    peripheral k-space samples: small files) gets σ_n = 0, which only Tweedie teachers read; other
-    problems (e.g. too few calibration lines for ESPIRiT) are InputErrors naming the file."""
-    import dataclasses
-    import logging
-
-    try:
-        return make.process_slice(spec, operator, name, i, sl, False)
-    except ValueError as err:
-        if spec.sigma_n is None and ("estimate sigma" in str(err) or "periphery" in str(err)):
-            logging.getLogger(__name__).info("%s slice %d: %s; using sigma_n = 0", name, i, err)
-            try:
-                return make.process_slice(dataclasses.replace(spec, sigma_n=0.0), operator, name, i, sl, False)
-            except ValueError as again:
-                err = again
-        raise InputError(name, str(err)) from None
-
-
-def to_file_magnitudes(images: torch.Tensor, file_scale: np.ndarray, recon_size: tuple[int, int]) -> np.ndarray:
-    """Normalised complex images (S, 1, H, W) -> magnitudes in the file's units, centre-cropped to the
-    reconstruction size (fastMRI's offsets), float32 (S, h, w)."""
-    from rsd_sci.data.simulate_mri import center_crop_clamped
-
-    mag = images[:, 0].abs().double().cpu().numpy() / np.asarray(file_scale)[:, None, None]
-    return np.ascontiguousarray(center_crop_clamped(mag, recon_size)).astype(np.float32)

@@ -1,8 +1,11 @@
-"""A NIfTI volume as a batch of measurements (exactly as `data make --source nifti` builds them) and
-reconstructions of it back in the volume's own units, geometry and file format (`rsd-sci reconstruct`).
+"""One file as a batch of measurement samples, built exactly as `data make` builds its sets, and the
+reconstructions of those samples back in the file's own units and format (`rsd-sci reconstruct`).
 
-Forward (`nifti_volume`, the `data make` code path: `sources.file_volumes`, `make.operator_spec`,
-`make.process_slice`): slices along axis 2 (4-D: volume-major, see `rsd_sci.data.nifti`), each
+fastMRI (`fastmri_volume`, `to_file_magnitudes`): the `data make --source fastmri` code path; the
+magnitudes come back centre-cropped to the file's reconstruction size, in its `reconstruction_rss` units.
+
+NIfTI (`nifti_volume`, `to_volume_units`, `write_volume`), forward as `data make --source nifti`
+(`sources.file_volumes`, `make.operator_spec`, `make.process_slice`): slices along axis 2 (4-D: volume-major, see `rsd_sci.data.nifti`), each
 zero-padded to a centred n × n square (n = max(h, w)) and, when the options carry a `size`, resampled
 to size × size; then per modality
 
@@ -42,6 +45,71 @@ from rsd_sci.errors import InputError
 SLICE_AXIS = 2  # `data make` slices NIfTI volumes along the third voxel axis
 
 
+# -- fastMRI files ---------------------------------------------------------------------------------------
+def fastmri_volume(path: str | Path, mask_spec: dict, virtual_coils: int | None = None) -> dict:
+    """One fastMRI file as `data make --source fastmri` builds its samples (same code path: readout
+    crop, pre-whitening, optional coil compression, per-slice scale, ESPIRiT maps; the file's own
+    `mask` used as measured, else `mask_spec` seeded by the file name).
+
+    Returns {"spec": the operator spec, "samples": [per-slice sample dicts with "index"],
+    "file_scale": (S,) per-slice factors from normalised to the file's units, "recon_size": (h, w)}.
+    file_scale = the calibration-region scale of the file's own (not whitened) read-out-cropped
+    k-space, so multi-coil images come back in the units of the file's `reconstruction_rss`.
+    """
+    from rsd_sci.data import make, scaling, simulate_mri, sources
+    from rsd_sci.data.fastmri import FastMRIFile
+
+    path = Path(path)
+    spec = make.MakeSpec(modality="mri", source="fastmri", input=str(path), virtual_coils=virtual_coils,
+                         **{k: v for k, v in dict(accel=mask_spec.get("acceleration"), mask=mask_spec.get("kind"),
+                                                  center_fraction=mask_spec.get("center_fraction")).items()
+                            if v is not None})
+    spec.validate()
+    (volume,) = sources.file_volumes("fastmri", "mri", [path], None)
+    operator = make.operator_spec(spec, {"all": [(volume, 0)]})
+    samples, file_scale = [], []
+    for i in range(volume.n_slices):
+        sl = volume.read(i)
+        sample = slice_sample(make, spec, operator, volume.name, i, sl)
+        sample["index"] = i
+        samples.append(sample)
+        raw = simulate_mri.crop_readout(sl.kspace.astype(np.complex64), sl.recon_size[0])
+        calib = int(simulate_mri.center_lines(np.asarray(sample["centers"])).sum())
+        file_scale.append(1.0 / scaling.calibration_rss_scale(raw, calib_lines=calib))
+    with FastMRIFile(path) as f:
+        recon_size = tuple(int(n) for n in f.recon_size)
+    return dict(spec=operator, samples=samples, file_scale=np.asarray(file_scale), recon_size=recon_size)
+
+
+def slice_sample(make, spec, operator, name, i, sl) -> dict:
+    """`data make`'s per-slice processing; a slice whose noise level cannot be estimated (too few
+    peripheral k-space samples: small files) gets σ_n = 0, which only Tweedie teachers read; other
+    problems (e.g. too few calibration lines for ESPIRiT) are InputErrors naming the file."""
+    import dataclasses
+    import logging
+
+    try:
+        return make.process_slice(spec, operator, name, i, sl, False)
+    except ValueError as err:
+        if spec.sigma_n is None and ("estimate sigma" in str(err) or "periphery" in str(err)):
+            logging.getLogger(__name__).info("%s slice %d: %s; using sigma_n = 0", name, i, err)
+            try:
+                return make.process_slice(dataclasses.replace(spec, sigma_n=0.0), operator, name, i, sl, False)
+            except ValueError as again:
+                err = again
+        raise InputError(name, str(err)) from None
+
+
+def to_file_magnitudes(images: torch.Tensor, file_scale: np.ndarray, recon_size: tuple[int, int]) -> np.ndarray:
+    """Normalised complex images (S, 1, H, W) -> magnitudes in the file's units, centre-cropped to the
+    reconstruction size (fastMRI's offsets), float32 (S, h, w)."""
+    from rsd_sci.data.simulate_mri import center_crop_clamped
+
+    mag = images[:, 0].abs().double().cpu().numpy() / np.asarray(file_scale)[:, None, None]
+    return np.ascontiguousarray(center_crop_clamped(mag, recon_size)).astype(np.float32)
+
+
+# -- NIfTI files ---------------------------------------------------------------------------------------
 def std_path(path: str | Path) -> Path:
     """Where the std of a NIfTI output goes: `_std` before the suffix (recon.nii.gz -> recon_std.nii.gz)."""
     path = Path(path)
@@ -88,7 +156,6 @@ def nifti_volume(path: str | Path, options: dict) -> dict:
     """
     from rsd_sci.data import make, sources
     from rsd_sci.data.nifti import normalize_intensity, read_nifti, volume_to_slices
-    from rsd_sci.posterior.reconstruct import slice_sample
 
     path = Path(path)
     spec = nifti_make_spec(path, options)
