@@ -163,3 +163,11 @@ def further_generator(seed: int, index: int) -> torch.Generator:
     """
     state = np.random.SeedSequence([int(seed) % 2**64, int(index), int(Stream.FURTHER_MASK)])
     return torch.Generator(device="cpu").manual_seed(int(state.generate_state(1, dtype=np.uint64)[0]) >> 1)
+
+
+def further_generators(batch, seed: int, generator: torch.Generator | None = None) -> list[torch.Generator]:
+    """One CPU generator per sample of a batch for its further mask: `further_generator(seed, index)`
+    keyed by batch["index"], or the one `generator` given, repeated (its rows drawn in turn)."""
+    if generator is not None:
+        return [generator] * int(batch["y"].shape[0])
+    return [further_generator(seed, int(k)) for k in batch["index"].tolist()]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rsd_sci.keyed_random import further_generator
+from rsd_sci.keyed_random import further_generators
 from rsd_sci.measurement.base import Family
 from rsd_sci.physics.base import operator_norm
 
@@ -61,15 +61,12 @@ class CT(Family):
         return (int(batch["y"].shape[0]), 1, n, n)
 
     def further(self, op, batch, seed, generator=None):
-        from rsd_sci.physics.ct import default_view_drop, further_view_mask
+        return op.further(further_generators(batch, seed, generator)).to(batch["y"].device)
 
-        b = int(batch["y"].shape[0])
-        views = op.sampled_views().expand(b, -1).cpu()
-        rows = []
-        for i, k in enumerate(batch["index"].tolist()):
-            drop = default_view_drop(op.n_angles, int(views[i].sum()))
-            rows.append(further_view_mask(views[i:i + 1], drop, generator or further_generator(seed, int(k))))
-        return op.with_view_mask(torch.cat(rows)).to(batch["y"].device)
+    def measured_power(self, op, y):
+        """Mean power per detector frequency, |FFT_detector(y)|² (orthonormal) over samples and views:
+        (D // 2 + 1,) float64 (unmeasured views are zero in every set compared alike)."""
+        return torch.fft.rfft(y.to(torch.float64), dim=-1, norm="ortho").abs().square().mean(dim=(0, 1, 2))
 
     def cond(self, op_hat, batch):
         y = batch["y"]

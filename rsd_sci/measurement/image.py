@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from rsd_sci.keyed_random import further_generator
+from rsd_sci.keyed_random import further_generators
 from rsd_sci.measurement.base import Family
 from rsd_sci.physics.base import Identity
 from rsd_sci.physics.precision import promote
@@ -102,15 +102,7 @@ class PixelMasks(Family):
         return PixelMask(torch.as_tensor(batch["masks"]).float())
 
     def further(self, op, batch, seed, generator=None):
-        from rsd_sci.physics.inpaint import PixelMask, further_pixel_mask
-
-        b = int(batch["y"].shape[0])
-        mask = op.mask.expand(b, *op.mask.shape[1:]).cpu()
-        if generator is not None:
-            return PixelMask(further_pixel_mask(mask, self.delta, generator).to(batch["y"].device))
-        rows = [further_pixel_mask(mask[i:i + 1], self.delta, further_generator(seed, int(k)))
-                for i, k in enumerate(batch["index"].tolist())]
-        return PixelMask(torch.cat(rows).to(batch["y"].device))
+        return op.further(further_generators(batch, seed, generator), self.delta).to(batch["y"].device)
 
     def cond(self, op_hat, batch):
         mask = op_hat.mask.to(device=batch["y"].device, dtype=torch.float32)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from rsd_sci.keyed_random import further_generator
+from rsd_sci.keyed_random import further_generators
 from rsd_sci.measurement.base import Family
 from rsd_sci.physics.layout import channels_to_complex, complex_to_channels
 
@@ -56,6 +56,11 @@ class MRI(Family):
         maps = batch.get("coil_maps") if int(self.spec.get("coils", 1)) > 1 else None
         return MRIOperator(masks.float(), None if maps is None else torch.as_tensor(maps))
 
+    def measured_power(self, op, y):
+        """Mean |y|² per k-space column (the phase-encode lines the mask keeps or drops), over samples,
+        coils and rows: (W,) float64, 0 on columns no sample measures."""
+        return y.abs().to(torch.float64).square().mean(dim=(0, 1, 2))
+
     def to_image(self, t):
         return channels_to_complex(t)
 
@@ -67,24 +72,9 @@ class MRI(Family):
         return (y.shape[0], 2, *y.shape[-2:])
 
     def further(self, op, batch, seed, generator=None):
-        from rsd_sci.physics.masks import further_drop_count, further_line_mask_torch
-
-        b = int(batch["y"].shape[0])
-        rows_hw = tuple(op.mask.shape[-2:])  # (1, W) for line masks, (H, W) for 2-D masks
-        sampled = (op.mask != 0).reshape(op.mask.shape[0], -1).expand(b, -1).cpu()
         if "centers" not in batch:
             raise ValueError("MRI further masks need batch['centers'] (the calibration region, never thinned)")
-        centers = torch.as_tensor(batch["centers"]).bool().reshape(b, -1).cpu()
-        if centers.shape != sampled.shape:
-            raise ValueError(f"centers {tuple(batch['centers'].shape)} do not match the k-space mask "
-                             f"{tuple(op.mask.shape)} (line masks need (B, W), 2-D masks (B, H, W))")
-        rows = []
-        for i, k in enumerate(batch["index"].tolist()):
-            drop = further_drop_count(int(sampled[i].sum()), sampled.shape[1])
-            rows.append(further_line_mask_torch(sampled[i:i + 1], centers[i:i + 1], drop,
-                                                generator or further_generator(seed, int(k))))
-        m_hat = torch.cat(rows).reshape(b, 1, *rows_hw).to(device=op.mask.device, dtype=torch.float32)
-        return op.with_mask(m_hat)
+        return op.further(further_generators(batch, seed, generator), batch["centers"])
 
     def cond(self, op_hat, batch):
         y = batch["y"]

@@ -8,6 +8,9 @@ can carry one operator per sample (buffers with a leading batch dimension).
     A_adjoint(y)  exact adjoint: <A x, y> = <x, A^H y>
     normal(x)     A^H A x
     R(y)          a fixed linear reconstruction (adjoint by default; FBP for CT)
+    further(gens) row-subsampled operators (MRI lines, CT views, pixel masks): Â = P_M̂·T with a further
+                  sub-mask M̂ ⊂ M for the Ambient loss, sample i's drawn from gens[i] (B CPU generators,
+                  the same one repeated to draw the rows in turn)
 
 Noise is not part of a linear operator: a `Corruption` pairs an operator with a noise model, so
 "blur then noise" is `Corruption(GaussianBlur(...), GaussianNoise(0.1))` with no special case; noise

@@ -282,6 +282,13 @@ class ParallelBeamCT(LinearOperator):
         """The fixed linear reconstruction for CT: ramp-filtered back-projection."""
         return self.fbp(y)
 
+    def further(self, generators: list[torch.Generator]) -> "ParallelBeamCT":
+        """Â: sample i's views thinned by the R + 1 rule (`default_view_drop`) by generators[i]."""
+        views = self.sampled_views().expand(len(generators), -1).cpu()
+        rows = [further_view_mask(views[i:i + 1], default_view_drop(self.n_angles, int(views[i].sum())), g)
+                for i, g in enumerate(generators)]
+        return self.with_view_mask(torch.cat(rows))
+
     def with_view_mask(self, mask: torch.Tensor | np.ndarray | None) -> "ParallelBeamCT":
         """The same geometry with another view mask (shares the cached system matrices)."""
         mask = None if mask is None else torch.as_tensor(mask)

@@ -74,6 +74,11 @@ class PixelMask(LinearOperator):
         """M ⊙ y (M is real and diagonal)."""
         return self._apply_mask(y)
 
+    def further(self, generators: list[torch.Generator], delta: float) -> "PixelMask":
+        """Â: M̂ = M ⊙ Bernoulli(1 − δ) (`further_pixel_mask`), sample i's drawn by generators[i]."""
+        mask = self.mask.cpu().expand(len(generators), *self.mask.shape[1:])
+        return PixelMask(torch.cat([further_pixel_mask(mask[i:i + 1], delta, g) for i, g in enumerate(generators)]))
+
     def keep_measured(self, y: torch.Tensor) -> torch.Tensor:
         """Missing pixels set to zero."""
         return self._apply_mask(y)

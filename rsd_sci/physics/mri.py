@@ -149,6 +149,25 @@ class MRIOperator(LinearOperator):
             op._folded = self._folded
         return op.to(self.mask.device)
 
+    def further(self, generators: list[torch.Generator], centers: torch.Tensor) -> "MRIOperator":
+        """Â: sample i's sampled lines (or points of a 2-D mask) outside the calibration region thinned to
+        acceleration R + 1 (`masks.further_drop_count`) by generators[i], the centre always kept.
+        centers: (B, W) or (B, H, W) like the mask, the calibration region."""
+        from rsd_sci.physics.masks import further_drop_count, further_line_mask_torch
+
+        b = len(generators)
+        rows_hw = tuple(self.mask.shape[-2:])  # (1, W) for line masks, (H, W) for 2-D masks
+        sampled = (self.mask != 0).reshape(self.mask.shape[0], -1).expand(b, -1).cpu()
+        centers = torch.as_tensor(centers).bool().reshape(b, -1).cpu()
+        if centers.shape != sampled.shape:
+            raise ValueError(f"centers {tuple(centers.shape)} do not match the k-space mask "
+                             f"{tuple(self.mask.shape)} (line masks need (B, W), 2-D masks (B, H, W))")
+        rows = [further_line_mask_torch(sampled[i:i + 1], centers[i:i + 1],
+                                        further_drop_count(int(sampled[i].sum()), sampled.shape[1]), g)
+                for i, g in enumerate(generators)]
+        m_hat = torch.cat(rows).reshape(b, 1, *rows_hw).to(device=self.mask.device, dtype=torch.float32)
+        return self.with_mask(m_hat)
+
     def keep_measured(self, y: torch.Tensor) -> torch.Tensor:
         """Unsampled k-space locations set to zero."""
         return y * self.mask.to(device=y.device, dtype=real_dtype_of(y.dtype))
