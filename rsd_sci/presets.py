@@ -1,19 +1,19 @@
 """Presets: the network size and the training settings tuned for one budget, beside the config.
 
-Each preset holds the backbone's keys (`NETWORK_KEYS`: `channels` are the UNet's feature widths per
-level, not the image channels that `build_backbone` is given) and the training keys that
+Each preset holds the backbone's keys (`NETWORK_KEYS`: `features` are the UNet's feature widths per
+level; the image channels are the data's and `build_backbone` is given them) and the training keys that
 `rsd_sci.config.TrainConfig` takes from it where the user gave none (lr, batch, steps, warm-up, EMA,
 clipping, distillation rates and iterations, held-out slices of the evaluation).
 """
 
 from __future__ import annotations
 
-NETWORK_KEYS = ("channels", "num_res_blocks", "attention_levels", "num_head_channels", "norm_num_groups")
+NETWORK_KEYS = ("features", "num_res_blocks", "attention_levels", "num_head_channels", "norm_num_groups")
 
 # ~1.1 M parameters; ~0.4-0.5 s per training step (forward + backward, batch 8, 64×64, 2 + 2 channels)
 # on a 2-core CPU, so a teacher trains in minutes.
 TINY = dict(
-    channels=(32, 64, 64),              # feature channels per level (64 → 32 → 16 pixels at 64×64)
+    features=(32, 64, 64),              # feature channels per level (64 → 32 → 16 pixels at 64×64)
     num_res_blocks=1,                   # ResNet blocks per level (the up path has one more)
     attention_levels=(False, False, True),  # self-attention at the coarsest level only
     num_head_channels=32,               # channels per attention head (2 heads at 64)
@@ -42,7 +42,7 @@ PRESETS: dict[str, dict] = {
                     eval_slices=32),        # the whole phantom test set
     # ~9.3 M parameters; a GPU (or a long CPU run).
     "small": dict(
-        channels=(64, 128, 128, 128),
+        features=(64, 128, 128, 128),
         num_res_blocks=2,
         attention_levels=(False, False, True, True),
         num_head_channels=64,
@@ -61,7 +61,7 @@ PRESETS: dict[str, dict] = {
     ),
     # ~49 M parameters (the size of the published CIFAR/CelebA teachers); GPU.
     "base": dict(
-        channels=(128, 256, 256, 256),
+        features=(128, 256, 256, 256),
         num_res_blocks=3,
         attention_levels=(False, False, True, True),
         num_head_channels=64,

@@ -122,7 +122,7 @@ def test_one_iteration_trains_only_fake_and_generator():
 
     spec, batch, op, x = _mri_batch([0, 1, 2, 3])
     batch = dict(batch, sigma_n=torch.full((4,), 0.05))
-    network = {"channels": (8, 16), "num_res_blocks": 1, "attention_levels": (False, False),
+    network = {"features": (8, 16), "num_res_blocks": 1, "attention_levels": (False, False),
                "num_head_channels": 8, "norm_num_groups": 4}
     torch.manual_seed(0)
     teacher = build_model(spec, network, 0.05)

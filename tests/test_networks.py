@@ -55,7 +55,7 @@ def test_presets_carry_training_hyperparameters():
         for key in ("lr", "batch", "steps", "warmup_steps", "ema_half_life_images", "grad_clip"):
             assert p[key] > 0, (name, key)
         assert p["warmup_steps"] < p["steps"]
-        assert len(p["channels"]) == len(p["attention_levels"])
+        assert len(p["features"]) == len(p["attention_levels"])
     assert PRESETS["tiny"]["steps"] <= 1000 and PRESETS["tiny"]["batch"] == 8
 
 
@@ -107,11 +107,24 @@ def test_output_depends_on_noise_level():
 
 
 def test_preset_from_dict_ignores_training_and_extra_keys():
-    cfg = dict(channels=(16, 32), num_res_blocks=1, attention_levels=(False, False), num_head_channels=16,
+    cfg = dict(features=(16, 32), num_res_blocks=1, attention_levels=(False, False), num_head_channels=16,
                norm_num_groups=8, lr=1e-3, distill_lr=1e-5)
     net = build_backbone(cfg, channels=1)
     assert net.multiple == 2
     assert net(torch.zeros(1, 1, 5, 7), torch.zeros(1)).shape == (1, 1, 5, 7)
+
+
+def test_model_files_naming_features_channels_still_build():
+    """Network metadata written before the rename names the feature widths `channels`: the same network."""
+    new = dict(features=(16, 32), num_res_blocks=1, attention_levels=(False, False), num_head_channels=16,
+               norm_num_groups=8)
+    old = {("channels" if k == "features" else k): v for k, v in new.items()}
+    torch.manual_seed(0)
+    a = build_backbone(new, channels=2, cond_channels=1)
+    torch.manual_seed(0)
+    b = build_backbone(old, channels=2, cond_channels=1)
+    assert a.state_dict().keys() == b.state_dict().keys()
+    assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
 
 
 def test_unknown_preset_is_an_input_error():

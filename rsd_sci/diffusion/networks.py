@@ -101,14 +101,17 @@ class UNetBackbone(nn.Module):
 
 
 def _network_settings(preset: str | Mapping) -> dict:
-    """The network keys of a preset name or dict (training keys and extras are ignored)."""
+    """The network keys of a preset name or dict (training keys and extras are ignored). Model files
+    written before 2026-12-03 name the feature widths `channels`: read as `features`."""
     if isinstance(preset, str):
         if preset not in PRESETS:
             raise InputError(None, f"unknown network preset {preset!r}; choose from {', '.join(PRESETS)}")
         preset = PRESETS[preset]
+    if "channels" in preset and "features" not in preset:
+        preset = {**preset, "features": preset["channels"]}
     settings = {k: preset[k] for k in NETWORK_KEYS if k in preset}
-    if "channels" in settings:
-        settings["features"] = tuple(settings.pop("channels"))
+    if "features" in settings:
+        settings["features"] = tuple(settings["features"])
     return settings
 
 
