@@ -11,7 +11,8 @@ from cli.config_file import merge_config
 from cli.errors import fail, guarded
 
 TRAIN_OPTIONS = ("modality", "stage", "data", "teacher", "preset", "steps", "batch", "lr", "device", "seed",
-                 "distill_steps", "alpha", "sigma_init", "t_max", "g_lr", "fake_lr", "evaluate", "eval_slices")
+                 "distill_steps", "alpha", "sigma_init", "t_max", "loss_space", "sigma_floor", "fake_updates", "g_lr", "fake_lr",
+                 "evaluate", "eval_slices")
 
 
 @guarded
@@ -33,6 +34,12 @@ def train(
     alpha: Optional[float] = typer.Option(None, help="Distill: SiD's alpha (1.2)."),
     sigma_init: Optional[float] = typer.Option(None, help="Distill: the generator's input noise level (2.5)."),
     t_max: Optional[float] = typer.Option(None, help="Distill: t ~ U[0, t_max/1000] in the generator loss (800)."),
+    loss_space: Optional[str] = typer.Option(None, help="Distill: the generator loss compared through the "
+                                             "teacher's projection (projected) or on full images (full); preset's."),
+    sigma_floor: Optional[float] = typer.Option(None, help="Distill: no noise level below this in the generator "
+                                                "loss (preset's; 0: none)."),
+    fake_updates: Optional[int] = typer.Option(None, help="Distill: fake-score updates per generator update "
+                                               "(preset's)."),
     g_lr: Optional[float] = typer.Option(None, help="Distill: generator learning rate (preset's)."),
     fake_lr: Optional[float] = typer.Option(None, help="Distill: fake-score learning rate (preset's)."),
     evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Stage all: end with samples, reconstructions of "
@@ -103,7 +110,7 @@ def _run(cfg, run_dir: Path) -> None:
     except torch.cuda.OutOfMemoryError:
         fail(f"batch {cfg.batch} does not fit in GPU memory at preset {cfg.preset}; lower --batch")
     records = read_log(run_dir / "log.jsonl")
-    for stage, key, signal in (("teacher", "teacher", "heldout"), ("distill", "generator", "heldout_sw")):
+    for stage, key, signal in (("teacher", "teacher", "heldout"), ("distill", "generator", "heldout_spectrum")):
         if key in written:
             typer.echo(_summary(stage, written[key], [r for r in records if r.get("stage") == stage], signal))
     if "report" in written:
@@ -120,9 +127,9 @@ def _summary(stage: str, path, lines: list[dict], signal: str) -> str:
     last = lines[-1] if lines else {}
     held = [(r[signal], r["step"]) for r in lines if r.get(signal) is not None]
     text = f"{stage}: {path} (step {last.get('step')}, loss {last.get('loss', float('nan')):.4g}"
-    if held and signal == "heldout_sw":
+    if held and signal == "heldout_spectrum":
         value, step = min(held)
-        text += f", held-out sliced Wasserstein {value:.4g} at iteration {step}: exported"
+        text += f", held-out spectrum distance {value:.4g} at iteration {step}: exported"
     elif held:
         text += f", held-out loss {held[-1][0]:.4g}"
     return text + ")"

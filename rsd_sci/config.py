@@ -27,7 +27,8 @@ MAKE_OPTIONS = ("accel", "center_fraction", "mask", "coils", "virtual_coils", "s
                 "n_test", "test_fraction", "workers")
 # preset hyperparameters a user may override with a flag
 PRESET_OPTIONS = ("steps", "batch", "lr", "warmup_steps", "ema_half_life_images", "grad_clip",
-                  "distill_steps", "g_lr", "fake_lr", "alpha", "sigma_init", "t_max", "eval_slices")
+                  "distill_steps", "g_lr", "fake_lr", "alpha", "sigma_init", "t_max", "loss_space", "sigma_floor",
+                  "fake_updates", "eval_slices")
 RESUMABLE = {"stage", "teacher", "steps", "distill_steps", "device", "checkpoint_every", "log_every",
              "heldout_every", "workers", "evaluate", "eval_slices"}
 MODALITIES = ("mri", "ct", "image")
@@ -54,6 +55,9 @@ class TrainConfig:
     alpha: float | None = None            # SiD's α
     sigma_init: float | None = None       # the generator's input noise level
     t_max: float | None = None            # t ~ U[0, t_max/1000] in the generator loss
+    loss_space: str | None = None         # generator loss compared "projected" (through P) or on "full" images
+    sigma_floor: float | None = None      # no σ_t below this in the generator loss (0: none)
+    fake_updates: int | None = None       # fake-score updates per generator update
     evaluate: bool = True                 # stage all: end with samples, reconstructions, metrics, report
     eval_slices: int | None = None        # held-out slices reconstructed by every method (preset's)
     device: str = "auto"                  # auto | cpu | cuda
@@ -73,10 +77,14 @@ class TrainConfig:
         accel = self.make.get("accel")
         if accel is not None and accel < 1:
             raise InputError(None, f"--accel must be at least 1 (got {accel:g})")
-        for name in ("steps", "batch", "distill_steps", "eval_slices"):
+        for name in ("steps", "batch", "distill_steps", "fake_updates", "eval_slices"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise InputError(None, f"--{name} must be at least 1 (got {value})")
+        if self.loss_space not in (None, "projected", "full"):
+            raise InputError(None, f"--loss-space must be projected or full (got {self.loss_space!r})")
+        if self.sigma_floor is not None and self.sigma_floor < 0:
+            raise InputError(None, f"--sigma-floor must be at least 0 (got {self.sigma_floor:g})")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InputError(None, f"--device must be auto, cpu or cuda (got {self.device!r})")
 

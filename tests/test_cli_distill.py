@@ -27,7 +27,7 @@ def run(tmp_path_factory):
     tested in test_cli_report.py)."""
     out = tmp_path_factory.mktemp("runs") / "mri"
     r = ok("train", "--modality", "mri", "--out", out, "--steps", 4, "--distill-steps", 3, "--no-eval", *TINY)
-    assert "generator.safetensors" in r.output and "sliced Wasserstein" in r.output
+    assert "generator.safetensors" in r.output and "held-out spectrum distance" in r.output
     return out
 
 
@@ -38,7 +38,7 @@ def test_stage_all_writes_a_generator_with_metadata_and_bank(run):
     assert state["bank.masks"].shape[0] == 8 and "bank.sigma_n" in state   # n_test 8 < bank size 16
     distill = [r for r in read_log(run / "log.jsonl") if r["stage"] == "distill"]
     assert [r["step"] for r in distill][-1] == 3
-    assert distill[-1]["heldout_sw"] > 0 and np.isfinite(distill[-1]["fake_loss"])
+    assert distill[-1]["heldout_sw"] > 0 and distill[-1]["heldout_spectrum"] > 0 and np.isfinite(distill[-1]["fake_loss"])
     assert (run / "checkpoints" / "distill" / "state.pt").is_file()
 
 
@@ -64,10 +64,25 @@ def test_distill_from_another_teacher_file(run, tmp_path):
     (["--stage", "distill", "--teacher", "missing.safetensors"], "no teacher to distil"),
     (["--stage", "distil"], "unknown stage"),
     (["--distill-steps", "0"], "--distill_steps must be at least 1"),
+    (["--fake-updates", "0"], "--fake_updates must be at least 1"),
+    (["--loss-space", "pixels"], "--loss-space must be projected or full"),
+    (["--sigma-floor", "-0.1"], "--sigma-floor must be at least 0"),
 ])
 def test_bad_distill_flags(tmp_path, args, message):
     r = cli("train", "--modality", "mri", "--out", tmp_path / "x", *TINY, *args)
     assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output
+
+
+def test_distillation_settings_reach_the_generator(run, tmp_path):
+    """--loss-space, --sigma-floor and --fake-updates are used (the generator differs from the default
+    run's) and recorded in the file's metadata."""
+    out = tmp_path / "variant"
+    ok("train", "--modality", "mri", "--stage", "distill", "--teacher", run / "teacher.safetensors", "--out", out,
+       "--distill-steps", 3, "--loss-space", "full", "--sigma-floor", "0.1", "--fake-updates", 2, *TINY)
+    default, _ = load_safetensors(run / "generator.safetensors")
+    state, meta = load_safetensors(out / "generator.safetensors")
+    assert (meta["loss_space"], meta["sigma_floor"], meta["config"]["fake_updates"]) == ("full", 0.1, 2)
+    assert any(not torch.equal(state[k], default[k]) for k in state if not k.startswith("bank"))
 
 
 def test_teacher_of_another_modality_is_refused(run, tmp_path):

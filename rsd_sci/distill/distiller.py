@@ -13,7 +13,9 @@ measured entries, and f_ψ takes one step of the TEACHER'S loss member on ỹ (i
 for Ambient members): we train the fake score on the full synthetic measurement, as the teacher was
 trained on the real ones, so both model the same kind of data. Gradient clipping, loss scale 1.
 Generator update (ψ frozen): `losses.generator_loss` on a fresh operator and further operator, loss
-scale 100·mean over the batch (the published 100/batch on a per-sample sum). Samples with a non-finite
+scale 100·mean over the batch (the published 100/batch on a per-sample sum). `loss_space="full"`
+compares x_g with the full x0-predictions instead of their projections P(·) (the networks still see
+x_t = P(x_g + σ_t ε)); `sigma_floor` keeps σ_t above a level (docs/method.md, "Distillation"). Samples with a non-finite
 loss are dropped (NaN filtering) in both updates.
 """
 
@@ -28,7 +30,8 @@ from torch import nn
 
 from rsd_sci.diffusion.losses import sample_sigma, teacher_loss
 from rsd_sci.diffusion.precond import SIGMA_DATA
-from rsd_sci.distill.losses import ALPHA, SIGMA_INIT, T_MAX, finite_mean, generator_loss, measure, sigma_of_t
+from rsd_sci.distill.losses import (ALPHA, SIGMA_INIT, T_MAX, finite_mean, generator_loss, generator_sigma,
+                                    measure)
 from rsd_sci.keyed_random import FurtherDraw, Stream
 from rsd_sci.measurement import Measurement
 
@@ -39,7 +42,10 @@ class DistillSettings:
     t_max: float = T_MAX               # t ~ U[0, t_max/1000]
     g_loss_scale: float = 100.0        # generator loss = scale · mean over the batch
     fake_grad_clip: float = 1.0        # gradient-norm clip of the fake score
-    bf16: bool = False                 # bf16 autocast of the network calls (CUDA)
+    bf16: bool = False                 # bf16 autocast of the network calls (physics stays float32)
+    loss_space: str = "projected"      # L_G compared through P ("projected", METHOD.md) or on the full
+                                       # images x_g, f_φ, f_ψ ("full", as the published MRI code does)
+    sigma_floor: float = 0.0           # t drawn from [t(σ_floor), t_max/1000]: no σ_t below σ_floor
 
 
 def generate(G: nn.Module, m: Measurement, draws, sigma_init: float = SIGMA_INIT,
@@ -79,8 +85,8 @@ class Distiller:
         teacher.denoiser.requires_grad_(False)
 
     def _autocast(self, device: torch.device):
-        if self.settings.bf16 and device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.settings.bf16:
+            return torch.autocast(device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def generate(self, G: nn.Module, m: Measurement, draws) -> torch.Tensor:
@@ -117,13 +123,16 @@ class Distiller:
         with self._autocast(device):
             x_g = self.generate(self.generator_train, m, draws)
         u = view.project(m.to_image(x_g.float()))
-        sigma_t = sigma_of_t(draws.uniform((), Stream.DISTILL_T) * s.t_max / 1000.0)
+        sigma_t = generator_sigma(draws.uniform((), Stream.DISTILL_T), s.t_max, s.sigma_floor)
         eps = draws.normal(m.noise_shape()[1:], Stream.DISTILL_EPS)
         x_t = u + sigma_t.reshape(-1, *([1] * (u.dim() - 1))) * view.reproject(eps)
         with self._autocast(device):
             f_teacher = self.teacher.denoiser(x_t, sigma_t, cond)
             f_fake = self.fake(x_t, sigma_t, cond)
-        per_sample = generator_loss(f_teacher.float(), f_fake.float(), u, view.reproject, s.alpha)
+        if s.loss_space == "full":   # x_g itself against the full x0-predictions
+            per_sample = generator_loss(f_teacher.float(), f_fake.float(), x_g.float(), lambda f: f, s.alpha)
+        else:
+            per_sample = generator_loss(f_teacher.float(), f_fake.float(), u, view.reproject, s.alpha)
         loss, dropped = finite_mean(per_sample)
         self.g_opt.zero_grad(set_to_none=True)
         if torch.isfinite(loss):

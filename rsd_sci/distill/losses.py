@@ -48,6 +48,28 @@ def sigma_of_t(t: torch.Tensor, sigma_min: float = 0.002, sigma_max: float = 80.
     return (hi + (1 - t) * (lo - hi)) ** rho
 
 
+def t_of_sigma(sigma: float, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0) -> float:
+    """The inverse of `sigma_of_t`: the t ∈ [0, 1] at which the schedule reaches σ.
+
+    >>> round(float(sigma_of_t(torch.tensor(t_of_sigma(0.1)))), 6)
+    0.1
+    """
+    lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+    return 1.0 - (float(sigma) ** (1 / rho) - hi) / (lo - hi)
+
+
+def generator_sigma(u: torch.Tensor, t_max: float = T_MAX, sigma_floor: float = 0.0) -> torch.Tensor:
+    """σ_t of the generator loss from uniform draws u ∈ [0, 1): t = t_lo + u·(t_max/1000 − t_lo), with
+    t_lo = t(σ_floor) (0 without a floor), so σ_t ∈ [max(σ_floor, σ_min), σ(t_max/1000)].
+
+    >>> s = generator_sigma(torch.linspace(0, 1, 5), sigma_floor=0.1)
+    >>> round(float(s[0]), 4), round(float(s[-1]), 1)
+    (0.1, 24.4)
+    """
+    t_lo = t_of_sigma(sigma_floor) if sigma_floor > 0 else 0.0
+    return sigma_of_t(t_lo + u * (t_max / 1000.0 - t_lo))
+
+
 def measure(op, x_image: torch.Tensor, sigma_n: torch.Tensor,
             draw_normal: Callable[[tuple[int, ...]], torch.Tensor]) -> torch.Tensor:
     """ỹ = P_M(A x + σ_n·n): a synthetic measurement of x (image layout) on the operator's measured entries.

@@ -1,7 +1,7 @@
 """Model selection by a held-out signal: keep a copy of a module's weights at the lowest value seen.
 
-The distillation's signal `heldout_sw` (a distance between the generator's synthetic measurements and
-real held-out ones; no clean data) is not monotone: on the tiny CPU runs it was lowest after 100
+The distillation's held-out signal (a distance between the generator's synthetic measurements and real
+held-out ones; no clean data) need not be monotone: on earlier tiny CPU runs it was lowest after 100
 iterations and rose afterwards (docs/benchmarks.md). The exported generator is the EMA at the best
 evaluation, as one selects a checkpoint by FID in the published runs, but with a signal that needs no
 clean images. The snapshot is part of the training state, so a resumed run selects as a straight one.

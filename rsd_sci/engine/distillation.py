@@ -1,22 +1,29 @@
 """Phase 2 in a run directory: distil the teacher into a one-step generator (`train --stage distill`).
 
-Iteration s (global batch B, each process its shard):
-    fake-score update on the operators of training samples global_batch_indices(n, B, s, seed + 1)
-    generator update on those of global_batch_indices(n, B, s, seed + 2)
-with every random draw keyed by (seed, s, key, stream), the keys s·2B + b (fake) and s·2B + B + b
-(generator), so 1 and N processes agree (`rsd_sci.distill.draws.KeyedDraws`). Only the operators of the
-training samples are used (masks, maps, σ_n): the distillation never reads a measurement.
+Iteration s (global batch B, each process its shard), in K + 1 parts j (K = fake_updates, published 1):
+    parts j < K   a fake-score update on the operators of training samples global_batch_indices(n, B, s,
+                  seed + 1 + j)
+    part K        the generator update on those of global_batch_indices(n, B, s, seed + 1 + K)
+with every random draw keyed by (seed, s, key, stream), the keys (s·(K + 1) + j)·B + b, so 1 and N
+processes agree (`rsd_sci.distill.draws.KeyedDraws`). Only the operators of the training samples are
+used (masks, maps, σ_n): the distillation never reads a measurement.
 
-The signal logged as `heldout_sw` needs no clean data (METHOD.md): the multi-scale patch sliced
-Wasserstein distance between R(A(x_g) + noise) and R(y) for the first HELDOUT_SAMPLES held-out
-measurements and their operators, x_g from the generator's EMA with fixed draws; R is the family's
-data image (zero-filled adjoint for MRI, FBP for CT, the image itself otherwise). The generator loss is
-signed and is no convergence signal; `fake_loss` (also logged as `loss`, the value the loop's NaN check
-reads; it is NaN when every generator sample was dropped) shows whether the fake score keeps up.
+Two held-out signals are logged; neither needs clean data (METHOD.md). Both compare the generator's
+synthetic measurements A(x_g) + noise with the real ones y of the first HELDOUT_SAMPLES held-out
+samples, under the same operators (x_g from the generator's EMA with fixed draws):
+    heldout_sw        the multi-scale patch sliced Wasserstein distance between R(A(x_g) + noise) and
+                      R(y), R the family's data image (zero-filled adjoint, FBP, the image itself)
+    heldout_spectrum  the distance between their log mean power per measured frequency (MRI: k-space
+                      column; CT: detector frequency; images: radial ring), which sees blur where
+                      heldout_sw does not (docs/method.md, "Distillation": it followed the clean power
+                      spectrum while heldout_sw stayed flat)
+The generator loss is signed and is no convergence signal; `fake_loss` (also logged as `loss`, the value
+the loop's NaN check reads; it is NaN when every generator sample was dropped) shows whether the fake
+score keeps up.
 
-Model selection: the exported generator is the EMA at the evaluation with the lowest `heldout_sw`
-(`rsd_sci.engine.best_snapshot`; its iteration and value are in the file's metadata as
-`selected_step` and `heldout_sw`), the EMA at the end when no evaluation was finite. The candidates
+Model selection: the exported generator is the EMA at the evaluation with the lowest SELECTED_BY
+(`heldout_spectrum`; `rsd_sci.engine.best_snapshot`; its iteration and value are in the file's metadata
+as `selected_step` and `heldout_spectrum`), the EMA at the end when no evaluation was finite. The candidates
 are the scheduled evaluations (every `heldout_every` iterations) and the last iteration, never the end
 of an interrupted session, so a resumed run exports what a straight one does.
 
@@ -57,29 +64,41 @@ from rsd_sci.measurement import Measurement
 
 log = logging.getLogger(__name__)
 HELDOUT_STEP = -3            # the key "step" of the held-out draws: the same at every evaluation
+SELECTED_BY = "heldout_spectrum"   # the held-out signal the exported generator is chosen by
 
 
 def settings_of(cfg: TrainConfig, bf16: bool) -> DistillSettings:
-    return DistillSettings(alpha=cfg.alpha, sigma_init=cfg.sigma_init, t_max=cfg.t_max, bf16=bf16)
+    return DistillSettings(alpha=cfg.alpha, sigma_init=cfg.sigma_init, t_max=cfg.t_max, bf16=bf16,
+                           loss_space=cfg.loss_space or "projected", sigma_floor=cfg.sigma_floor or 0.0)
 
 
-def heldout_images(G, m: Measurement, seed: int, sigma_init: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(R(A(x_g) + noise), R(y)) for a held-out batch m: the generator's synthetic measurements and the
-    real ones, reconstructed alike, in network channels."""
+def synthetic_measurements(G, m: Measurement, seed: int, sigma_init: float) -> Measurement:
+    """m with y replaced by A(x_g) + noise: the generator's images measured as the held-out batch m was
+    (its operators and σ_n; the draws fixed, so every evaluation sees the same z and noise)."""
     draws = KeyedDraws(m.index, seed, HELDOUT_STEP)
     with torch.no_grad():
         x_g = generate(G, m, draws, sigma_init).float()
         y = measure(m.op, m.to_image(x_g), m.sigma_n, lambda shape: draws.normal(shape, Stream.HELDOUT_MEASURE))
-        return m.with_y(y).network_input(), m.network_input()
+    return m.with_y(y)
 
 
-def heldout_distance(G, m: Measurement, seed: int, sigma_init: float) -> float:
-    """The patch sliced Wasserstein distance of `heldout_images` (mean over scales)."""
-    from rsd_sci.metrics.distribution import patch_sliced_wasserstein
+def heldout_signals(G, m: Measurement, seed: int, sigma_init: float) -> dict[str, float]:
+    """The two held-out signals of the generator G on the held-out batch m (no clean data):
 
-    fake, real = heldout_images(G, m, seed, sigma_init)
-    patch = min(8, *real.shape[-2:])
-    return float(patch_sliced_wasserstein(fake, real, patch=patch, n_patches=2048, seed=seed)["mean"])
+    heldout_sw        patch sliced Wasserstein between R(A(x_g) + noise) and R(y) (mean over scales)
+    heldout_spectrum  `log_spectrum_distance` of their mean power per measured frequency
+                      (`Family.measured_power`: k-space column for MRI, detector frequency for CT)
+    """
+    from rsd_sci.metrics.distribution import log_spectrum_distance, patch_sliced_wasserstein
+
+    fake = synthetic_measurements(G, m, seed, sigma_init)
+    with torch.no_grad():
+        real_images, fake_images = m.network_input(), fake.network_input()
+        patch = min(8, *real_images.shape[-2:])
+        sw = patch_sliced_wasserstein(fake_images, real_images, patch=patch, n_patches=2048, seed=seed)["mean"]
+        real_power = m.measured_power()
+        spectrum = log_spectrum_distance(fake.measured_power(), real_power, keep=real_power > 0)
+    return dict(heldout_sw=float(sw), heldout_spectrum=spectrum)
 
 
 def teacher_path(cfg: TrainConfig, run_dir: Path) -> Path:
@@ -90,8 +109,12 @@ def teacher_path(cfg: TrainConfig, run_dir: Path) -> Path:
 
 
 def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distributed.DistInfo,
-                  progress: Callable[[int, int], None] | None = None) -> Path:
-    """Distil (or resume distilling) the teacher of `cfg` in `run_dir`; returns RUN/generator.safetensors."""
+                  progress: Callable[[int, int], None] | None = None,
+                  observe: Callable[[int, torch.nn.Module, dict], None] | None = None) -> Path:
+    """Distil (or resume distilling) the teacher of `cfg` in `run_dir`; returns RUN/generator.safetensors.
+
+    observe(iterations_done, ema_generator, metrics), when given, is called after every held-out
+    evaluation (`benchmarks/distillation.py` measures the EMA against clean images there)."""
     source = teacher_path(cfg, run_dir)
     teacher = load_model(source, info.device, kind="teacher", require_bank=False)
     meta = teacher.meta
@@ -120,17 +143,21 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
                                                 info.device))
     B, n = cfg.batch, len(train_set)
     clock = {"t": time.perf_counter()}
-    last_sw: dict[int, float] = {}   # heldout_sw of an off-schedule last iteration, for the export
+    last_value: dict[int, float] = {}   # the signal of an off-schedule last iteration, for the export
+
+    n_parts = cfg.fake_updates + 1   # fake-score updates, then the generator's
 
     def ops_and_draws(step: int, part: int):
         rows = torch.from_numpy(global_batch_indices(n, B, step, cfg.seed + 1 + part))
-        keys = step * 2 * B + part * B + torch.arange(B)
+        keys = (step * n_parts + part) * B + torch.arange(B)
         rows, keys = distributed.shard(rows, info), distributed.shard(keys, info)
         m = teacher.family.measure(load_batch(train_set, rows.tolist(), info.device))
         return m, KeyedDraws(keys.to(info.device), cfg.seed, step)
 
     def step_fn(step: int) -> dict:
-        (m_fake, draws_fake), (m_gen, draws_gen) = ops_and_draws(step, 0), ops_and_draws(step, 1)
+        for part in range(n_parts - 2):   # the extra fake-score updates (two time scales)
+            distiller.fake_step(*ops_and_draws(step, part))
+        (m_fake, draws_fake), (m_gen, draws_gen) = ops_and_draws(step, n_parts - 2), ops_and_draws(step, n_parts - 1)
         m = distiller.iteration(m_fake, m_gen, draws_fake, draws_gen)
         ema.update(G, (step + 1) * B, B)
         now = time.perf_counter()
@@ -143,11 +170,13 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
         clock["t"] = now
         scheduled = (step + 1) % cfg.heldout_every == 0
         if scheduled or step + 1 == cfg.distill_steps:
-            metrics["heldout_sw"] = heldout_distance(ema.module, heldout, cfg.seed, settings.sigma_init)
+            metrics |= heldout_signals(ema.module, heldout, cfg.seed, settings.sigma_init)
             if scheduled:   # the end of a session off the schedule is no candidate: a resumed run must select
-                best.offer(ema.module, metrics["heldout_sw"], step + 1)   # as a straight one (export below)
+                best.offer(ema.module, metrics[SELECTED_BY], step + 1)   # as a straight one (export below)
             else:
-                last_sw[step + 1] = metrics["heldout_sw"]
+                last_value[step + 1] = metrics[SELECTED_BY]
+            if observe is not None:
+                observe(step + 1, ema.module, metrics)
         return metrics
 
     def save_fn(steps_done: int) -> None:
@@ -162,12 +191,12 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
         bank = meta["bank"] or operator_bank(heldout_set)
         candidates = [(best.value, best.step, best.module)] if best.step else []
         if cfg.distill_steps % cfg.heldout_every:   # the last iteration, off the schedule, is a candidate too
-            last = last_sw.get(cfg.distill_steps)   # computed again only when this invocation ran no step
+            last = last_value.get(cfg.distill_steps)   # computed again only when this invocation ran no step
             if last is None:
-                last = heldout_distance(ema.module, heldout, cfg.seed, settings.sigma_init)
+                last = heldout_signals(ema.module, heldout, cfg.seed, settings.sigma_init)[SELECTED_BY]
             candidates += [(last, cfg.distill_steps, ema.module)] if math.isfinite(last) else []
         value, step, module = min(candidates, key=lambda c: c[0], default=(None, cfg.distill_steps, ema.module))
-        export_generator(out, module, meta, cfg, source, bank, selected=dict(selected_step=step, heldout_sw=value))
+        export_generator(out, module, meta, cfg, source, bank, selected={"selected_step": step, SELECTED_BY: value})
     distributed.barrier()
     return out
 
@@ -175,8 +204,9 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
 def export_generator(path: Path, G, teacher_meta: dict, cfg: TrainConfig, source: Path, bank: dict,
                      selected: dict | None = None) -> None:
     """The EMA generator with the teacher's metadata (operator, network, ...), its settings, the bank
-    and `selected` (selected_step, heldout_sw: which EMA snapshot this is)."""
+    and `selected` (selected_step and its SELECTED_BY value: which EMA snapshot this is)."""
     meta = {k: v for k, v in teacher_meta.items() if k not in ("bank", "format", "rsd_sci_version")}
     meta |= dict(kind="generator", teacher=str(source), sigma_init=cfg.sigma_init, alpha=cfg.alpha, t_max=cfg.t_max,
+                 loss_space=cfg.loss_space, sigma_floor=cfg.sigma_floor,
                  config=dataclasses.asdict(cfg), rsd_sci=__version__) | (selected or {})
     checkpoint.export_safetensors(path, G.state_dict() | bank_tensors(bank), meta | bank_metadata(bank))

@@ -126,6 +126,14 @@ class Family(abc.ABC):
         """A-DPS's data-consistency step ζ = 1/‖A‖ per sample, (B,): 1 here (‖A‖ = 1; CT overrides)."""
         return torch.ones(y.shape[0])
 
+    def measured_power(self, op: LinearOperator, y: torch.Tensor) -> torch.Tensor:
+        """The mean power per frequency of a batch of measurements, (F,) float64: what blur takes away,
+        seen without clean data (the distillation's held-out signal). Here y is an image, (B, C, H, W):
+        its radially averaged power spectrum (MRI and CT override, in their measured domains)."""
+        from rsd_sci.metrics.distribution import radial_power_spectrum
+
+        return radial_power_spectrum(y)
+
     # -- layouts --------------------------------------------------------------------------------------------
     def to_image(self, t: torch.Tensor) -> torch.Tensor:
         """Network channels (B, channels, H, W) -> the operator's image layout (real: float32/64)."""
@@ -317,3 +325,7 @@ class Measurement:
 
     def default_zeta(self) -> torch.Tensor:
         return self.family.default_zeta(self.op, self.y)
+
+    def measured_power(self) -> torch.Tensor:
+        """The batch's mean power per measured frequency, (F,) (`Family.measured_power`; 0 where unmeasured)."""
+        return self.family.measured_power(self.op, promote(self.y))

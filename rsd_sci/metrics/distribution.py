@@ -23,7 +23,8 @@ Radially averaged power spectrum of x (N, C, H, W), with F the centred orthonorm
 rings r(k) = round(|k|) about the centre (H // 2, W // 2), r = 0 … floor(min(H, W) / 2):
 
     P_x(r) = mean over images, channels and pixels k with r(k) = r of |F x|²(k),
-    PSD(x, y) = mean_r |log10 max(P_x(r), 1e-12) − log10 max(P_y(r), 1e-12)|.
+    PSD(x, y) = mean_r |log10 max(P_x(r), 1e-12) − log10 max(P_y(r), 1e-12)|
+(`log_spectrum_distance`, which also compares the measured-domain profiles of `Family.measured_power`).
 
 All functions take tensors on any device and compute in float64 there.
 
@@ -198,6 +199,19 @@ def power_spectrum_distance(x: torch.Tensor, y: torch.Tensor) -> float:
         2.0
     """
     _check_image_sets(x, y)
-    px = radial_power_spectrum(x).clamp_min(_LOG_FLOOR).log10()
-    py = radial_power_spectrum(y.to(x.device)).clamp_min(_LOG_FLOOR).log10()
-    return float((px - py).abs().mean())
+    return log_spectrum_distance(radial_power_spectrum(x), radial_power_spectrum(y.to(x.device)))
+
+
+def log_spectrum_distance(p: torch.Tensor, q: torch.Tensor, keep: torch.Tensor | None = None) -> float:
+    """mean over bins of |log10 max(p, 1e-12) − log10 max(q, 1e-12)| for two power profiles (F,), over
+    the bins where `keep` (bool (F,)) is true when given (e.g. the measured k-space columns).
+
+    Example:
+        >>> import torch
+        >>> log_spectrum_distance(torch.tensor([1.0, 100.0]), torch.tensor([10.0, 0.0]), torch.tensor([True, False]))
+        1.0
+    """
+    lp = p.to(torch.float64).clamp_min(_LOG_FLOOR).log10()
+    lq = q.to(device=p.device, dtype=torch.float64).clamp_min(_LOG_FLOOR).log10()
+    gap = (lp - lq).abs()
+    return float(gap.mean() if keep is None else gap[keep.to(gap.device)].mean())

@@ -1,0 +1,146 @@
+"""Distillation settings side by side, from the same trained teachers: how close the one-step generator
+gets to CLEAN held-out images, and whether the held-out signals (no clean data) pick its best iteration.
+
+    python benchmarks/distillation.py --teachers runs/mri-t0 runs/mri-t1 --variants projected full \\
+        --iterations 200 --every 50 [--out runs/distill-sweep]
+
+Each teacher is a run directory with teacher.safetensors and data/ (`rsd-sci train --stage teacher`); its
+seed is the run's. Each variant distils it with the engine's own `train_distill` (the run's config with
+the variant's settings) into OUT/<run>-<variant>/, and at every `--every` iterations the generator's EMA
+is measured: the two held-out signals it logs (`heldout_sw`, `heldout_spectrum`) and, against the 32
+clean held-out images, the multi-scale patch sliced Wasserstein (SW) and power-spectrum distance (PSD) of
+32 one-step samples (the held-out operators, fixed draws). The teacher's default sampler on the same
+operators is the line to beat. Then: which iteration each signal selects and the clean SW/PSD there.
+Run alone: the timings (seconds per iteration) are this machine's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rsd_sci.config import TrainConfig  # noqa: E402
+from rsd_sci.data.batches import load_batch  # noqa: E402
+from rsd_sci.data.measurement_set import open_measurement_set  # noqa: E402
+from rsd_sci.diffusion.teacher_sampling import sample_teacher  # noqa: E402
+from rsd_sci.distill.distiller import generate  # noqa: E402
+from rsd_sci.distill.draws import KeyedDraws  # noqa: E402
+from rsd_sci.engine import distributed, evaluation  # noqa: E402
+from rsd_sci.engine.distillation import train_distill  # noqa: E402
+from rsd_sci.engine.model import load_model  # noqa: E402
+from rsd_sci.engine.sampling import to_output  # noqa: E402
+
+VARIANTS = {   # the settings each variant changes (TrainConfig keys); the rest is the teacher run's preset
+    "projected": {},
+    "full": {"loss_space": "full"},
+    "floor": {"sigma_floor": 0.1},
+    "full-floor": {"loss_space": "full", "sigma_floor": 0.1},
+    "rates-x3": {"g_lr": 6e-5, "fake_lr": 1.5e-4},
+    "full-x3": {"loss_space": "full", "g_lr": 6e-5, "fake_lr": 1.5e-4},
+    "fake2": {"fake_updates": 2},
+    "full-fake2": {"loss_space": "full", "fake_updates": 2},
+}
+N_HELDOUT = 32
+
+
+class CleanProbe:
+    """Clean patch SW and PSD of a generator's one-step samples on the held-out operators."""
+
+    def __init__(self, teacher, test_set, seed: int, sigma_init: float):
+        self.teacher, self.seed, self.sigma_init = teacher, seed, sigma_init
+        n = min(N_HELDOUT, len(test_set))
+        self.m = teacher.family.measure(load_batch(test_set, range(n), "cpu"))
+        self.offset = float(evaluation.offsets_of(test_set, 1)[0])
+        self.reference = evaluation.clean_targets(test_set, n)
+
+    def view(self, x: torch.Tensor):
+        return self.teacher.family.metric_view(to_output(self.teacher, x.float().cpu()), self.offset)
+
+    def distances(self, images) -> dict:
+        d = evaluation.distribution_distances({"reference": self.reference, "x": images}, self.seed, names=("x",))["x"]
+        return {"clean_sw": d["patch_sliced_wasserstein"], "clean_psd": d["power_spectrum_distance"]}
+
+    def generator(self, G) -> dict:
+        with torch.no_grad():
+            x = generate(G, self.m, KeyedDraws(self.m.index, self.seed, 0), self.sigma_init)
+        return self.distances(self.view(x))
+
+    def teacher_sampler(self) -> dict:
+        with torch.no_grad():
+            return self.distances(self.view(sample_teacher(self.teacher, self.m, seed=self.seed)))
+
+
+def sweep(run: Path, variant: str, iterations: int, every: int, out: Path) -> dict:
+    cfg = TrainConfig.from_yaml(run / "config.yaml")
+    cfg = dataclasses.replace(cfg, stage="distill", teacher=str(run / "teacher.safetensors"), distill_steps=iterations,
+                              heldout_every=every, checkpoint_every=10 ** 9, evaluate=False, **VARIANTS[variant]
+                              ).resolved()   # settings newer than the run's config.yaml: the preset's
+    info = distributed.DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"), is_main=True,
+                                distributed=False)
+    teacher = load_model(run / "teacher.safetensors", "cpu", kind="teacher", require_bank=False)
+    _, test_set = open_measurement_set(run / "data")
+    probe = CleanProbe(teacher, test_set, cfg.seed, cfg.sigma_init)
+    rows, clock = [], {"t": time.perf_counter(), "probe": 0.0}
+
+    def observe(done: int, G, metrics: dict) -> None:
+        start = time.perf_counter()
+        rows.append(dict(iteration=done, heldout_sw=metrics["heldout_sw"], heldout_spectrum=metrics["heldout_spectrum"],
+                         **probe.generator(G)))
+        clock["probe"] += time.perf_counter() - start
+
+    work = out / f"{run.name}-{variant}"
+    if work.exists():
+        raise SystemExit(f"{work} exists: remove it or choose another --out")
+    work.mkdir(parents=True)
+    cfg.to_yaml(work / "config.yaml")
+    train_distill(cfg, work, run / "data", info, observe=observe)
+    seconds = time.perf_counter() - clock["t"] - clock["probe"]
+    return dict(run=run.name, seed=cfg.seed, variant=variant, rows=rows, teacher=probe.teacher_sampler(),
+                seconds_per_iteration=seconds / iterations)
+
+
+def selected(result: dict, signal: str) -> dict:
+    return min(result["rows"], key=lambda r: r[signal])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--teachers", type=Path, nargs="+", required=True)
+    parser.add_argument("--variants", nargs="+", default=["projected", "full"], choices=tuple(VARIANTS))
+    parser.add_argument("--iterations", type=int, default=200)
+    parser.add_argument("--every", type=int, default=50)
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "distill-sweep")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    results = []
+    for variant in args.variants:   # variants outer: a partial sweep still compares them on the first teacher
+        for run in args.teachers:
+            results.append(sweep(run, variant, args.iterations, args.every, args.out))
+            r = results[-1]
+            print(f"{r['run']} {variant}: teacher sampler SW {r['teacher']['clean_sw']:.4f} PSD "
+                  f"{r['teacher']['clean_psd']:.3f}; {r['seconds_per_iteration']:.2f} s/iteration", flush=True)
+            for row in r["rows"]:
+                print("   " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()),
+                      flush=True)
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "sweep.json").write_text(json.dumps(results, indent=2) + "\n")
+    print("\nrun, variant: clean SW / PSD of the generator selected by each signal (teacher sampler; last)")
+    for r in results:
+        t, last = r["teacher"], r["rows"][-1]
+        cells = [f"{sig} it {selected(r, sig)['iteration']}: {selected(r, sig)['clean_sw']:.4f} / "
+                 f"{selected(r, sig)['clean_psd']:.3f}" for sig in ("heldout_spectrum", "heldout_sw")]
+        print(f"{r['run']:>10} {r['variant']:<11} " + "  ".join(cells) +
+              f"  (teacher {t['clean_sw']:.4f} / {t['clean_psd']:.3f}; last {last['clean_sw']:.4f} / {last['clean_psd']:.3f})")
+
+
+if __name__ == "__main__":
+    main()
