@@ -96,7 +96,7 @@ def main() -> None:
     name = f"quality-{args.modality}-" + (f"r{args.accel:g}" if args.modality == "mri" else f"v{args.views}")
     out = args.out or ROOT / "runs" / f"{name}-{args.preset}"
     saved = out / "config.yaml"
-    cfg = (TrainConfig.from_yaml(saved) if saved.is_file() else
+    cfg = (TrainConfig.from_yaml(saved).resolved() if saved.is_file() else
            TrainConfig(modality=args.modality, preset=args.preset, device=args.device, seed=args.seed, make=make,
                        evaluate=False).resolved(torch.cuda.is_available()))
     timing = {}

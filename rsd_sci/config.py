@@ -140,7 +140,8 @@ def conflicts(saved: TrainConfig, requested: dict[str, Any]) -> list[str]:
 
 
 def merge_resumable(saved: TrainConfig, requested: dict[str, Any]) -> TrainConfig:
-    """The saved run with the resumable values the user asked for (e.g. more --steps)."""
+    """The saved run with the resumable values the user asked for (e.g. more --steps); settings that a
+    config.yaml of an older version lacks take the preset's values."""
     top = {k: v for k, v in requested.items() if k in RESUMABLE}
     make = dict(saved.make) | {k: v for k, v in requested.get("make", {}).items() if k in RESUMABLE}
-    return dataclasses.replace(saved, make=make, **top)
+    return dataclasses.replace(saved, make=make, **top).resolved()

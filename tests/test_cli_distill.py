@@ -54,6 +54,20 @@ def test_distill_resumes_to_the_same_generator(run, tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
 
 
+def test_a_run_from_an_older_version_resumes_with_the_presets_new_settings(run, tmp_path):
+    """A config.yaml written before --loss-space, --sigma-floor and --fake-updates existed resumes."""
+    import yaml
+
+    old = tmp_path / "old"
+    shutil.copytree(run, old)
+    cfg = yaml.safe_load((old / "config.yaml").read_text())
+    for key in ("loss_space", "sigma_floor", "fake_updates"):
+        cfg.pop(key)
+    (old / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    ok("train", "--modality", "mri", "--out", old, "--steps", 4, "--distill-steps", 4, "--no-eval", *TINY)
+    assert read_log(old / "log.jsonl")[-1]["step"] == 4
+
+
 def test_distill_from_another_teacher_file(run, tmp_path):
     ok("train", "--modality", "mri", "--stage", "distill", "--teacher", run / "teacher.safetensors",
        "--data", run / "data", "--out", tmp_path / "d", "--distill-steps", 1, "--preset", "tiny", "--batch", 4)

@@ -69,7 +69,7 @@ SELECTED_BY = "heldout_spectrum"   # the held-out signal the exported generator 
 
 def settings_of(cfg: TrainConfig, bf16: bool) -> DistillSettings:
     return DistillSettings(alpha=cfg.alpha, sigma_init=cfg.sigma_init, t_max=cfg.t_max, bf16=bf16,
-                           loss_space=cfg.loss_space or "projected", sigma_floor=cfg.sigma_floor or 0.0)
+                           loss_space=cfg.loss_space, sigma_floor=cfg.sigma_floor)
 
 
 def synthetic_measurements(G, m: Measurement, seed: int, sigma_init: float) -> Measurement:
