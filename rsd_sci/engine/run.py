@@ -1,5 +1,6 @@
 """A training run in its directory: the resolved config, the data (built once), then the stages.
 
+    RUN/.lock           while a run works here (`rsd_sci.engine.run_lock`: a second one is refused)
     RUN/config.yaml     the resolved configuration (a re-run with the same flags resumes)
     RUN/data/           the measurement set, when built from phantoms or a raw source folder
     RUN/log.jsonl       one line per logged step, with its stage
@@ -22,6 +23,7 @@ from typing import Callable
 from rsd_sci.config import TrainConfig
 from rsd_sci.data.resolve import prepare_data
 from rsd_sci.engine import distributed
+from rsd_sci.engine.run_lock import RunLock
 
 
 def run_training(cfg: TrainConfig, run_dir: Path, progress_factory: Callable[[str], object] | None = None) -> dict:
@@ -31,29 +33,29 @@ def run_training(cfg: TrainConfig, run_dir: Path, progress_factory: Callable[[st
     progress_factory(description) -> a context manager yielding a progress(done, total) callback.
     """
     info = distributed.init_distributed(cfg.device)
-    try:
-        if info.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            cfg.to_yaml(run_dir / "config.yaml")
-            with _progress(progress_factory, "Building the measurement set") as update:
-                prepare_data(cfg.data, cfg.modality, cfg.make, cfg.seed, run_dir, update)
-        distributed.barrier()
-        data_dir = prepare_data(cfg.data, cfg.modality, cfg.make, cfg.seed, run_dir)  # exists by now
-        written = {"data": data_dir}
-        if cfg.stage in ("teacher", "all"):
-            from rsd_sci.engine.teacher import train_teacher
+    with RunLock(run_dir, enabled=info.is_main):   # one run per folder; rank 0 holds it for all ranks
+        try:
+            if info.is_main:
+                cfg.to_yaml(run_dir / "config.yaml")
+                with _progress(progress_factory, "Building the measurement set") as update:
+                    prepare_data(cfg.data, cfg.modality, cfg.make, cfg.seed, run_dir, update)
+            distributed.barrier()
+            data_dir = prepare_data(cfg.data, cfg.modality, cfg.make, cfg.seed, run_dir)  # exists by now
+            written = {"data": data_dir}
+            if cfg.stage in ("teacher", "all"):
+                from rsd_sci.engine.teacher import train_teacher
 
-            with _progress(progress_factory if info.is_main else None, "Training the teacher") as update:
-                written["teacher"] = train_teacher(cfg, run_dir, data_dir, info, update)
-        if cfg.stage in ("distill", "all"):
-            from rsd_sci.engine.distillation import train_distill
+                with _progress(progress_factory if info.is_main else None, "Training the teacher") as update:
+                    written["teacher"] = train_teacher(cfg, run_dir, data_dir, info, update)
+            if cfg.stage in ("distill", "all"):
+                from rsd_sci.engine.distillation import train_distill
 
-            with _progress(progress_factory if info.is_main else None, "Distilling the generator") as update:
-                written["generator"] = train_distill(cfg, run_dir, data_dir, info, update)
-    finally:
-        distributed.cleanup()
-    if cfg.stage == "all" and cfg.evaluate and info.is_main:
-        written |= evaluate_and_report(cfg, run_dir, data_dir, str(info.device), progress_factory)
+                with _progress(progress_factory if info.is_main else None, "Distilling the generator") as update:
+                    written["generator"] = train_distill(cfg, run_dir, data_dir, info, update)
+        finally:
+            distributed.cleanup()
+        if cfg.stage == "all" and cfg.evaluate and info.is_main:
+            written |= evaluate_and_report(cfg, run_dir, data_dir, str(info.device), progress_factory)
     return written
 
 

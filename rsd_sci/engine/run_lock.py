@@ -1,0 +1,93 @@
+"""One training process (tree) per run directory: RUN/.lock, created atomically, names its holder.
+
+    with RunLock(run_dir):      # InputError (one line) when another live process holds it
+        ...                     # the lock file is removed on the way out, also after an exception
+
+The file holds {"pid", "host", "started"} as JSON. A lock left by a process that died without cleaning up
+(kill -9, power loss) is broken when its holder is on this host and no longer running, with a warning
+naming it; a holder on another host (a shared file system) cannot be checked, so the message says which
+file to remove once that run is gone. Under torchrun only rank 0 takes the lock (the ranks are one run).
+
+Example:
+    >>> import tempfile, pathlib
+    >>> run = pathlib.Path(tempfile.mkdtemp())
+    >>> with RunLock(run):
+    ...     (run / ".lock").is_file()
+    True
+    >>> (run / ".lock").exists()
+    False
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+
+from rsd_sci.errors import InputError
+
+log = logging.getLogger(__name__)
+LOCK_NAME = ".lock"
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this PID runs on this host (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # it exists, owned by someone else
+        return True
+    return True
+
+
+class RunLock:
+    """The lock of one run directory (see the module docstring); `enabled=False` makes it a no-op (the
+    torchrun ranks other than 0)."""
+
+    def __init__(self, run_dir: Path, enabled: bool = True):
+        self.path = Path(run_dir) / LOCK_NAME
+        self.enabled = enabled
+        self.held = False
+
+    def __enter__(self) -> "RunLock":
+        if not self.enabled:
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):   # a second try after breaking a stale lock
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                self._break_if_stale()
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump({"pid": os.getpid(), "host": socket.gethostname(),
+                           "started": time.strftime("%Y-%m-%d %H:%M:%S")}, f)
+            self.held = True
+            return self
+        raise InputError(self.path.parent, "is locked by another run that keeps restarting; try again")
+
+    def _break_if_stale(self) -> None:
+        """Remove the lock when its holder died on this host; else InputError naming the holder."""
+        try:
+            holder = json.loads(self.path.read_text())
+            pid, host, started = int(holder["pid"]), str(holder["host"]), str(holder.get("started", "?"))
+        except FileNotFoundError:   # released between our attempt and this read
+            return
+        except (OSError, ValueError, KeyError, TypeError):   # half-written or foreign: no holder named
+            raise InputError(self.path, "is not a readable run lock; remove it if no run uses this folder") from None
+        if host == socket.gethostname() and not _alive(pid):
+            log.warning("%s: removing the lock of process %d (started %s), which is no longer running",
+                        self.path.parent, pid, started)
+            self.path.unlink(missing_ok=True)
+            return
+        raise InputError(self.path.parent, f"is in use by another run (process {pid} on {host}, started {started}); "
+                                           f"wait for it, use another --out, or remove {self.path} if it is gone")
+
+    def __exit__(self, *exc) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
