@@ -11,8 +11,8 @@ from cli.config_file import merge_config
 from cli.errors import fail, guarded
 
 TRAIN_OPTIONS = ("modality", "stage", "data", "teacher", "preset", "steps", "batch", "lr", "device", "seed",
-                 "distill_steps", "alpha", "sigma_init", "t_max", "loss_space", "sigma_floor", "fake_updates", "g_lr", "fake_lr",
-                 "evaluate", "eval_slices")
+                 "distill_steps", "alpha", "sigma_init", "t_max", "loss_space", "sigma_floor", "fake_updates",
+                 "g_lr", "fake_lr", "evaluate", "eval_slices", "checkpoint_every")
 
 
 @guarded
@@ -46,6 +46,8 @@ def train(
                                   "held-out slices, metrics and RUN/report.md (or skip them)."),
     eval_slices: Optional[int] = typer.Option(None, help="Held-out slices every method reconstructs (preset's: "
                                                          "tiny 4, quality and small 32)."),
+    checkpoint_every: Optional[int] = typer.Option(None, help="Steps between checkpoints (200); may change "
+                                                   "when resuming."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     seed: int = typer.Option(0, help="Seed of weights, batches and every random draw."),
     accel: Optional[float] = typer.Option(None, help="MRI acceleration R (default 4)."),

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from rsd_sci.errors import InputError
+from rsd_sci.errors import InputError, check_range
 
 # options of `data make` that `train` accepts when it builds its own measurement set
 MAKE_OPTIONS = ("accel", "center_fraction", "mask", "coils", "virtual_coils", "size", "views", "view_kind",
@@ -32,6 +32,12 @@ PRESET_OPTIONS = ("steps", "batch", "lr", "warmup_steps", "ema_half_life_images"
 RESUMABLE = {"stage", "teacher", "steps", "distill_steps", "device", "checkpoint_every", "log_every",
              "heldout_every", "workers", "evaluate", "eval_slices"}
 MODALITIES = ("mri", "ct", "image")
+# number settings of `train`: (name, low, high, low_open): a finite value in (low, high], [low, high]
+# when low_open is False; None: no bound on that side
+NUMBER_RANGES = (("lr", 0.0, 1.0, True), ("g_lr", 0.0, 1.0, True), ("fake_lr", 0.0, 1.0, True),
+                 ("grad_clip", 0.0, None, True), ("ema_half_life_images", 0.0, None, True),
+                 ("alpha", 0.0, None, True), ("sigma_init", 0.0, None, True), ("t_max", 0.0, 1000.0, True),
+                 ("sigma_floor", 0.0, None, False))
 STAGES = ("all", "teacher", "distill")
 
 
@@ -77,14 +83,15 @@ class TrainConfig:
         accel = self.make.get("accel")
         if accel is not None and accel < 1:
             raise InputError(None, f"--accel must be at least 1 (got {accel:g})")
-        for name in ("steps", "batch", "distill_steps", "fake_updates", "eval_slices"):
+        for name in ("steps", "batch", "distill_steps", "fake_updates", "eval_slices", "checkpoint_every",
+                     "log_every", "heldout_every"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise InputError(None, f"--{name} must be at least 1 (got {value})")
+        for name, low, high, low_open in NUMBER_RANGES:
+            check_range(f"--{name.replace('_', '-')}", getattr(self, name), low, high, low_open)
         if self.loss_space not in (None, "projected", "full"):
             raise InputError(None, f"--loss-space must be projected or full (got {self.loss_space!r})")
-        if self.sigma_floor is not None and self.sigma_floor < 0:
-            raise InputError(None, f"--sigma-floor must be at least 0 (got {self.sigma_floor:g})")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InputError(None, f"--device must be auto, cpu or cuda (got {self.device!r})")
 
@@ -112,13 +119,22 @@ class TrainConfig:
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":
         try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
+            data = yaml.safe_load(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
             raise InputError(path, f"cannot read the run configuration ({type(e).__name__})") from None
+        if not isinstance(data, dict) or not data:
+            raise InputError(path, "is not a run configuration (expected a YAML mapping of settings)")
         unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise InputError(path, f"unknown key(s) {', '.join(sorted(unknown))}")
-        return cls(**data)
+        cfg = cls(**data)
+        try:
+            cfg.validate()
+        except InputError as e:
+            raise InputError(path, e.problem) from None
+        except TypeError:   # a value of the wrong type compared with a bound
+            raise InputError(path, "holds a setting of the wrong type") from None
+        return cfg
 
 
 def conflicts(saved: TrainConfig, requested: dict[str, Any]) -> list[str]:

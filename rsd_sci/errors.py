@@ -5,6 +5,7 @@ The CLI turns an `InputError` into a one-line message, exit code 2, no traceback
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 
@@ -19,3 +20,22 @@ class InputError(Exception):
         self.path = None if path is None else str(path)
         self.problem = problem
         super().__init__(problem if path is None else f"{path}: {problem}")
+
+
+def check_range(flag: str, value, low: float | None = None, high: float | None = None, low_open: bool = True) -> None:
+    """InputError (one line naming the flag) unless `value` is a finite number within the bounds; None passes.
+
+    >>> check_range("--lr", float("nan"), 0.0)
+    Traceback (most recent call last):
+    ...
+    rsd_sci.errors.InputError: --lr must be a finite number (got nan)
+    """
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InputError(None, f"{flag} must be a finite number (got {value!r})")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    if too_low or (high is not None and value > high):
+        bounds = (f"above {low:g}" if low_open else f"at least {low:g}") if low is not None else ""
+        bounds += (" and " if bounds else "") + (f"at most {high:g}" if high is not None else "")
+        raise InputError(None, f"{flag} must be {bounds} (got {value:g})")

@@ -180,3 +180,16 @@ def test_features_not_torchscript(tmp_path):
     r = _evaluate("--samples", a_npy, "--reference", a_nii, "--features", bad, "--json", out, "--device", "cpu")
     assert r.exit_code == 2 and "weights.pt: not a TorchScript file" in r.output and not out.exists()
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_predictions_with_nan_are_refused_naming_the_file(tmp_path):
+    for folder, value in (("t", 1.0), ("p", float("nan"))):
+        (tmp_path / folder).mkdir()
+        with h5py.File(tmp_path / folder / "v.h5", "w") as f:
+            data = np.full((2, 8, 8), 1.0, np.float32)
+            data[1, 3, 3] = value
+            f["reconstruction_rss" if folder == "t" else "reconstruction"] = data
+    r = runner.invoke(app, ["evaluate", "--targets", str(tmp_path / "t"), "--predictions", str(tmp_path / "p"),
+                            "--json", str(tmp_path / "m.json")])
+    assert r.exit_code == 2 and "v.h5" in r.output and "NaN or Inf values (slice(s) 1)" in r.output, r.output
+    assert not (tmp_path / "m.json").exists()

@@ -113,3 +113,12 @@ def test_bad_folders(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pydicom", None)  # as if pydicom were not installed
     with pytest.raises(InputError, match=r"pip install 'rsd-sci\[dicom\]'"):
         read_dicom_series(tmp_path)
+
+
+def test_a_rescale_slope_of_nan_is_refused(tmp_path):
+    series = generate_uid()
+    for k in range(3):
+        _write_slice(tmp_path / f"IM{k}", np.ones((8, 8)), series=series, position=(0.0, 0.0, float(k)),
+                     slope=float("nan") if k == 1 else 1.0)
+    with pytest.raises(InputError, match="NaN or Inf after RescaleSlope"):
+        read_dicom_series(tmp_path)

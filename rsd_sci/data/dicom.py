@@ -122,8 +122,8 @@ def _sort(slices: list[_Slice]) -> tuple[list[_Slice], np.ndarray | None]:
 def read_dicom_series(folder: str | Path) -> DicomVolume:
     """Read one DICOM series from a folder as a float32 (S, H, W) volume (see the module docstring).
 
-    InputError if pydicom is missing, the folder has no readable image, holds several series, or its
-    images differ in size.
+    InputError if pydicom is missing, the folder has no readable image, holds several series, its
+    images differ in size, or a rescale makes values that are not finite.
     """
     folder = Path(folder)
     try:
@@ -149,6 +149,8 @@ def read_dicom_series(folder: str | Path) -> DicomVolume:
         slope = _number(s.ds, "RescaleSlope", 1.0)
         intercept = _number(s.ds, "RescaleIntercept", 0.0)
         data[k] = s.pixels.astype(np.float64) * slope + intercept
+    if not np.isfinite(data).all():
+        raise InputError(folder, "its values are NaN or Inf after RescaleSlope/RescaleIntercept")
 
     first = slices[0].ds
     pixel_spacing = _floats(first.get("PixelSpacing"), 2)

@@ -309,11 +309,16 @@ def write_reconstruction(
 
 
 def read_reconstruction(path: str | Path, key: str = "reconstruction") -> np.ndarray:
-    """Read a whole reconstruction volume (the submission format, or any dataset `key`)."""
+    """Read a whole reconstruction volume (the submission format, or any dataset `key`); InputError when
+    it holds NaN or Inf (the metrics of such a volume would be NaN)."""
     with open_hdf5(path) as f:
         if key not in f or not isinstance(f[key], h5py.Dataset):
             raise InputError(path, f"no '{key}' dataset")
         try:
-            return f[key][()]
+            volume = f[key][()]
         except OSError as err:
             raise InputError(path, f"cannot read '{key}' ({err})") from None
+    if np.issubdtype(np.asarray(volume).dtype, np.number) and not np.isfinite(volume).all():
+        bad = sorted({int(i) for i in np.argwhere(~np.isfinite(volume))[:, 0]})
+        raise InputError(path, f"'{key}' holds NaN or Inf values (slice(s) {', '.join(map(str, bad[:5]))})")
+    return volume

@@ -24,11 +24,14 @@ import yaml
 from rsd_sci.data import simulate_ct, simulate_image, simulate_mri, sources
 from rsd_sci.data.atomic import atomic_dir
 from rsd_sci.data.measurement_set import VERSION, MeasurementSetWriter
-from rsd_sci.errors import InputError
+from rsd_sci.errors import InputError, check_range
+from rsd_sci.memory_guard import check_fits_in_memory
 from rsd_sci.physics.coil_maps import ESPIRIT_METHODS
 from rsd_sci.physics.masks import LineMask, MaskSpec, seed_from_name
 
 log = logging.getLogger(__name__)
+MAX_SIMULATED_COILS = 64      # birdcage-simulated receive coils (phantoms, NIfTI)
+SLICE_WORK = 128              # bytes of working memory per pixel and coil of one slice (complex64 copies)
 
 
 @dataclass
@@ -74,10 +77,22 @@ class MakeSpec:
             raise InputError(None, f"--source {self.source} does not provide --modality {self.modality}")
         if self.source != "phantom" and self.input is None:
             raise InputError(None, f"--source {self.source} needs --input FILE_OR_DIR")
-        if self.accel < 1:
-            raise InputError(None, f"--accel must be at least 1 (got {self.accel:g})")
+        check_range("--accel", self.accel, 1.0, None, low_open=False)
+        check_range("--center-fraction", self.center_fraction)
         if not 0 < self.center_fraction < 1:
             raise InputError(None, f"--center-fraction must be in (0, 1) (got {self.center_fraction:g})")
+        for flag, value, low in (("--coils", self.coils, 1), ("--virtual-coils", self.virtual_coils, 1),
+                                 ("--size", self.size, 8), ("--n-train", self.n_train, 1),
+                                 ("--n-test", self.n_test, 1), ("--workers", self.workers, 1),
+                                 ("--blur-kernel", self.blur_kernel, 1), ("--factor", self.factor, 1)):
+            if value is not None and value < low:
+                raise InputError(None, f"{flag} must be at least {low} (got {value})")
+        if self.coils > MAX_SIMULATED_COILS:
+            raise InputError(None, f"--coils must be at most {MAX_SIMULATED_COILS} simulated coils (got {self.coils})")
+        check_range("--blur-std", self.blur_std, 0.0)
+        check_range("--delta", self.delta, 0.0, None, low_open=False)
+        if self.delta >= 1:
+            raise InputError(None, f"--delta must be below 1 (got {self.delta:g})")
         if self.modality == "ct" and not 1 <= self.views <= self.n_angles:
             raise InputError(None, f"--views must be in [1, {self.n_angles}] (got {self.views})")
         if self.modality == "image" and self.corruption == "inpaint" and not 0 <= self.p < 1:
@@ -86,8 +101,10 @@ class MakeSpec:
             raise InputError(None, f"--test-fraction must be in (0, 1) (got {self.test_fraction:g})")
         if self.seed < 0:
             raise InputError(None, f"--seed must be >= 0 (got {self.seed})")
-        if isinstance(self.sigma_n, (int, float)) and self.sigma_n < 0:
-            raise InputError(None, f"--sigma-n must be >= 0 (got {self.sigma_n:g})")
+        if isinstance(self.sigma_n, (int, float)):
+            check_range("--sigma-n", self.sigma_n, 0.0, None, low_open=False)
+        if self.size is not None:   # phantoms are simulated, and files resampled, at size × size
+            check_fits_in_memory(SLICE_WORK * self.size ** 2 * max(self.coils, 1), f"--size {self.size}")
         if self.maps not in ESPIRIT_METHODS:
             raise InputError(None, f"--maps must be {' or '.join(ESPIRIT_METHODS)} (got {self.maps!r})")
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from rsd_sci.data.atomic import atomic_path
 from rsd_sci.errors import InputError
+from rsd_sci.memory_guard import check_fits_in_memory
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,9 @@ def read_nifti(path: str | Path) -> NiftiVolume:
         raise InputError(path, f"has shape {img.shape}; expected a 2-D, 3-D or 4-D image")
     if np.issubdtype(img.get_data_dtype(), np.complexfloating):
         raise InputError(path, "holds complex values; give magnitude images")
+    if 0 in shape:
+        raise InputError(path, f"has shape {img.shape}: no voxels")
+    check_fits_in_memory(3 * 4 * float(np.prod(shape)), f"its image of shape {shape}", path)   # float32, copies
     try:
         data = np.asarray(img.get_fdata(dtype=np.float32))
     except (OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile) as err:

@@ -105,7 +105,12 @@ def dicom_folders(root: Path) -> list[Path]:
 
 
 def file_volumes(source: str, modality: str, files: list[Path], size: int | None) -> list[Volume]:
-    return [_file_volume(source, modality, f, size) for f in files]
+    """The files as lazily read volumes; InputError naming a file that holds no slice."""
+    volumes = [_file_volume(source, modality, f, size) for f in files]
+    for path, volume in zip(files, volumes):
+        if volume.n_slices < 1:
+            raise InputError(path, "holds no slices")
+    return volumes
 
 
 def _file_volume(source: str, modality: str, path: Path, size: int | None) -> Volume:

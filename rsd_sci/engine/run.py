@@ -35,10 +35,10 @@ def run_training(cfg: TrainConfig, run_dir: Path, progress_factory: Callable[[st
     info = distributed.init_distributed(cfg.device)
     with RunLock(run_dir, enabled=info.is_main):   # one run per folder; rank 0 holds it for all ranks
         try:
-            if info.is_main:
-                cfg.to_yaml(run_dir / "config.yaml")
+            if info.is_main:   # the config only once the data are there: a refused start leaves no run behind
                 with _progress(progress_factory, "Building the measurement set") as update:
                     prepare_data(cfg.data, cfg.modality, cfg.make, cfg.seed, run_dir, update)
+                cfg.to_yaml(run_dir / "config.yaml")
             distributed.barrier()
             data_dir = prepare_data(cfg.data, cfg.modality, cfg.make, cfg.seed, run_dir)  # exists by now
             written = {"data": data_dir}

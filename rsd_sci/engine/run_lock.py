@@ -3,7 +3,8 @@
     with RunLock(run_dir):      # InputError (one line) when another live process holds it
         ...                     # the lock file is removed on the way out, also after an exception
 
-The file holds {"pid", "host", "started"} as JSON. A lock left by a process that died without cleaning up
+The file holds {"pid", "host", "started"} as JSON. A folder the lock created and nothing else was
+written to (a start refused before any work) goes with it. A lock left by a process that died without cleaning up
 (kill -9, power loss) is broken when its holder is on this host and no longer running, with a warning
 naming it; a holder on another host (a shared file system) cannot be checked, so the message says which
 file to remove once that run is gone. Under torchrun only rank 0 takes the lock (the ranks are one run).
@@ -56,6 +57,7 @@ class RunLock:
     def __enter__(self) -> "RunLock":
         if not self.enabled:
             return self
+        self.made_folder = not self.path.parent.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(2):   # a second try after breaking a stale lock
             try:
@@ -91,3 +93,5 @@ class RunLock:
         if self.held:
             self.path.unlink(missing_ok=True)
             self.held = False
+            if self.made_folder and not any(self.path.parent.iterdir()):   # a start refused before any work
+                self.path.parent.rmdir()

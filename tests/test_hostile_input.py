@@ -1,0 +1,116 @@
+"""Hostile and careless input (issue 15), one table driving one test: every case is refused with one line
+naming the problem, exit code 2, no traceback, and nothing left at the output path."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from cli_runner import cli, ok
+
+SMALL = ["--size", "32", "--n-train", "8", "--n-test", "2"]
+
+
+def _huge_nifti(path):
+    """A NIfTI header declaring 32767 x 32767 x 100 float32 voxels (400 GiB) and no data."""
+    header = nib.Nifti1Header()
+    header.set_data_shape((32767, 32767, 100))
+    header.set_data_dtype(np.float32)
+    header["vox_offset"] = 352
+    with open(path, "wb") as f:
+        header.write_to(f)
+        f.write(b"\0" * 4)
+    return path
+
+
+def _empty_nifti(path):
+    nib.save(nib.Nifti1Image(np.zeros((16, 16, 0), np.float32), np.eye(4)), path)
+    return path
+
+
+def _text(path, content: bytes):
+    path.write_bytes(content)
+    return path
+
+
+# (id, arguments with {tmp} for the test's folder and {out} for the output that must not appear, message)
+CASES = [
+    ("train lr negative", ["train", "--out", "{out}", "--lr", "-1"], "--lr must be above 0"),
+    ("train lr nan", ["train", "--out", "{out}", "--lr", "nan"], "--lr must be a finite number"),
+    ("train alpha nan", ["train", "--out", "{out}", "--alpha", "nan"], "--alpha must be a finite number"),
+    ("train g-lr zero", ["train", "--out", "{out}", "--g-lr", "0"], "--g-lr must be above 0"),
+    ("train t-max", ["train", "--out", "{out}", "--t-max", "2000"], "--t-max must be above 0 and at most 1000"),
+    ("train sigma-init inf", ["train", "--out", "{out}", "--sigma-init", "inf"], "--sigma-init must be a finite"),
+    ("train checkpoint-every 0", ["train", "--out", "{out}", "--checkpoint-every", "0"],
+     "--checkpoint_every must be at least 1"),
+    ("train sigma-n nan", ["train", "--out", "{out}", "--sigma-n", "nan", *SMALL], "--sigma-n must be a finite"),
+    ("make sigma-n inf", ["data", "make", "--out", "{out}", "--sigma-n", "inf"], "--sigma-n must be a finite"),
+    ("make coils 0", ["data", "make", "--out", "{out}", "--coils", "0"], "--coils must be at least 1"),
+    ("make coils 10000", ["data", "make", "--out", "{out}", "--coils", "10000"], "--coils must be at most 64"),
+    ("make delta -1", ["data", "make", "--modality", "image", "--corruption", "inpaint", "--out", "{out}",
+                       "--delta", "-1"], "--delta must be at least 0"),
+    ("make delta 1", ["data", "make", "--modality", "image", "--corruption", "inpaint", "--out", "{out}",
+                      "--delta", "1"], "--delta must be below 1"),
+    ("make size 0", ["data", "make", "--out", "{out}", "--size", "0"], "--size must be at least 8"),
+    ("make size 100000", ["data", "make", "--out", "{out}", "--size", "100000"], "--size 100000 needs about"),
+    ("make n-train 0", ["data", "make", "--out", "{out}", "--n-train", "0"], "--n-train must be at least 1"),
+    ("make accel nan", ["data", "make", "--out", "{out}", "--accel", "nan"], "--accel must be a finite number"),
+    ("make blur-std 0", ["data", "make", "--modality", "image", "--corruption", "blur", "--out", "{out}",
+                         "--blur-std", "0"], "--blur-std must be above 0"),
+    ("config wrong type", ["train", "--out", "{out}", "--config", "{tmp}/types.yaml"], "option 'steps'"),
+    ("config binary", ["train", "--out", "{out}", "--config", "{tmp}/binary.yaml"], "cannot read YAML"),
+    ("config a list", ["data", "make", "--out", "{out}", "--config", "{tmp}/list.yaml"], "must be a YAML mapping"),
+    ("nifti huge header, data make", ["data", "make", "--source", "nifti", "--input", "{tmp}/huge.nii",
+                                      "--out", "{out}"], "needs about"),
+    ("nifti huge header, evaluate", ["evaluate", "--samples", "{tmp}/huge.nii", "--reference", "{tmp}/huge.nii",
+                                     "--json", "{out}"], "needs about"),
+    ("nifti without slices", ["data", "make", "--source", "nifti", "--input", "{tmp}/empty.nii", "--out", "{out}"],
+     "holds no slices"),
+    ("nifti without slices in a folder", ["data", "make", "--source", "nifti", "--input", "{tmp}/volumes",
+                                          "--out", "{out}"], "empty.nii"),
+]
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    _text(tmp_path / "types.yaml", b"steps: many\n")
+    _text(tmp_path / "binary.yaml", bytes(range(256)) * 4)
+    _text(tmp_path / "list.yaml", b"- 1\n- 2\n")
+    _huge_nifti(tmp_path / "huge.nii")
+    _empty_nifti(tmp_path / "empty.nii")
+    (tmp_path / "volumes").mkdir()
+    _empty_nifti(tmp_path / "volumes" / "empty.nii")
+    for i in range(2):
+        volume = np.random.default_rng(i).random((16, 16, 6)).astype(np.float32)
+        nib.save(nib.Nifti1Image(volume, np.eye(4)), tmp_path / "volumes" / f"good{i}.nii")
+    return tmp_path
+
+
+@pytest.mark.parametrize("args, message", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_refused_in_one_line_and_nothing_left(inputs, args, message):
+    out = inputs / "out"
+    r = cli(*[a.format(tmp=inputs, out=out) for a in args])
+    assert r.exit_code == 2 and message in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output, r.output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"- a list\n", b"steps: [1, 2]\n"], ids=["empty", "list", "wrong type"])
+def test_a_broken_run_configuration_is_refused(tmp_path, content):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_bytes(content)
+    r = cli("train", "--out", run)
+    assert r.exit_code == 2 and "config.yaml" in r.output and "Traceback" not in r.output, r.output
+
+
+def test_a_refused_start_does_not_poison_the_folder(tmp_path):
+    """A start refused while building the data leaves nothing; the next start with good data runs."""
+    bad = _text(tmp_path / "random.h5", np.random.default_rng(0).bytes(4096))
+    run = tmp_path / "run"
+    r = cli("train", "--data", bad, "--out", run)
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert not run.exists()
+    ok("train", "--out", run, "--steps", 1, "--stage", "teacher", *SMALL, "--batch", 4, "--center-fraction", 0.2)
+    assert (run / "teacher.safetensors").is_file()
