@@ -7,7 +7,7 @@ gets to CLEAN held-out images, and whether the held-out signals (no clean data) 
 Each teacher is a run directory with teacher.safetensors and data/ (`rsd-sci train --stage teacher`); its
 seed is the run's. Each variant distils it with the engine's own `train_distill` (the run's config with
 the variant's settings) into OUT/<run>-<variant>/, and at every `--every` iterations the generator's EMA
-is measured: the two held-out signals it logs (`heldout_sw`, `heldout_spectrum`) and, against the 32
+is measured: the two signals it logs (`heldout_sw`, `measurement_spectrum`) and, against the 32
 clean held-out images, the multi-scale patch sliced Wasserstein (SW) and power-spectrum distance (PSD) of
 32 one-step samples (the held-out operators, fixed draws). The teacher's default sampler on the same
 operators is the line to beat. Then: which iteration each signal selects and the clean SW/PSD there.
@@ -46,7 +46,9 @@ VARIANTS = {   # the settings each variant changes (TrainConfig keys); the rest 
     "full-floor": {"loss_space": "full", "sigma_floor": 0.1},
     "rates-x3": {"g_lr": 6e-5, "fake_lr": 1.5e-4},
     "full-x3": {"loss_space": "full", "g_lr": 6e-5, "fake_lr": 1.5e-4},
+    "rates-x6": {"g_lr": 1.2e-4, "fake_lr": 3e-4},
     "fake2": {"fake_updates": 2},
+    "fake2-x3": {"fake_updates": 2, "g_lr": 6e-5, "fake_lr": 1.5e-4},
     "full-fake2": {"loss_space": "full", "fake_updates": 2},
 }
 N_HELDOUT = 32
@@ -93,7 +95,7 @@ def sweep(run: Path, variant: str, iterations: int, every: int, out: Path) -> di
 
     def observe(done: int, G, metrics: dict) -> None:
         start = time.perf_counter()
-        rows.append(dict(iteration=done, heldout_sw=metrics["heldout_sw"], heldout_spectrum=metrics["heldout_spectrum"],
+        rows.append(dict(iteration=done, heldout_sw=metrics["heldout_sw"], measurement_spectrum=metrics["measurement_spectrum"],
                          **probe.generator(G)))
         clock["probe"] += time.perf_counter() - start
 
@@ -137,7 +139,7 @@ def main() -> None:
     for r in results:
         t, last = r["teacher"], r["rows"][-1]
         cells = [f"{sig} it {selected(r, sig)['iteration']}: {selected(r, sig)['clean_sw']:.4f} / "
-                 f"{selected(r, sig)['clean_psd']:.3f}" for sig in ("heldout_spectrum", "heldout_sw")]
+                 f"{selected(r, sig)['clean_psd']:.3f}" for sig in ("measurement_spectrum", "heldout_sw")]
         print(f"{r['run']:>10} {r['variant']:<11} " + "  ".join(cells) +
               f"  (teacher {t['clean_sw']:.4f} / {t['clean_psd']:.3f}; last {last['clean_sw']:.4f} / {last['clean_psd']:.3f})")
 

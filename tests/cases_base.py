@@ -1,7 +1,5 @@
 """Operator cases for the protocol's own pieces: identity, scaling, composition."""
 
-import torch
-
 from operator_checks import OperatorCase
 from rsd_sci.physics.base import Identity, Scale
 

@@ -46,7 +46,7 @@ def test_mri_phantoms_single_coil(tmp_path):
         assert len({m.tobytes() for m in masks}) > 1  # each phantom is its own volume: its own mask
     with h5py.File(out / "test.h5") as f:
         assert f["targets"].shape == (3, 1, 32, 32)
-        t, s = f["targets"][0, 0], f["scale"][0]
+        t = f["targets"][0, 0]
         assert 0.2 < np.percentile(t, 99) < 3.0  # normalised units, roughly [0, 1]
 
 

@@ -27,7 +27,7 @@ def run(tmp_path_factory):
     tested in test_cli_report.py)."""
     out = tmp_path_factory.mktemp("runs") / "mri"
     r = ok("train", "--modality", "mri", "--out", out, "--steps", 4, "--distill-steps", 3, "--no-eval", *TINY)
-    assert "generator.safetensors" in r.output and "held-out spectrum distance" in r.output
+    assert "generator.safetensors" in r.output and "measurement spectrum distance" in r.output
     return out
 
 
@@ -38,7 +38,7 @@ def test_stage_all_writes_a_generator_with_metadata_and_bank(run):
     assert state["bank.masks"].shape[0] == 8 and "bank.sigma_n" in state   # n_test 8 < bank size 16
     distill = [r for r in read_log(run / "log.jsonl") if r["stage"] == "distill"]
     assert [r["step"] for r in distill][-1] == 3
-    assert distill[-1]["heldout_sw"] > 0 and distill[-1]["heldout_spectrum"] > 0 and np.isfinite(distill[-1]["fake_loss"])
+    assert distill[-1]["heldout_sw"] > 0 and distill[-1]["measurement_spectrum"] > 0 and np.isfinite(distill[-1]["fake_loss"])
     assert (run / "checkpoints" / "distill" / "state.pt").is_file()
 
 

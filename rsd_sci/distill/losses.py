@@ -67,7 +67,7 @@ def generator_sigma(u: torch.Tensor, t_max: float = T_MAX, sigma_floor: float = 
     (0.1, 24.4)
     """
     t_lo = t_of_sigma(sigma_floor) if sigma_floor > 0 else 0.0
-    return sigma_of_t(t_lo + u * (t_max / 1000.0 - t_lo))
+    return sigma_of_t(t_lo + u * (t_max - 1000.0 * t_lo) / 1000.0)   # no floor: u·t_max/1000 as published
 
 
 def measure(op, x_image: torch.Tensor, sigma_n: torch.Tensor,

@@ -8,22 +8,24 @@ with every random draw keyed by (seed, s, key, stream), the keys (s·(K + 1) + j
 processes agree (`rsd_sci.distill.draws.KeyedDraws`). Only the operators of the training samples are
 used (masks, maps, σ_n): the distillation never reads a measurement.
 
-Two held-out signals are logged; neither needs clean data (METHOD.md). Both compare the generator's
-synthetic measurements A(x_g) + noise with the real ones y of the first HELDOUT_SAMPLES held-out
-samples, under the same operators (x_g from the generator's EMA with fixed draws):
-    heldout_sw        the multi-scale patch sliced Wasserstein distance between R(A(x_g) + noise) and
-                      R(y), R the family's data image (zero-filled adjoint, FBP, the image itself)
-    heldout_spectrum  the distance between their log mean power per measured frequency (MRI: k-space
-                      column; CT: detector frequency; images: radial ring), which sees blur where
-                      heldout_sw does not (docs/method.md, "Distillation": it followed the clean power
-                      spectrum while heldout_sw stayed flat)
+Two signals are logged; neither needs clean data (METHOD.md). Both compare the generator's synthetic
+measurements A(x_g) + noise with real ones y under the same operators (x_g from the generator's EMA,
+with draws fixed across evaluations):
+    heldout_sw            the multi-scale patch sliced Wasserstein distance between R(A(x_g) + noise)
+                          and R(y) of the first HELDOUT_SAMPLES held-out samples, R the family's data
+                          image (zero-filled adjoint, FBP, the image itself)
+    measurement_spectrum  the distance between their log mean power per measured frequency (MRI: k-space
+                          column; CT: detector frequency; images: radial ring) over SPECTRUM_SAMPLES
+                          measurements (the held-out split, then training ones: the generator never
+                          reads a measurement), which sees blur where heldout_sw does not
+                          (docs/method.md, "Distillation")
 The generator loss is signed and is no convergence signal; `fake_loss` (also logged as `loss`, the value
 the loop's NaN check reads; it is NaN when every generator sample was dropped) shows whether the fake
 score keeps up.
 
 Model selection: the exported generator is the EMA at the evaluation with the lowest SELECTED_BY
-(`heldout_spectrum`; `rsd_sci.engine.best_snapshot`; its iteration and value are in the file's metadata
-as `selected_step` and `heldout_spectrum`), the EMA at the end when no evaluation was finite. The candidates
+(`measurement_spectrum`; `rsd_sci.engine.best_snapshot`; its iteration and value are in the file's
+metadata as `selected_step` and `measurement_spectrum`), the EMA at the end when no evaluation was finite. The candidates
 are the scheduled evaluations (every `heldout_every` iterations) and the last iteration, never the end
 of an interrupted session, so a resumed run exports what a straight one does.
 
@@ -64,7 +66,10 @@ from rsd_sci.measurement import Measurement
 
 log = logging.getLogger(__name__)
 HELDOUT_STEP = -3            # the key "step" of the held-out draws: the same at every evaluation
-SELECTED_BY = "heldout_spectrum"   # the held-out signal the exported generator is chosen by
+SELECTED_BY = "measurement_spectrum"   # the signal the exported generator is chosen by
+SPECTRUM_SAMPLES = 256       # measurements in measurement_spectrum (32 left its noise above the differences)
+SPECTRUM_CHUNK = 32          # measurements loaded and generated per call
+SPECTRUM_KEY = 1 << 40       # keys of the spectrum draws: apart from the held-out samples' indices
 
 
 def settings_of(cfg: TrainConfig, bf16: bool) -> DistillSettings:
@@ -72,33 +77,59 @@ def settings_of(cfg: TrainConfig, bf16: bool) -> DistillSettings:
                            loss_space=cfg.loss_space, sigma_floor=cfg.sigma_floor)
 
 
-def synthetic_measurements(G, m: Measurement, seed: int, sigma_init: float) -> Measurement:
-    """m with y replaced by A(x_g) + noise: the generator's images measured as the held-out batch m was
-    (its operators and σ_n; the draws fixed, so every evaluation sees the same z and noise)."""
-    draws = KeyedDraws(m.index, seed, HELDOUT_STEP)
+def synthetic_measurements(G, m: Measurement, seed: int, sigma_init: float,
+                           keys: torch.Tensor | None = None) -> Measurement:
+    """m with y replaced by A(x_g) + noise: the generator's images measured as the batch m was (its
+    operators and σ_n; the draws keyed by `keys`, default m's indices, the same at every evaluation)."""
+    draws = KeyedDraws(m.index if keys is None else keys, seed, HELDOUT_STEP)
     with torch.no_grad():
         x_g = generate(G, m, draws, sigma_init).float()
         y = measure(m.op, m.to_image(x_g), m.sigma_n, lambda shape: draws.normal(shape, Stream.HELDOUT_MEASURE))
     return m.with_y(y)
 
 
-def heldout_signals(G, m: Measurement, seed: int, sigma_init: float) -> dict[str, float]:
-    """The two held-out signals of the generator G on the held-out batch m (no clean data):
+def spectrum_chunks(sets) -> list[tuple[object, list[int], torch.Tensor]]:
+    """What measurement_spectrum reads: the first SPECTRUM_SAMPLES of `sets` in order (the held-out split,
+    then the training one; None skipped) as (set, indices, draw keys) chunks of at most SPECTRUM_CHUNK,
+    each from one set; keys SPECTRUM_KEY + the sample's position in that order. Loaded when used, so a
+    multi-coil set's measurements are not held between evaluations."""
+    picks = [(s, i) for s in sets if s is not None for i in range(len(s))][:SPECTRUM_SAMPLES]
+    chunks = []
+    for start in range(0, len(picks), SPECTRUM_CHUNK):
+        part = list(enumerate(picks[start:start + SPECTRUM_CHUNK], start))
+        for source in dict.fromkeys(t for _, (t, _) in part):   # the sets in this chunk, in order
+            mine = [(position, i) for position, (t, i) in part if t is source]
+            chunks.append((source, [i for _, i in mine], SPECTRUM_KEY + torch.tensor([pos for pos, _ in mine])))
+    return chunks
 
-    heldout_sw        patch sliced Wasserstein between R(A(x_g) + noise) and R(y) (mean over scales)
-    heldout_spectrum  `log_spectrum_distance` of their mean power per measured frequency
-                      (`Family.measured_power`: k-space column for MRI, detector frequency for CT)
-    """
-    from rsd_sci.metrics.distribution import log_spectrum_distance, patch_sliced_wasserstein
+
+def measurement_spectrum(G, family, chunks, seed: int, sigma_init: float, device) -> float:
+    """`log_spectrum_distance` between the mean power per measured frequency (`Family.measured_power`)
+    of A(x_g) + noise and of y over the chunks (`spectrum_chunks`); no clean data."""
+    from rsd_sci.metrics.distribution import log_spectrum_distance
+
+    real = fake = 0.0
+    for source, indices, keys in chunks:
+        m = family.measure(load_batch(source, indices, device))
+        synthetic = synthetic_measurements(G, m, seed, sigma_init, keys.to(device))
+        real = real + m.measured_power() * len(m)
+        fake = fake + synthetic.measured_power() * len(m)
+    return log_spectrum_distance(fake, real, keep=real > 0)   # sums: the same ratio as the means
+
+
+def heldout_signals(G, m: Measurement, chunks, seed: int, sigma_init: float) -> dict[str, float]:
+    """The generator's two signals (see the module docstring): heldout_sw on the held-out batch m, the
+    patch sliced Wasserstein distance between R(A(x_g) + noise) and R(y) (mean over scales), and
+    measurement_spectrum on the chunks."""
+    from rsd_sci.metrics.distribution import patch_sliced_wasserstein
 
     fake = synthetic_measurements(G, m, seed, sigma_init)
     with torch.no_grad():
         real_images, fake_images = m.network_input(), fake.network_input()
         patch = min(8, *real_images.shape[-2:])
         sw = patch_sliced_wasserstein(fake_images, real_images, patch=patch, n_patches=2048, seed=seed)["mean"]
-        real_power = m.measured_power()
-        spectrum = log_spectrum_distance(fake.measured_power(), real_power, keep=real_power > 0)
-    return dict(heldout_sw=float(sw), heldout_spectrum=spectrum)
+    spectrum = measurement_spectrum(G, m.family, chunks, seed, sigma_init, m.y.device)
+    return dict(heldout_sw=float(sw), measurement_spectrum=spectrum)
 
 
 def teacher_path(cfg: TrainConfig, run_dir: Path) -> Path:
@@ -141,6 +172,7 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
     heldout_set = test_set or train_set
     heldout = teacher.family.measure(load_batch(heldout_set, range(min(HELDOUT_SAMPLES, len(heldout_set))),
                                                 info.device))
+    chunks = spectrum_chunks((test_set, train_set))
     B, n = cfg.batch, len(train_set)
     clock = {"t": time.perf_counter()}
     last_value: dict[int, float] = {}   # the signal of an off-schedule last iteration, for the export
@@ -170,7 +202,7 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
         clock["t"] = now
         scheduled = (step + 1) % cfg.heldout_every == 0
         if scheduled or step + 1 == cfg.distill_steps:
-            metrics |= heldout_signals(ema.module, heldout, cfg.seed, settings.sigma_init)
+            metrics |= heldout_signals(ema.module, heldout, chunks, cfg.seed, settings.sigma_init)
             if scheduled:   # the end of a session off the schedule is no candidate: a resumed run must select
                 best.offer(ema.module, metrics[SELECTED_BY], step + 1)   # as a straight one (export below)
             else:
@@ -193,7 +225,7 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
         if cfg.distill_steps % cfg.heldout_every:   # the last iteration, off the schedule, is a candidate too
             last = last_value.get(cfg.distill_steps)   # computed again only when this invocation ran no step
             if last is None:
-                last = heldout_signals(ema.module, heldout, cfg.seed, settings.sigma_init)[SELECTED_BY]
+                last = heldout_signals(ema.module, heldout, chunks, cfg.seed, settings.sigma_init)[SELECTED_BY]
             candidates += [(last, cfg.distill_steps, ema.module)] if math.isfinite(last) else []
         value, step, module = min(candidates, key=lambda c: c[0], default=(None, cfg.distill_steps, ema.module))
         export_generator(out, module, meta, cfg, source, bank, selected={"selected_step": step, SELECTED_BY: value})

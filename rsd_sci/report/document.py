@@ -144,9 +144,9 @@ def write_report(run_dir: str | Path) -> Path:
         figures.training_curves(records, fig_dir / "training.png", selected)
         out += ["## Training", "", "![training curves](figures/training.png)", "",
                 "Teacher: its loss and the held-out measurement-domain loss (no clean data needed). Distillation: the "
-                "fake-score loss and the held-out spectrum distance between the generator's synthetic measurements "
-                "and real held-out ones (their mean power per measured k-space column or detector frequency; no "
-                "clean data needed); the exported generator is the EMA at the lowest value" + (f" (iteration {selected}, the star)." if selected else "."), ""]
+                "fake-score loss and the measurement spectrum distance between the generator's synthetic "
+                "measurements and real ones (their mean power per measured k-space column or detector frequency; "
+                "no clean data needed); the exported generator is the EMA at the lowest value" + (f" (iteration {selected}, the star)." if selected else "."), ""]
     path = run_dir / "report.md"
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(out))
