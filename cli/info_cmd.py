@@ -1,4 +1,4 @@
-"""`rsd-sci info PATH`: what a fastMRI file, measurement set, NIfTI or LoDoPaB file holds."""
+"""`rsd-sci info PATH`: what a fastMRI file, measurement set, NIfTI, LoDoPaB or model file holds."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from cli.errors import guarded
 
 @guarded
 def info(
-    path: Path = typer.Argument(..., help="A fastMRI .h5, measurement-set folder or split file, NIfTI, LoDoPaB file."),
+    path: Path = typer.Argument(..., help="A fastMRI .h5, measurement-set folder or split file, NIfTI, LoDoPaB or rsd-sci model file."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Show shapes, dtypes, coils, slices, acceleration, noise level and attributes of PATH."""
+    """Show shapes, dtypes, coils, slices, acceleration, noise level and attributes of PATH; for a model
+    file, what it models and how it was trained (operator, preset, steps, selected iteration, size)."""
     from rsd_sci.data.describe import describe
 
     facts = describe(path)
@@ -23,11 +24,12 @@ def info(
         typer.echo(json.dumps(facts, indent=2, default=str))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"{facts.pop('kind')}: {facts.pop('path')}", show_header=False)
     for key, value in _rows(facts):
-        table.add_row(key, value)
+        table.add_row(escape(key), escape(value))   # [false, true] is no markup tag
     Console().print(table)
 
 

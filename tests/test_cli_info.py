@@ -59,3 +59,29 @@ def test_unknown_and_missing(tmp_path):
     assert r.exit_code == 2 and "unknown contents" in r.output
     r = runner.invoke(app, ["info", str(tmp_path / "nope.h5")])
     assert r.exit_code == 2 and "no such file" in r.output and "Traceback" not in r.output
+
+
+def test_model_file(tmp_path):
+    """A generator file from its header: operator, preset, steps, selected iteration, weights counted
+    without the operator bank; a safetensors file of another tool is refused in one line."""
+    import torch
+    from safetensors.torch import save_file
+
+    from rsd_sci.engine.checkpoint import export_safetensors
+
+    op = {"family": "ct", "n_views": 60, "n_angles": 180, "view_kind": "sparse", "image_size": 64}
+    meta = dict(kind="generator", modality="ct", operator=op, member="ambient", network={"features": [8]},
+                config={"preset": "quality", "steps": 2400, "distill_steps": 400, "seed": 1}, selected_step=300,
+                measurement_spectrum=0.02, loss_space="full", sigma_init=2.5, sigma_n={"max": 0.0, "mean": 0.0})
+    export_safetensors(tmp_path / "g.safetensors", {"w": torch.zeros(3, 4), "b": torch.zeros(5),
+                                                    "bank.sigma_n": torch.zeros(16)}, meta)
+    facts = info_json(tmp_path / "g.safetensors")
+    assert facts["kind"] == "rsd-sci generator" and facts["operator"]["n_views"] == 60
+    assert facts["preset"] == "quality" and facts["teacher_steps"] == 2400 and facts["distill_iterations"] == 400
+    assert facts["selected_step"] == 300 and facts["measurement_spectrum"] == 0.02
+    assert facts["parameters"] == 17 and facts["operator_bank"] == "16 held-out operators"
+    r = runner.invoke(app, ["info", str(tmp_path / "g.safetensors")])   # the table form
+    assert r.exit_code == 0 and "rsd-sci generator" in r.output
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
+    r = runner.invoke(app, ["info", str(tmp_path / "other.safetensors")])
+    assert r.exit_code == 2 and "without rsd-sci metadata" in r.output and len(r.output.strip().splitlines()) == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
 from cli_runner import cli, ok
 
@@ -26,6 +27,25 @@ def _huge_nifti(path):
 
 def _empty_nifti(path):
     nib.save(nib.Nifti1Image(np.zeros((16, 16, 0), np.float32), np.eye(4)), path)
+    return path
+
+
+NET = dict(features=[8, 16], num_res_blocks=1, attention_levels=[False, False], num_head_channels=8,
+           norm_num_groups=8)
+CT = dict(family="ct", image_size=32, n_angles=180, n_views=60, view_kind="sparse")
+
+
+def _model_file(path, tensors=None, **meta_changes):
+    """A generator file whose weights fit its metadata, with `meta_changes` (None removes a key) and
+    `tensors` replacing some of its tensors."""
+    from rsd_sci.engine.checkpoint import export_safetensors
+    from rsd_sci.engine.model import build_model
+
+    state = build_model(CT, NET, 0.0, "generator").denoiser.state_dict() | (tensors or {})
+    meta = dict(kind="generator", modality="ct", operator=CT, network=NET, member="ambient",
+                sigma_n={"max": 0.0, "mean": 0.0}, bank={"y_dtype": "float32", "y_shape": [1, 60, 45]})
+    meta = {k: v for k, v in (meta | meta_changes).items() if v is not None}
+    export_safetensors(path, state | {"bank.sigma_n": torch.zeros(16)}, meta)
     return path
 
 
@@ -67,6 +87,17 @@ CASES = [
                                      "--json", "{out}"], "needs about"),
     ("nifti without slices", ["data", "make", "--source", "nifti", "--input", "{tmp}/empty.nii", "--out", "{out}"],
      "holds no slices"),
+    ("model without operator", ["sample", "--model", "{tmp}/noop.safetensors", "--out", "{out}.npy"],
+     "lacks a valid 'operator'"),
+    ("model of an unknown family", ["sample", "--model", "{tmp}/pet.safetensors", "--out", "{out}.npy"],
+     "unknown operator family 'pet'"),
+    ("model declaring a huge network", ["sample", "--model", "{tmp}/huge.safetensors", "--out", "{out}.npy"],
+     "are not the network its metadata declare"),
+    ("model with a wrong tensor shape", ["sample", "--model", "{tmp}/shape.safetensors", "--out", "{out}.npy"],
+     "has shape [3, 3]"),
+    ("model with a huge bank", ["sample", "--model", "{tmp}/bank.safetensors", "--out", "{out}.npy"], "needs about"),
+    ("model with sigma_n text", ["sample", "--model", "{tmp}/sigma.safetensors", "--out", "{out}.npy"],
+     "lacks a valid 'sigma_n'"),
     ("nifti without slices in a folder", ["data", "make", "--source", "nifti", "--input", "{tmp}/volumes",
                                           "--out", "{out}"], "empty.nii"),
 ]
@@ -79,6 +110,13 @@ def inputs(tmp_path):
     _text(tmp_path / "list.yaml", b"- 1\n- 2\n")
     _huge_nifti(tmp_path / "huge.nii")
     _empty_nifti(tmp_path / "empty.nii")
+    _model_file(tmp_path / "noop.safetensors", operator=None)
+    _model_file(tmp_path / "pet.safetensors", operator=CT | {"family": "pet"})
+    _model_file(tmp_path / "huge.safetensors", network=NET | {"features": [8192, 8192]})   # 1.2 G parameters
+    _model_file(tmp_path / "shape.safetensors",
+                tensors={"backbone.unet.conv_in.conv.weight": torch.zeros(3, 3)})
+    _model_file(tmp_path / "bank.safetensors", bank={"y_dtype": "float32", "y_shape": [100000, 100000, 100]})
+    _model_file(tmp_path / "sigma.safetensors", sigma_n="x")
     (tmp_path / "volumes").mkdir()
     _empty_nifti(tmp_path / "volumes" / "empty.nii")
     for i in range(2):
@@ -93,7 +131,7 @@ def test_refused_in_one_line_and_nothing_left(inputs, args, message):
     r = cli(*[a.format(tmp=inputs, out=out) for a in args])
     assert r.exit_code == 2 and message in r.output, r.output
     assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output, r.output
-    assert not out.exists()
+    assert not out.exists() and not list(inputs.glob("out.*"))
 
 
 @pytest.mark.parametrize("content", [b"", b"- a list\n", b"steps: [1, 2]\n"], ids=["empty", "list", "wrong type"])

@@ -1,5 +1,5 @@
 """What a file or folder holds, as a plain dict (for `rsd-sci info`): fastMRI files, measurement sets
-and their split files, NIfTI volumes, LoDoPaB ground-truth files.
+and their split files, NIfTI volumes, LoDoPaB ground-truth files, rsd-sci model files.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ def describe(path: str | Path) -> dict:
     name = path.name.lower()
     if name.endswith((".nii", ".nii.gz")):
         return _nifti(path)
+    if name.endswith(".safetensors"):
+        return _model(path)
     if not h5py.is_hdf5(path):
         raise InputError(path, "not an HDF5 or NIfTI file")
     try:
@@ -94,6 +96,28 @@ def _nifti(path: Path) -> dict:
     return dict(kind="NIfTI volume", path=str(path), shape=list(vol.data.shape), dtype=str(vol.header.get_data_dtype()),
                 voxel_size=[float(z) for z in zooms], range=[float(vol.data.min()), float(vol.data.max())],
                 affine=np.asarray(vol.affine).round(4).tolist())
+
+
+def _model(path: Path) -> dict:
+    """A teacher or generator file from its header: what it models, how it was trained, its size."""
+    from rsd_sci.engine.checkpoint import read_model_header
+    from rsd_sci.engine.operator_bank import PREFIX
+
+    shapes, meta = read_model_header(path)
+    config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    weights = [s for name, s in shapes.items() if not name.startswith(PREFIX)]
+    bank = shapes.get(PREFIX + "sigma_n")
+    facts = dict(kind=f"rsd-sci {meta.get('kind', 'model')}", path=str(path), modality=meta.get("modality"),
+                 operator=meta.get("operator"), loss_member=meta.get("member"),
+                 preset=config.get("preset"), teacher_steps=config.get("steps"), seed=config.get("seed"),
+                 parameters=int(sum(np.prod(s, dtype=np.int64) for s in weights)), network=meta.get("network"),
+                 operator_bank=f"{bank[0]} held-out operators" if bank else "none",
+                 sigma_n=meta.get("sigma_n"), rsd_sci_version=meta.get("rsd_sci_version"))
+    if meta.get("kind") == "generator":
+        facts |= dict(distill_iterations=config.get("distill_steps"), selected_step=meta.get("selected_step"),
+                      loss_space=meta.get("loss_space"), sigma_init=meta.get("sigma_init"), teacher=meta.get("teacher"))
+        facts |= {k: meta[k] for k in ("measurement_spectrum", "heldout_spectrum", "heldout_sw") if k in meta}
+    return {k: v for k, v in facts.items() if v is not None}
 
 
 def _lodopab(path: Path) -> dict:

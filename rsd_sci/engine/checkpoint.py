@@ -197,6 +197,17 @@ def load_safetensors(path: str | Path,
     Raises InputError(path, ...) for a missing file, a file that is not safetensors (text, truncated)
     and a safetensors file without rsd-sci metadata (another tool's file).
     """
+    return _read_model_file(path, lambda handle, name: handle.get_tensor(name), device)
+
+
+def read_model_header(path: str | Path) -> tuple[dict[str, list[int]], dict[str, Any]]:
+    """The shapes (name -> shape) and decoded metadata of an rsd-sci model file, no tensor read
+    (`rsd-sci info`); the same refusals as `load_safetensors`."""
+    return _read_model_file(path, lambda handle, name: list(handle.get_slice(name).get_shape()), "cpu")
+
+
+def _read_model_file(path, read, device) -> tuple[dict[str, Any], dict[str, Any]]:
+    """{name: read(handle, name)} and the decoded metadata of an rsd-sci safetensors file."""
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
@@ -205,13 +216,13 @@ def load_safetensors(path: str | Path,
     try:
         with safe_open(str(path), framework="pt", device=str(device)) as handle:
             raw = handle.metadata() or {}
-            state_dict = {name: handle.get_tensor(name) for name in handle.keys()}
+            entries = {name: read(handle, name) for name in handle.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         raise InputError(path, f"not a safetensors model file ({_first_line(err)})") from err
     if raw.get(_FORMAT_KEY) != MODEL_FORMAT or _VERSION_KEY not in raw:
         raise InputError(path, "a safetensors file without rsd-sci metadata (not an rsd-sci model: "
                                f"expected format {MODEL_FORMAT!r})")
-    return state_dict, _decode_metadata(path, raw)
+    return entries, _decode_metadata(path, raw)
 
 
 def _decode_metadata(path: Path, raw: Mapping[str, str]) -> dict[str, Any]:

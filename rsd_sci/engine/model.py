@@ -68,17 +68,19 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", kind: str |
                require_bank: bool = True) -> Model:
     """A teacher or generator file (or a run directory, `resolve_model_path`) on `device`, in eval mode,
     with its EMA weights; InputError unless it is an rsd-sci model (of `kind` when named) with an
-    operator bank (unless require_bank is False)."""
-    from rsd_sci.engine.checkpoint import load_safetensors
+    operator bank (unless require_bank is False) whose metadata build a network of its tensors' shapes."""
+    from rsd_sci.engine.checkpoint import read_model_header, load_safetensors
     from rsd_sci.engine.operator_bank import split_bank
 
     path = resolve_model_path(path, kind)
-    state, meta = load_safetensors(path)
+    shapes, meta = read_model_header(path)
     found = meta.get("kind")
     if found not in KINDS:
         raise InputError(path, f"is not an rsd-sci teacher or generator (kind {found!r})")
     if kind is not None and found != kind:
         raise InputError(path, f"not a {kind} model (kind {found!r})")
+    check_model_file(path, meta, shapes)
+    state, meta = load_safetensors(path)
     model = build_model(meta["operator"], meta["network"], meta["sigma_n"]["max"], found)
     state, meta["bank"] = split_bank(state, meta)
     if require_bank and meta["bank"] is None:
@@ -87,3 +89,37 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", kind: str |
     model.denoiser.to(device).eval()
     model.meta, model.path = meta, path
     return model
+
+
+def check_model_file(path: Path, meta: dict, shapes: dict[str, list[int]]) -> None:
+    """InputError naming the file unless its metadata (operator, network, σ_n, bank) build a model whose
+    weights have exactly the file's tensor shapes. The model is built on the meta device first, so a
+    file that declares a huge network is refused before anything is allocated."""
+    from rsd_sci.engine.operator_bank import PREFIX
+    from rsd_sci.memory_guard import check_fits_in_memory
+
+    for key, kind in (("operator", dict), ("network", dict), ("sigma_n", dict)):
+        if not isinstance(meta.get(key), kind):
+            raise InputError(path, f"model metadata lacks a valid {key!r}")
+    try:
+        with torch.device("meta"):
+            expected = build_model(meta["operator"], meta["network"], float(meta["sigma_n"]["max"]),
+                                   meta["kind"]).denoiser.state_dict()
+    except (KeyError, ValueError, TypeError, AssertionError) as err:
+        raise InputError(path, f"model metadata do not describe a network ({type(err).__name__}: {err})") from None
+    weights = {name: shape for name, shape in shapes.items() if not name.startswith(PREFIX)}
+    if weights.keys() != expected.keys():
+        odd = sorted(weights.keys() ^ expected.keys())
+        raise InputError(path, f"its tensors are not the network its metadata declare ({len(odd)} names differ, "
+                               f"e.g. {odd[0]})")
+    for name, tensor in expected.items():
+        if list(tensor.shape) != list(weights[name]):
+            raise InputError(path, f"tensor {name} has shape {weights[name]}, the declared network needs "
+                                   f"{list(tensor.shape)}")
+    bank = meta.get("bank")
+    if bank is not None:
+        y_shape = bank.get("y_shape") if isinstance(bank, dict) else None
+        if not (isinstance(y_shape, list) and all(isinstance(n, int) and n > 0 for n in y_shape)):
+            raise InputError(path, "model metadata: the operator bank's y_shape is not a list of sizes")
+        check_fits_in_memory(float(torch.tensor(y_shape, dtype=torch.float64).prod()) * 8 * 16,
+                             f"its operator bank's measurements of shape {y_shape}", path)
