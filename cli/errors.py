@@ -6,12 +6,16 @@ Every command is wrapped in `guarded`, so the in-process CliRunner sees exactly 
 
 from __future__ import annotations
 
+import errno
 import functools
 
 import typer
 
 DEBUG = False
 EXIT_BAD_INPUT = 2
+# what the machine refuses, not what the code got wrong: a full disk, a quota, a read-only or missing place
+MACHINE_REFUSALS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG,
+                    errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG}
 
 
 def fail(message: str) -> None:
@@ -21,7 +25,9 @@ def fail(message: str) -> None:
 
 
 def guarded(command):
-    """Turn `rsd_sci.errors.InputError` raised by a command into the one-line error."""
+    """Turn `rsd_sci.errors.InputError`, and an OSError the machine raised (MACHINE_REFUSALS: no space,
+    read-only, no permission, ...), raised by a command into the one-line error. The writers are atomic
+    (temporary file, then rename), so a refused write leaves the previous file or nothing."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -33,5 +39,9 @@ def guarded(command):
             if DEBUG:
                 raise
             fail(str(e))
+        except OSError as e:
+            if DEBUG or e.errno not in MACHINE_REFUSALS:
+                raise
+            fail(f"{e.filename}: {e.strerror}" if e.filename else f"cannot write: {e.strerror or e}")
 
     return wrapper

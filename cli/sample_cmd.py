@@ -41,19 +41,20 @@ def sample(
         fail(f"--seed must be non-negative (got {seed})")
     if stop_sigma is not None and stop_sigma < 0:
         fail(f"--stop-sigma must be at least 0 (got {stop_sigma:g})")
-    from rsd_sci.data.image_output import output_kind
+    from rsd_sci.data.image_output import output_targets
 
-    output_kind(out)  # a bad suffix fails before any model is loaded
+    output_targets(out, n, split, force)  # a bad suffix or an existing output fails before any work
     from cli.progress import progress_bar
     from rsd_sci.data.image_output import write_samples
     from rsd_sci.engine.distributed import resolve_device
     from rsd_sci.engine.model import load_model, resolve_model_path
-    from rsd_sci.engine.sampling import draw_samples, model_kind_for, to_output
+    from rsd_sci.engine.sampling import check_sample_memory, draw_samples, model_kind_for, to_output
 
     dev = resolve_device(device)
     loaded = load_model(resolve_model_path(model, model_kind_for(sampler)), dev)
+    check_sample_memory(loaded, n)
     with progress_bar(f"Sampling ({sampler})") as update:
-        images = draw_samples(loaded, n, sampler, steps, truncate, batch, seed, dev, update, stop_sigma)
+        images = draw_samples(loaded, n, sampler, steps, truncate, min(batch, n), seed, dev, update, stop_sigma)
     arrays = to_output(loaded, images, keep_complex, scale, offset)
     if loaded.kind == "teacher" and stop_sigma is None:
         stop_sigma = loaded.family.default_stop_sigma   # the metadata names the level the sampler used

@@ -42,7 +42,7 @@ def _model_file(path, tensors=None, **meta_changes):
     from rsd_sci.engine.model import build_model
 
     state = build_model(CT, NET, 0.0, "generator").denoiser.state_dict() | (tensors or {})
-    meta = dict(kind="generator", modality="ct", operator=CT, network=NET, member="ambient",
+    meta = dict(kind="generator", modality="ct", operator=CT, network=NET, member="ambient", sigma_init=2.5,
                 sigma_n={"max": 0.0, "mean": 0.0}, bank={"y_dtype": "float32", "y_shape": [1, 60, 45]})
     meta = {k: v for k, v in (meta | meta_changes).items() if v is not None}
     export_safetensors(path, state | {"bank.sigma_n": torch.zeros(16)}, meta)
@@ -65,6 +65,8 @@ CASES = [
     ("train checkpoint-every 0", ["train", "--out", "{out}", "--checkpoint-every", "0"],
      "--checkpoint_every must be at least 1"),
     ("train sigma-n nan", ["train", "--out", "{out}", "--sigma-n", "nan", *SMALL], "--sigma-n must be a finite"),
+    ("train batch above the set", ["train", "--out", "{out}", "--batch", "1000000", *SMALL],
+     "--batch 1000000 is larger than its 8 training measurements"),
     ("make sigma-n inf", ["data", "make", "--out", "{out}", "--sigma-n", "inf"], "--sigma-n must be a finite"),
     ("make coils 0", ["data", "make", "--out", "{out}", "--coils", "0"], "--coils must be at least 1"),
     ("make coils 10000", ["data", "make", "--out", "{out}", "--coils", "10000"], "--coils must be at most 64"),
@@ -95,7 +97,16 @@ CASES = [
      "are not the network its metadata declare"),
     ("model with a wrong tensor shape", ["sample", "--model", "{tmp}/shape.safetensors", "--out", "{out}.npy"],
      "has shape [3, 3]"),
+    ("sample -n beyond memory", ["sample", "--model", "{tmp}/good.safetensors", "-n", "1000000000", "--out",
+                                 "{out}.npy"], "-n 1000000000 images of shape"),
+    ("sample to an existing output, before loading", ["sample", "--model", "{tmp}/noop.safetensors", "--out",
+                                                      "{tmp}/exists.npy"], "exists.npy: exists"),
+    ("output below a file", ["data", "make", "--out", "{tmp}/exists.npy/set", *SMALL], "Not a directory"),
+    ("sample output below a file", ["sample", "--model", "{tmp}/good.safetensors", "-n", "2", "--out",
+                                    "{tmp}/exists.npy/s.npy"], "exists.npy: File exists"),
     ("model with a huge bank", ["sample", "--model", "{tmp}/bank.safetensors", "--out", "{out}.npy"], "needs about"),
+    ("generator without sigma_init", ["sample", "--model", "{tmp}/noinit.safetensors", "--out", "{out}.npy"],
+     "lacks a valid 'sigma_init'"),
     ("model with sigma_n text", ["sample", "--model", "{tmp}/sigma.safetensors", "--out", "{out}.npy"],
      "lacks a valid 'sigma_n'"),
     ("nifti without slices in a folder", ["data", "make", "--source", "nifti", "--input", "{tmp}/volumes",
@@ -110,6 +121,8 @@ def inputs(tmp_path):
     _text(tmp_path / "list.yaml", b"- 1\n- 2\n")
     _huge_nifti(tmp_path / "huge.nii")
     _empty_nifti(tmp_path / "empty.nii")
+    _model_file(tmp_path / "good.safetensors")
+    _text(tmp_path / "exists.npy", b"")
     _model_file(tmp_path / "noop.safetensors", operator=None)
     _model_file(tmp_path / "pet.safetensors", operator=CT | {"family": "pet"})
     _model_file(tmp_path / "huge.safetensors", network=NET | {"features": [8192, 8192]})   # 1.2 G parameters
@@ -117,6 +130,7 @@ def inputs(tmp_path):
                 tensors={"backbone.unet.conv_in.conv.weight": torch.zeros(3, 3)})
     _model_file(tmp_path / "bank.safetensors", bank={"y_dtype": "float32", "y_shape": [100000, 100000, 100]})
     _model_file(tmp_path / "sigma.safetensors", sigma_n="x")
+    _model_file(tmp_path / "noinit.safetensors", sigma_init=None)
     (tmp_path / "volumes").mkdir()
     _empty_nifti(tmp_path / "volumes" / "empty.nii")
     for i in range(2):

@@ -234,3 +234,22 @@ def test_missing_parent_folders_are_created(tmp_path):
     target = tmp_path / "a" / "b" / "s.npy"
     assert write_samples(target, _real()) == [target]
     np.testing.assert_array_equal(np.load(target), _real().astype(np.float32))
+
+
+def test_split_output_is_all_or_none(tmp_path, monkeypatch):
+    """A --split write that fails at the third file (a full disk) leaves none of the files it wrote."""
+    import matplotlib.image
+
+    calls = {"n": 0}
+    real = matplotlib.image.imsave
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.image, "imsave", failing)
+    with pytest.raises(OSError):
+        write_samples(tmp_path / "s.png", np.random.default_rng(0).random((5, 8, 8)), split=True)
+    assert list(tmp_path.iterdir()) == []

@@ -30,6 +30,7 @@ every file is written under a temporary sibling name, then renamed (`atomic_path
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import math
@@ -139,20 +140,9 @@ def write_samples(
     target that exists (unless `overwrite`). The parent folder is created if needed.
     """
     kind = output_kind(path)
-    if split and kind in ("h5", "npy"):
-        raise InputError(path, "--split applies to NIfTI and PNG output only")
     samples = _as_samples(path, images)
+    targets = output_targets(path, len(samples), split, overwrite)
     path = Path(path)
-    if split:
-        stem, suffix = _split_suffix(path)
-        targets = [path.with_name(f"{stem}_{k:04d}{suffix}") for k in range(len(samples))]
-    else:
-        targets = [path]
-    for target in targets:
-        if target.is_dir():
-            raise InputError(target, "is a folder, not a file")
-        if target.exists() and not overwrite:
-            raise InputError(target, "exists; pass --force to overwrite")
     path.parent.mkdir(parents=True, exist_ok=True)
 
     if kind == "h5":
@@ -161,8 +151,10 @@ def write_samples(
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.save(f, samples)
     elif kind == "nifti":
-        for k, target in enumerate(targets):
-            _write_nifti(target, _nifti_volume(samples[k: k + 1] if split else samples, split))
+        with _all_or_none() as written:
+            for k, target in enumerate(targets):
+                _write_nifti(target, _nifti_volume(samples[k: k + 1] if split else samples, split))
+                written.append(target)
     else:
         from matplotlib.image import imsave
 
@@ -170,8 +162,44 @@ def write_samples(
         low, high = np.percentile(magnitude, _WINDOW_PERCENTILES)
         lo = min(0.0, float(low))
         hi = float(high) if high > lo else lo + 1.0  # all values equal lo: black
-        for k, target in enumerate(targets):
-            shown = magnitude[k: k + 1] if split else magnitude
-            with atomic_path(target) as tmp:
-                imsave(tmp, _grey_grid(shown, lo, hi), cmap="gray", vmin=0, vmax=255, format="png")
+        with _all_or_none() as written:
+            for k, target in enumerate(targets):
+                shown = magnitude[k: k + 1] if split else magnitude
+                with atomic_path(target) as tmp:
+                    imsave(tmp, _grey_grid(shown, lo, hi), cmap="gray", vmin=0, vmax=255, format="png")
+                written.append(target)
     return targets
+
+
+def output_targets(path: str | Path, n: int, split: bool = False, overwrite: bool = False) -> list[Path]:
+    """The files that writing n samples to `path` makes (with `split`: <stem>_0000<suffix>, ...);
+    InputError for a bad suffix, `split` with .h5/.npy, a target that is a folder, or one that exists
+    (unless `overwrite`). The CLI calls it before sampling, so nothing is computed for a refused output."""
+    kind = output_kind(path)
+    if split and kind in ("h5", "npy"):
+        raise InputError(path, "--split applies to NIfTI and PNG output only")
+    path = Path(path)
+    if split:
+        stem, suffix = _split_suffix(path)
+        targets = [path.with_name(f"{stem}_{k:04d}{suffix}") for k in range(n)]
+    else:
+        targets = [path]
+    for target in targets:
+        if target.is_dir():
+            raise InputError(target, "is a folder, not a file")
+        if target.exists() and not overwrite:
+            raise InputError(target, "exists; pass --force to overwrite")
+    return targets
+
+
+@contextlib.contextmanager
+def _all_or_none():
+    """Several files written as one output: the block appends each file it finished to the list it is
+    given; when a later one fails (a full disk, Ctrl-C), those go too."""
+    written: list[Path] = []
+    try:
+        yield written
+    except BaseException:
+        for target in written:
+            target.unlink(missing_ok=True)
+        raise

@@ -98,8 +98,10 @@ def check_model_file(path: Path, meta: dict, shapes: dict[str, list[int]]) -> No
     from rsd_sci.engine.operator_bank import PREFIX
     from rsd_sci.memory_guard import check_fits_in_memory
 
-    for key, kind in (("operator", dict), ("network", dict), ("sigma_n", dict)):
-        if not isinstance(meta.get(key), kind):
+    needed = (("operator", dict), ("network", dict), ("sigma_n", dict))
+    needed += (("sigma_init", (int, float)),) if meta.get("kind") == "generator" else ()
+    for key, kind in needed:
+        if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
             raise InputError(path, f"model metadata lacks a valid {key!r}")
     try:
         with torch.device("meta"):

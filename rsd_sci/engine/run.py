@@ -37,7 +37,8 @@ def run_training(cfg: TrainConfig, run_dir: Path, progress_factory: Callable[[st
         try:
             if info.is_main:   # the config only once the data are there: a refused start leaves no run behind
                 with _progress(progress_factory, "Building the measurement set") as update:
-                    prepare_data(cfg.data, cfg.modality, cfg.make, cfg.seed, run_dir, update)
+                    data_dir = prepare_data(cfg.data, cfg.modality, cfg.make, cfg.seed, run_dir, update)
+                check_batch(cfg.batch, data_dir)
                 cfg.to_yaml(run_dir / "config.yaml")
             distributed.barrier()
             data_dir = prepare_data(cfg.data, cfg.modality, cfg.make, cfg.seed, run_dir)  # exists by now
@@ -57,6 +58,17 @@ def run_training(cfg: TrainConfig, run_dir: Path, progress_factory: Callable[[st
         if cfg.stage == "all" and cfg.evaluate and info.is_main:
             written |= evaluate_and_report(cfg, run_dir, data_dir, str(info.device), progress_factory)
     return written
+
+
+def check_batch(batch: int, data_dir: Path) -> None:
+    """InputError unless the global batch is at most the training split's size: a larger batch only
+    repeats samples within a step, and a mistyped one (1000000) would allocate until the machine swaps."""
+    from rsd_sci.data.measurement_set import open_measurement_set
+    from rsd_sci.errors import InputError
+
+    n = len(open_measurement_set(data_dir)[0])
+    if batch > n:
+        raise InputError(data_dir, f"--batch {batch} is larger than its {n} training measurements; use at most {n}")
 
 
 def evaluate_and_report(cfg: TrainConfig, run_dir: Path, data_dir: Path, device: str,

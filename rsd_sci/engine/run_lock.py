@@ -3,8 +3,9 @@
     with RunLock(run_dir):      # InputError (one line) when another live process holds it
         ...                     # the lock file is removed on the way out, also after an exception
 
-The file holds {"pid", "host", "started"} as JSON. A folder the lock created and nothing else was
-written to (a start refused before any work) goes with it. A lock left by a process that died without cleaning up
+The file holds {"pid", "host", "started"} as JSON. A folder the lock created goes with it when nothing
+else was written to it, or when the start was refused (an InputError) before the run's config.yaml was
+written (e.g. data built, then a batch larger than the set): a refused start leaves no half-made run. A lock left by a process that died without cleaning up
 (kill -9, power loss) is broken when its holder is on this host and no longer running, with a warning
 naming it; a holder on another host (a shared file system) cannot be checked, so the message says which
 file to remove once that run is gone. Under torchrun only rank 0 takes the lock (the ranks are one run).
@@ -24,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -89,9 +91,11 @@ class RunLock:
         raise InputError(self.path.parent, f"is in use by another run (process {pid} on {host}, started {started}); "
                                            f"wait for it, use another --out, or remove {self.path} if it is gone")
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         if self.held:
             self.path.unlink(missing_ok=True)
             self.held = False
-            if self.made_folder and not any(self.path.parent.iterdir()):   # a start refused before any work
-                self.path.parent.rmdir()
+            folder = self.path.parent
+            refused = exc_type is not None and issubclass(exc_type, InputError)
+            if self.made_folder and (not any(folder.iterdir()) or (refused and not (folder / "config.yaml").exists())):
+                shutil.rmtree(folder)   # only what this start wrote: the lock made the folder
