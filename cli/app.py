@@ -36,4 +36,7 @@ def _root(
 
 
 def main() -> None:
+    from cli.errors import stop_on_sigterm
+
+    stop_on_sigterm()
     app()

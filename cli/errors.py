@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import signal
 
 import typer
 
@@ -22,6 +23,19 @@ def fail(message: str) -> None:
     """Print `rsd-sci: error: message` to stderr and exit 2."""
     typer.echo(f"rsd-sci: error: {message}", err=True)
     raise typer.Exit(EXIT_BAD_INPUT)
+
+
+class Terminated(BaseException):
+    """SIGTERM outside a training stage (whose loop saves a checkpoint first, `rsd_sci.engine.loop`):
+    raised in the main thread so that every writer's clean-up runs (temporaries removed)."""
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM raise `Terminated` (the default action kills the process before any clean-up)."""
+    def _raise(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, _raise)
 
 
 def guarded(command):
@@ -43,5 +57,8 @@ def guarded(command):
             if DEBUG or e.errno not in MACHINE_REFUSALS:
                 raise
             fail(f"{e.filename}: {e.strerror}" if e.filename else f"cannot write: {e.strerror or e}")
+        except Terminated:
+            typer.echo("rsd-sci: stopped by SIGTERM; the files it was writing were removed", err=True)
+            raise typer.Exit(128 + signal.SIGTERM) from None
 
     return wrapper

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +44,38 @@ def temporary_sibling(path: str | Path) -> Path:
     path = Path(path)
     stem, suffix = _split_name(path.name)
     return path.with_name(f"{stem}.tmp-{os.getpid()}{suffix}")
+
+
+_TEMPORARY = re.compile(r"\.tmp-(\d+)(\.|$)")   # what temporary_sibling names: <stem>.tmp-<pid><suffix>
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this PID runs on this host (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # it exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | Path, depth: int = 3) -> list[Path]:
+    """Remove the temporaries (`temporary_sibling` names) under `folder`, `depth` levels deep, whose
+    process no longer runs on this host: what a kill -9 or a power loss left. Returns them."""
+    removed = []
+    root = Path(folder)
+    for here, dirs, files in os.walk(root):
+        level = len(Path(here).relative_to(root).parts)
+        for name in [*dirs, *files]:
+            match = _TEMPORARY.search(name)
+            if match and int(match.group(1)) != os.getpid() and not process_alive(int(match.group(1))):
+                _remove(Path(here) / name)
+                removed.append(Path(here) / name)
+        dirs[:] = [d for d in dirs if level + 1 < depth and not _TEMPORARY.search(d)]
+    for path in removed:
+        log.warning("removed %s, left by a process that no longer runs", path)
+    return removed
 
 
 def _remove(path: Path) -> None:

@@ -5,10 +5,13 @@
 
 The file holds {"pid", "host", "started"} as JSON. A folder the lock created goes with it when nothing
 else was written to it, or when the start was refused (an InputError) before the run's config.yaml was
-written (e.g. data built, then a batch larger than the set): a refused start leaves no half-made run. A lock left by a process that died without cleaning up
-(kill -9, power loss) is broken when its holder is on this host and no longer running, with a warning
-naming it; a holder on another host (a shared file system) cannot be checked, so the message says which
-file to remove once that run is gone. Under torchrun only rank 0 takes the lock (the ranks are one run).
+written (e.g. data built, then a batch larger than the set): a refused start leaves no half-made run.
+A lock left by a process that died without cleaning up (kill -9, power loss) is broken when its holder
+is on this host and no longer running, with a warning naming it; a holder on another host (a shared
+file system) cannot be checked, so the message says which file to remove once that run is gone. Once
+held, the lock removes the temporaries such dead processes left in the folder
+(`rsd_sci.data.atomic.remove_stale_temporaries`). Under torchrun only rank 0 takes the lock (the ranks
+are one run).
 
 Example:
     >>> import tempfile, pathlib
@@ -30,21 +33,11 @@ import socket
 import time
 from pathlib import Path
 
+from rsd_sci.data.atomic import process_alive, remove_stale_temporaries
 from rsd_sci.errors import InputError
 
 log = logging.getLogger(__name__)
 LOCK_NAME = ".lock"
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process with this PID runs on this host (signal 0 checks without sending anything)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:   # it exists, owned by someone else
-        return True
-    return True
 
 
 class RunLock:
@@ -71,6 +64,7 @@ class RunLock:
                 json.dump({"pid": os.getpid(), "host": socket.gethostname(),
                            "started": time.strftime("%Y-%m-%d %H:%M:%S")}, f)
             self.held = True
+            remove_stale_temporaries(self.path.parent)   # what this run's killed processes left
             return self
         raise InputError(self.path.parent, "is locked by another run that keeps restarting; try again")
 
@@ -83,7 +77,7 @@ class RunLock:
             return
         except (OSError, ValueError, KeyError, TypeError):   # half-written or foreign: no holder named
             raise InputError(self.path, "is not a readable run lock; remove it if no run uses this folder") from None
-        if host == socket.gethostname() and not _alive(pid):
+        if host == socket.gethostname() and not process_alive(pid):
             log.warning("%s: removing the lock of process %d (started %s), which is no longer running",
                         self.path.parent, pid, started)
             self.path.unlink(missing_ok=True)

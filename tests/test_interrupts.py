@@ -1,0 +1,54 @@
+"""SIGTERM outside a training stage stops with one line and removes what it was writing; a run started
+again removes the temporaries its killed processes left (issue 15, item 6)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rsd_sci.data.atomic import remove_stale_temporaries
+from rsd_sci.engine.run_lock import RunLock
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_sigterm_while_building_a_set_leaves_nothing(tmp_path):
+    out = tmp_path / "set"
+    p = subprocess.Popen([sys.executable, "-m", "cli", "data", "make", "--out", str(out), "--size", "64",
+                          "--n-train", "2000", "--n-test", "8"], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 120
+    while not any(".tmp-" in q.name for q in tmp_path.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)   # the set's temporary folder exists: it is writing
+    time.sleep(0.5)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 128 + signal.SIGTERM, err
+    assert err.strip().splitlines() == ["rsd-sci: stopped by SIGTERM; the files it was writing were removed"], err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_started_again_removes_what_killed_processes_left(tmp_path):
+    run = tmp_path / "run"
+    dead = _dead_pid()
+    (run / "checkpoints" / "teacher").mkdir(parents=True)
+    (run / f"data.tmp-{dead}").mkdir()
+    (run / f"data.tmp-{dead}" / "train.h5").write_bytes(b"x")
+    (run / "checkpoints" / "teacher" / f"state.tmp-{dead}.pt").write_bytes(b"")
+    (run / f"teacher.tmp-{os.getpid()}.safetensors").write_bytes(b"")   # a live process's: kept
+    (run / "notes.tmp-x.txt").write_bytes(b"")                           # not a temporary name: kept
+    with RunLock(run):
+        pass
+    left = sorted(str(p.relative_to(run)) for p in run.rglob("*"))
+    assert left == ["checkpoints", "checkpoints/teacher", "notes.tmp-x.txt", f"teacher.tmp-{os.getpid()}.safetensors"]
+    assert remove_stale_temporaries(run) == []
