@@ -70,8 +70,8 @@ def make(
     try:
         with progress_bar("Building measurement set") as update:
             summary = make_measurement_set(spec, values["out"], force=values["force"], progress=update)
-    except ValueError as e:  # a spec the physics refuses (e.g. ESPIRiT calibration too small)
-        raise InputError(values["out"], str(e)) from None
+    except ValueError as e:  # what the physics refuses (e.g. ESPIRiT calibration too small): the input's
+        raise InputError(values["input"], str(e)) from None   # doing, or the flags' when there is none
     op = summary.operator
     typer.echo(f"wrote {summary.out}: {summary.n_train} train / {summary.n_test} test samples, "
                f"measurements {tuple(summary.measurement_shape)}, operator {spec.describe_operator(op)}")

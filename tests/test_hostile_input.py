@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from cli_runner import cli, ok
+from fastmri_schema import make_fastmri_kspace, write_fastmri_file
 
 SMALL = ["--size", "32", "--n-train", "8", "--n-test", "2"]
 
@@ -104,6 +105,10 @@ CASES = [
     ("output below a file", ["data", "make", "--out", "{tmp}/exists.npy/set", *SMALL], "Not a directory"),
     ("sample output below a file", ["sample", "--model", "{tmp}/good.safetensors", "-n", "2", "--out",
                                     "{tmp}/exists.npy/s.npy"], "exists.npy: File exists"),
+    ("model with NaN weights", ["sample", "--model", "{tmp}/nan.safetensors", "--out", "{out}.npy"],
+     "nan.safetensors: holds NaN or Inf weights"),
+    ("fastMRI file of zeros names the file", ["data", "make", "--source", "fastmri", "--input", "{tmp}/zero.h5",
+                                              "--out", "{out}"], "zero.h5: slice"),
     ("model with a huge bank", ["sample", "--model", "{tmp}/bank.safetensors", "--out", "{out}.npy"], "needs about"),
     ("generator without sigma_init", ["sample", "--model", "{tmp}/noinit.safetensors", "--out", "{out}.npy"],
      "lacks a valid 'sigma_init'"),
@@ -122,6 +127,8 @@ def inputs(tmp_path):
     _huge_nifti(tmp_path / "huge.nii")
     _empty_nifti(tmp_path / "empty.nii")
     _model_file(tmp_path / "good.safetensors")
+    _model_file(tmp_path / "nan.safetensors", tensors={"backbone.unet.conv_in.conv.bias": torch.full((8,), float("nan"))})
+    write_fastmri_file(tmp_path / "zero.h5", make_fastmri_kspace(6, 4, 64, 32, seed=0) * 0, recon_size=(32, 32))
     _text(tmp_path / "exists.npy", b"")
     _model_file(tmp_path / "noop.safetensors", operator=None)
     _model_file(tmp_path / "pet.safetensors", operator=CT | {"family": "pet"})

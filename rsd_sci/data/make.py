@@ -294,9 +294,11 @@ def _from_file_kspace(spec, name: str, index: int, sl, mask, with_target: bool) 
                                        multicoil=sl.multicoil, virtual_coils=spec.virtual_coils,
                                        sigma_n=spec.sigma_n, with_target=with_target,
                                        maps_method=spec.maps, device=_maps_device(spec))
-    except (ValueError, np.linalg.LinAlgError, RuntimeError):
+    except (ValueError, np.linalg.LinAlgError, RuntimeError) as err:
         if non_finite_input():
             raise InputError(name, f"k-space slice {index} holds NaN or Inf") from None
+        if isinstance(err, ValueError):   # what the preparation refuses in this slice (all-zero k-space, ...)
+            raise InputError(name, f"slice {index}: {err}") from None
         raise
     if not np.isfinite(out["measurements"].view(np.float32)).all():
         if non_finite_input():

@@ -85,6 +85,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", kind: str |
     state, meta["bank"] = split_bank(state, meta)
     if require_bank and meta["bank"] is None:
         raise InputError(path, "holds no operator bank (made by an older rsd-sci); re-export it with `train`")
+    broken = [name for name, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if broken:
+        raise InputError(path, f"holds NaN or Inf weights ({len(broken)} tensors, e.g. {broken[0]})")
     model.denoiser.load_state_dict(state)
     model.denoiser.to(device).eval()
     model.meta, model.path = meta, path
