@@ -173,3 +173,21 @@ def test_a_refused_start_does_not_poison_the_folder(tmp_path):
     assert not run.exists()
     ok("train", "--out", run, "--steps", 1, "--stage", "teacher", *SMALL, "--batch", 4, "--center-fraction", 0.2)
     assert (run / "teacher.safetensors").is_file()
+
+
+@pytest.mark.parametrize("args", [["data", "make", "--out", "{out}", *SMALL],
+                                  ["train", "--out", "{out}", *SMALL],
+                                  ["sample", "--model", "{tmp}/good.safetensors", "-n", "64", "--out", "{out}.h5"]],
+                         ids=["data make", "train's data", "sample to h5"])
+def test_a_full_disk_is_one_line_and_nothing_left(inputs, args, monkeypatch):
+    """A disk with 1 MiB free (shutil.disk_usage as a 1 MiB tmpfs reports it; a real one made h5py die by
+    SIGSEGV with 7,500 lines of errors) is refused before writing."""
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(2 ** 20, 0, 2 ** 20))
+    out = inputs / "out"
+    r = cli(*[a.format(tmp=inputs, out=out) for a in args])
+    assert r.exit_code == 2 and "on disk; 1.0 MiB are free" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1 and not out.exists() and not list(inputs.glob("out.*"))

@@ -42,6 +42,7 @@ import numpy as np
 
 from rsd_sci.data.atomic import atomic_path
 from rsd_sci.data.hdf5_file import LazyHDF5, open_hdf5
+from rsd_sci.disk_space import check_free_space
 from rsd_sci.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -296,8 +297,9 @@ def write_reconstruction(
         raise ValueError("reconstruction must be real (magnitude images), got complex")
     if path.exists() and not overwrite:
         raise InputError(path, "exists (use --force)")
-    path.parent.mkdir(parents=True, exist_ok=True)
     recon = recon.astype(np.float32, copy=False)
+    check_free_space(path.parent, recon.nbytes, f"writing the reconstruction {recon.shape}")
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             chunks = (1,) + recon.shape[1:] if recon.size else None

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from rsd_sci.data.atomic import atomic_path
+from rsd_sci.disk_space import check_free_space
 from rsd_sci.errors import InputError
 
 SAMPLE_SUFFIXES = (".nii.gz", ".nii", ".h5", ".npy", ".png")
@@ -143,6 +144,8 @@ def write_samples(
     samples = _as_samples(path, images)
     targets = output_targets(path, len(samples), split, overwrite)
     path = Path(path)
+    if kind != "png":   # a grey-level grid is far smaller than the floats; its writer fails cleanly
+        check_free_space(path.parent, samples.nbytes, f"writing {len(samples)} samples")
     path.parent.mkdir(parents=True, exist_ok=True)
 
     if kind == "h5":

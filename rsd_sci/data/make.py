@@ -23,6 +23,7 @@ import yaml
 
 from rsd_sci.data import simulate_ct, simulate_image, simulate_mri, sources
 from rsd_sci.data.atomic import atomic_dir
+from rsd_sci.disk_space import check_free_space
 from rsd_sci.data.measurement_set import VERSION, MeasurementSetWriter
 from rsd_sci.errors import InputError, check_range
 from rsd_sci.memory_guard import check_fits_in_memory
@@ -173,6 +174,9 @@ def make_measurement_set(spec: MakeSpec, out: str | Path, force: bool = False,
         for split, split_jobs in jobs.items():
             with MeasurementSetWriter(Path(tmp) / f"{split}.h5", spec.modality, operator, split, spec.seed) as w:
                 for job, sample in zip(split_jobs, _run(spec, operator, split_jobs, split == "test")):
+                    if done == 0:   # the first sample sizes them all: the set fits on its disk, or nothing
+                        check_free_space(out, total * sum(getattr(v, "nbytes", 8) for v in sample.values()),
+                                         f"writing the measurement set ({total} samples)")
                     w.append(source=job[0].name, slice_index=job[1], **sample)
                     shapes[split] = sample["measurements"].shape
                     done += 1
@@ -232,14 +236,14 @@ def operator_spec(spec: MakeSpec, jobs) -> dict:
 def _run(spec, operator, jobs, with_target) -> Iterator[dict]:
     tasks = ((spec, operator, vol.name, i, vol.read(i), with_target) for vol, i in jobs)
     if spec.workers <= 1:
-        yield from (process_slice(*t) for t in tasks)
+        yield from (_slice_of_set(*t) for t in tasks)
         return
     # spawn, not fork: a fork after torch has started its thread pool can deadlock in the child
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(spec.workers, mp_context=ctx, initializer=_single_threaded) as pool:
         window: deque = deque()  # at most 2 slices per worker in flight: sets larger than memory stream
         for task in tasks:
-            window.append(pool.submit(process_slice, *task))
+            window.append(pool.submit(_slice_of_set, *task))
             if len(window) >= 2 * spec.workers:
                 yield window.popleft().result()
         while window:
@@ -251,6 +255,15 @@ def _single_threaded() -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+def _slice_of_set(spec: MakeSpec, operator: dict, name: str, index: int, sl, with_target: bool) -> dict:
+    """`process_slice` for a set: what the preparation refuses in a slice (all-zero k-space: no noise
+    to estimate, too few calibration lines) names the input file and the slice."""
+    try:
+        return process_slice(spec, operator, name, index, sl, with_target)
+    except ValueError as err:
+        raise InputError(name, f"slice {index}: {err}") from None
 
 
 def process_slice(spec: MakeSpec, operator: dict, name: str, index: int, sl, with_target: bool) -> dict:
@@ -294,11 +307,9 @@ def _from_file_kspace(spec, name: str, index: int, sl, mask, with_target: bool) 
                                        multicoil=sl.multicoil, virtual_coils=spec.virtual_coils,
                                        sigma_n=spec.sigma_n, with_target=with_target,
                                        maps_method=spec.maps, device=_maps_device(spec))
-    except (ValueError, np.linalg.LinAlgError, RuntimeError) as err:
+    except (ValueError, np.linalg.LinAlgError, RuntimeError):
         if non_finite_input():
             raise InputError(name, f"k-space slice {index} holds NaN or Inf") from None
-        if isinstance(err, ValueError):   # what the preparation refuses in this slice (all-zero k-space, ...)
-            raise InputError(name, f"slice {index}: {err}") from None
         raise
     if not np.isfinite(out["measurements"].view(np.float32)).all():
         if non_finite_input():

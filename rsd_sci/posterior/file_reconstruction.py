@@ -33,6 +33,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from rsd_sci.disk_space import check_free_space
 from rsd_sci.errors import InputError
 
 
@@ -197,6 +198,8 @@ def reconstruct_measurement_set(input: Path, out: Path, job: Job, update=None, i
     mean = torch.cat(means)[:, 0]
     recon = (mean.abs() if mean.is_complex() else mean).float().numpy()
     chunks = (1, *recon.shape[1:])
+    copies = 3 if stds[0] is not None else 2   # reconstruction, std, targets
+    check_free_space(out.parent, recon.nbytes * copies, f"writing the reconstruction {recon.shape}")
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("reconstruction", data=recon, chunks=chunks)
