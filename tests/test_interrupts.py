@@ -10,6 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+import torch
+
 from rsd_sci.data.atomic import remove_stale_temporaries
 from rsd_sci.engine.run_lock import RunLock
 
@@ -52,3 +55,42 @@ def test_a_run_started_again_removes_what_killed_processes_left(tmp_path):
     left = sorted(str(p.relative_to(run)) for p in run.rglob("*"))
     assert left == ["checkpoints", "checkpoints/teacher", "notes.tmp-x.txt", f"teacher.tmp-{os.getpid()}.safetensors"]
     assert remove_stale_temporaries(run) == []
+
+
+KILL_RUN = ["--modality", "mri", "--size", "32", "--n-train", "8", "--n-test", "2", "--batch", "4",
+            "--center-fraction", "0.2", "--steps", "8", "--distill-steps", "4", "--checkpoint-every", "2",
+            "--no-eval", "--seed", "5"]
+
+
+def _train(run: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "cli", "train", "--out", str(run), *KILL_RUN], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=os.environ | {"OMP_NUM_THREADS": "1"})
+
+
+def _kill_when(run: Path, appears: str) -> None:
+    """Start a train on `run`, SIGKILL it once RUN/`appears` exists (or it ended)."""
+    p = _train(run)
+    while p.poll() is None and not (run / appears).exists():
+        time.sleep(0.02)
+    p.kill()
+    p.wait()
+
+
+@pytest.mark.slow
+def test_sigkill_at_several_moments_then_resume_gives_the_same_weights(tmp_path):
+    """kill -9 during the data build, after a teacher checkpoint and during the distillation; each time
+    the same command resumes, and the models are bit-identical to a straight run's, with no leftovers."""
+    from safetensors.torch import load_file
+
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    assert _train(straight).wait() == 0
+    for moment in ("data", "checkpoints/teacher/state.pt", "teacher.safetensors", "checkpoints/distill/state.pt"):
+        _kill_when(killed, moment)
+    p = _train(killed)
+    _, err = p.communicate()
+    assert p.returncode == 0, err
+    for name in ("teacher.safetensors", "generator.safetensors"):
+        a, b = load_file(straight / name), load_file(killed / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    assert not [q for q in killed.rglob("*") if ".tmp-" in q.name or q.name == ".lock"]
