@@ -3,6 +3,9 @@ naming the problem, exit code 2, no traceback, and nothing left at the output pa
 
 from __future__ import annotations
 
+import shutil
+
+import h5py
 import nibabel as nib
 import numpy as np
 import pytest
@@ -109,6 +112,14 @@ CASES = [
      "nan.safetensors: holds NaN or Inf weights"),
     ("fastMRI file of zeros names the file", ["data", "make", "--source", "fastmri", "--input", "{tmp}/zero.h5",
                                               "--out", "{out}"], "zero.h5: slice"),
+    ("card.yaml a list", ["info", "{tmp}/card_list"], "card.yaml: must be a YAML mapping"),
+    ("card.yaml python-tagged", ["info", "{tmp}/card_python"], "could not determine a constructor"),
+    ("operator attribute not JSON, info", ["info", "{tmp}/bad_operator"], "attribute is malformed"),
+    ("operator attribute not JSON, train", ["train", "--data", "{tmp}/bad_operator", "--out", "{out}"],
+     "attribute is malformed"),
+    ("operator attribute not JSON, reconstruct", ["reconstruct", "--input", "{tmp}/bad_operator", "--out",
+                                                  "{out}.h5", "--method", "zero-filled"], "attribute is malformed"),
+    ("train into a file", ["train", "--out", "{tmp}/exists.npy", *SMALL], "exists.npy: File exists"),
     ("model with a huge bank", ["sample", "--model", "{tmp}/bank.safetensors", "--out", "{out}.npy"], "needs about"),
     ("generator without sigma_init", ["sample", "--model", "{tmp}/noinit.safetensors", "--out", "{out}.npy"],
      "lacks a valid 'sigma_init'"),
@@ -119,13 +130,23 @@ CASES = [
 ]
 
 
-@pytest.fixture
-def inputs(tmp_path):
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """The hostile inputs, made once (read, never written, by every case)."""
+    tmp_path = tmp_path_factory.mktemp("inputs")
     _text(tmp_path / "types.yaml", b"steps: many\n")
     _text(tmp_path / "binary.yaml", bytes(range(256)) * 4)
     _text(tmp_path / "list.yaml", b"- 1\n- 2\n")
     _huge_nifti(tmp_path / "huge.nii")
     _empty_nifti(tmp_path / "empty.nii")
+    ok("data", "make", "--out", tmp_path / "card_list", "--size", 16, "--n-train", 2, "--n-test", 1,
+       "--center-fraction", 0.2)
+    for name in ("card_python", "bad_operator"):
+        shutil.copytree(tmp_path / "card_list", tmp_path / name)
+    _text(tmp_path / "card_list" / "card.yaml", b"- a\n- b\n")
+    _text(tmp_path / "card_python" / "card.yaml", b"!!python/object:os.system x\n")
+    with h5py.File(tmp_path / "bad_operator" / "train.h5", "a") as f:
+        f.attrs["operator"] = "{not json"
     _model_file(tmp_path / "good.safetensors")
     _model_file(tmp_path / "nan.safetensors", tensors={"backbone.unet.conv_in.conv.bias": torch.full((8,), float("nan"))})
     write_fastmri_file(tmp_path / "zero.h5", make_fastmri_kspace(6, 4, 64, 32, seed=0) * 0, recon_size=(32, 32))

@@ -78,7 +78,12 @@ def _split(path: Path) -> dict:
 
 
 def _measurement_set(folder: Path) -> dict:
-    card = yaml.safe_load((folder / "card.yaml").read_text())
+    try:
+        card = yaml.safe_load((folder / "card.yaml").read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as err:   # safe_load: a python tag is refused, never run
+        raise InputError(folder / "card.yaml", f"is not readable YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(card, dict):
+        raise InputError(folder / "card.yaml", f"must be a YAML mapping (got {type(card).__name__})")
     splits = {s: _split(folder / f"{s}.h5") for s in ("train", "test") if (folder / f"{s}.h5").is_file()}
     shared = ("kind", "path", "modality", "operator", "version", "seed", "split")
     out = dict(kind="measurement set", path=str(folder), modality=splits["train"]["modality"],

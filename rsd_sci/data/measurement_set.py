@@ -173,12 +173,21 @@ def read_info(path: str | Path) -> SetInfo:
         raise InputError(path, "not a readable HDF5 file (truncated or another format)") from None
     if attrs.get("format") != FORMAT:
         raise InputError(path, "not an rsd-sci measurement set (missing 'format' attribute)")
-    if int(attrs["version"]) > VERSION:
-        raise InputError(path, f"measurement-set version {attrs['version']} is newer than this rsd-sci "
+    try:
+        version, seed = int(attrs["version"]), int(attrs["seed"])
+        operator = json.loads(attrs["operator"])
+        modality, split = str(attrs["modality"]), str(attrs["split"])
+    except KeyError as err:
+        raise InputError(path, f"measurement-set attribute {err} is missing") from None
+    except (ValueError, TypeError) as err:   # json.JSONDecodeError is a ValueError
+        raise InputError(path, f"a measurement-set attribute is malformed ({type(err).__name__}: "
+                               f"{str(err).splitlines()[0] if str(err) else ''})") from None
+    if not isinstance(operator, dict) or "family" not in operator:
+        raise InputError(path, "the 'operator' attribute is not an operator spec (a JSON mapping with 'family')")
+    if version > VERSION:
+        raise InputError(path, f"measurement-set version {version} is newer than this rsd-sci "
                                f"reads ({VERSION}); upgrade rsd-sci")
-    return SetInfo(modality=str(attrs["modality"]), operator=json.loads(attrs["operator"]),
-                   split=str(attrs["split"]), seed=int(attrs["seed"]), version=int(attrs["version"]),
-                   n_samples=n)
+    return SetInfo(modality=modality, operator=operator, split=split, seed=seed, version=version, n_samples=n)
 
 
 def is_measurement_set(folder: str | Path) -> bool:
