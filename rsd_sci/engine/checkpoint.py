@@ -25,8 +25,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle
+import shutil
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,6 +46,7 @@ _VERSION_KEY = "rsd_sci_version"
 _JSON_KEYS_KEY = "rsd_sci_json_keys"
 _RESERVED = (_FORMAT_KEY, _VERSION_KEY, _JSON_KEYS_KEY)
 _PLAIN = (int, float, bool, str, type(None))
+FULL_DISK_BYTES = 64 * 2 ** 20   # a failed write with less free than this is blamed on a full disk
 
 
 def _check_loadable(value: Any, where: str) -> None:
@@ -75,7 +78,7 @@ def save_training_state(path: str | Path, state: Mapping[str, Any]) -> None:
     _check_loadable(dict(state), "state")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
+    with _disk_full_as_input_error(path), atomic_path(path) as tmp:
         torch.save(dict(state), tmp)
 
 
@@ -139,6 +142,24 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
             torch.cuda.set_rng_state(cuda_state, device)
 
 
+@contextlib.contextmanager
+def _disk_full_as_input_error(path: Path):
+    """A write that failed because its disk is full (torch.save reports it as a RuntimeError about
+    positions, safetensors as an I/O error) becomes one line naming the folder; the atomic writer
+    inside has removed its temporary, so the previous checkpoint stands."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except (OSError, RuntimeError, SafetensorError) as err:
+        free = shutil.disk_usage(path.parent).free
+        if free >= FULL_DISK_BYTES:
+            raise
+        raise InputError(path.parent, f"the disk is full ({free / 2**20:.1f} MiB free) writing {path.name}; "
+                                      f"the last checkpoint stands: free space, then run the same command "
+                                      f"({_first_line(err)})") from None
+
+
 def _first_line(err: BaseException) -> str:
     """The first line of an exception message (library messages can span many lines)."""
     text = str(err).strip()
@@ -186,7 +207,7 @@ def export_safetensors(path: str | Path, state_dict: Mapping[str, torch.Tensor],
     encoded = _encode_metadata(metadata)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
+    with _disk_full_as_input_error(path), atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=encoded)
 
 
