@@ -35,7 +35,8 @@ def train(
     sigma_init: Optional[float] = typer.Option(None, help="Distill: the generator's input noise level (2.5)."),
     t_max: Optional[float] = typer.Option(None, help="Distill: t ~ U[0, t_max/1000] in the generator loss (800)."),
     loss_space: Optional[str] = typer.Option(None, help="Distill: the generator loss compared through the "
-                                             "teacher's projection (projected) or on full images (full); preset's."),
+                                             "teacher's projection (projected), on full images (full), or auto "
+                                             "(full for MRI, projected otherwise; the measured winners)."),
     sigma_floor: Optional[float] = typer.Option(None, help="Distill: no noise level below this in the generator "
                                                 "loss (preset's; 0: none)."),
     fake_updates: Optional[int] = typer.Option(None, help="Distill: fake-score updates per generator update "

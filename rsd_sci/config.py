@@ -61,7 +61,7 @@ class TrainConfig:
     alpha: float | None = None            # SiD's α
     sigma_init: float | None = None       # the generator's input noise level
     t_max: float | None = None            # t ~ U[0, t_max/1000] in the generator loss
-    loss_space: str | None = None         # generator loss compared "projected" (through P) or on "full" images
+    loss_space: str | None = None         # generator loss "projected" (through P), on "full" images, or "auto"
     sigma_floor: float | None = None      # no σ_t below this in the generator loss (0: none)
     fake_updates: int | None = None       # fake-score updates per generator update
     evaluate: bool = True                 # stage all: end with samples, reconstructions, metrics, report
@@ -90,8 +90,8 @@ class TrainConfig:
                 raise InputError(None, f"--{name} must be at least 1 (got {value})")
         for name, low, high, low_open in NUMBER_RANGES:
             check_range(f"--{name.replace('_', '-')}", getattr(self, name), low, high, low_open)
-        if self.loss_space not in (None, "projected", "full"):
-            raise InputError(None, f"--loss-space must be projected or full (got {self.loss_space!r})")
+        if self.loss_space not in (None, "auto", "projected", "full"):
+            raise InputError(None, f"--loss-space must be auto, projected or full (got {self.loss_space!r})")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InputError(None, f"--device must be auto, cpu or cuda (got {self.device!r})")
 

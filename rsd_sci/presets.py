@@ -29,7 +29,8 @@ TINY = dict(
     g_lr=2e-5,                          # generator rate; larger than published (1e-6–1e-5): short run
     fake_lr=5e-5,                       # fake-score rate
     alpha=1.2, sigma_init=2.5, t_max=800,   # published (METHOD.md)
-    loss_space="projected",             # generator loss through P, as METHOD.md writes it
+    loss_space="auto",                  # L_G on full images for MRI, through P (METHOD.md) otherwise:
+                                        # the measured winners (docs/method.md, "Distillation")
     sigma_floor=0.0,                    # σ_t from the whole published range
     fake_updates=1,                     # fake-score updates per generator update (published: 1)
     eval_slices=4,                      # held-out slices the main job reconstructs (A-DPS: ~20 s each)
@@ -59,7 +60,7 @@ PRESETS: dict[str, dict] = {
         distill_steps=10_000,
         g_lr=1e-5,
         fake_lr=2e-5,
-        alpha=1.2, sigma_init=2.5, t_max=800, loss_space="projected", sigma_floor=0.0,
+        alpha=1.2, sigma_init=2.5, t_max=800, loss_space="auto", sigma_floor=0.0,
         fake_updates=1, eval_slices=32,
     ),
     # ~49 M parameters (the size of the published CIFAR/CelebA teachers); GPU.
@@ -78,7 +79,7 @@ PRESETS: dict[str, dict] = {
         distill_steps=50_000,
         g_lr=5e-6,                          # published rates: 1e-6 to 1e-5
         fake_lr=1e-5,
-        alpha=1.2, sigma_init=2.5, t_max=800, loss_space="projected", sigma_floor=0.0,
+        alpha=1.2, sigma_init=2.5, t_max=800, loss_space="auto", sigma_floor=0.0,
         fake_updates=1, eval_slices=64,
     ),
 }

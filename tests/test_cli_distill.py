@@ -79,7 +79,7 @@ def test_distill_from_another_teacher_file(run, tmp_path):
     (["--stage", "distil"], "unknown stage"),
     (["--distill-steps", "0"], "--distill_steps must be at least 1"),
     (["--fake-updates", "0"], "--fake_updates must be at least 1"),
-    (["--loss-space", "pixels"], "--loss-space must be projected or full"),
+    (["--loss-space", "pixels"], "--loss-space must be auto, projected or full"),
     (["--sigma-floor", "-0.1"], "--sigma-floor must be at least 0"),
 ])
 def test_bad_distill_flags(tmp_path, args, message):
@@ -93,7 +93,8 @@ def test_distillation_settings_reach_the_generator(run, tmp_path):
     out = tmp_path / "variant"
     ok("train", "--modality", "mri", "--stage", "distill", "--teacher", run / "teacher.safetensors", "--out", out,
        "--distill-steps", 3, "--loss-space", "full", "--sigma-floor", "0.1", "--fake-updates", 2, *TINY)
-    default, _ = load_safetensors(run / "generator.safetensors")
+    default, default_meta = load_safetensors(run / "generator.safetensors")
+    assert default_meta["loss_space"] == "full"   # --loss-space auto resolved for an MRI teacher
     state, meta = load_safetensors(out / "generator.safetensors")
     assert (meta["loss_space"], meta["sigma_floor"], meta["config"]["fake_updates"]) == ("full", 0.1, 2)
     assert any(not torch.equal(state[k], default[k]) for k in state if not k.startswith("bank"))

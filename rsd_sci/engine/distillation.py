@@ -72,6 +72,11 @@ SPECTRUM_CHUNK = 32          # measurements loaded and generated per call
 SPECTRUM_KEY = 1 << 40       # keys of the spectrum draws: apart from the held-out samples' indices
 
 
+def loss_space_of(cfg: TrainConfig, family) -> str:
+    """cfg.loss_space, with "auto" resolved by the teacher's family (`Family.generator_loss_space`)."""
+    return family.generator_loss_space if cfg.loss_space == "auto" else cfg.loss_space
+
+
 def settings_of(cfg: TrainConfig, bf16: bool) -> DistillSettings:
     return DistillSettings(alpha=cfg.alpha, sigma_init=cfg.sigma_init, t_max=cfg.t_max, bf16=bf16,
                            loss_space=cfg.loss_space, sigma_floor=cfg.sigma_floor)
@@ -161,6 +166,7 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
     best = BestSnapshot(ema.module)
     fake_opt = torch.optim.Adam(fake.parameters(), lr=cfg.fake_lr, betas=(0.0, 0.999))
     g_opt = torch.optim.Adam(G.parameters(), lr=cfg.g_lr, betas=(0.0, 0.999))
+    cfg = dataclasses.replace(cfg, loss_space=loss_space_of(cfg, teacher.family))
     settings = settings_of(cfg, bf16=info.device.type == "cuda")
     distiller = Distiller(teacher, fake, G, fake_opt, g_opt, settings,
                           fake_train=distributed.wrap_ddp(fake, info), generator_train=distributed.wrap_ddp(G, info))

@@ -87,6 +87,7 @@ class Family(abc.ABC):
     channels = 1
     cond_channels = 0
     default_stop_sigma = 0.0
+    generator_loss_space = "projected"   # what --loss-space auto is for this family (docs/method.md)
     baselines: tuple[str, ...] = ()
     zero_filled: str | None = None
     consistency_steps = 0
