@@ -7,7 +7,7 @@ table from one run.
 
 1. Train (or resume) the run as `rsd-sci train --modality M --preset P --no-eval --out OUT` does: the
    embedded phantoms (256 training measurements, 32 held-out ones with clean targets), teacher, then
-   distillation (the generator exported at its lowest held-out sliced Wasserstein, no clean data).
+   distillation (the generator exported at its lowest measurement_spectrum, no clean data).
 2. Distribution distances to the 32 clean held-out images (multi-scale patch sliced Wasserstein and
    power-spectrum distance; lower is closer), for
        clean floor          32 OTHER clean phantoms through the same pipeline (seed + 1000): the value of
@@ -24,9 +24,10 @@ table from one run.
    SSIM (fastMRI semantics, mean ± std over slices) and wall seconds per slice on this machine.
 4. OUT/quality.json with every number, OUT/report.md with the figures (`rsd-sci report`).
 
-The `quality` preset is the tiny network trained longer (2,400 teacher steps, 600 distillation
-iterations): about 45 minutes on a 2-core CPU for one modality, a tiny budget next to the published
-100+ Mimg. `--preset tiny` is the README's main job (~12 minutes).
+The `quality` preset is the tiny network trained longer (2,400 teacher steps, 400 distillation
+iterations): about an hour on a 2-core CPU for one modality, a tiny budget next to the published
+100+ Mimg. `--preset tiny` is the README's main job. A run folder that holds a trained teacher (and a
+config.yaml) is resumed: only what is missing is trained.
 """
 
 from __future__ import annotations

@@ -26,8 +26,9 @@ TINY = dict(
     grad_clip=1.0,                      # global gradient-norm clip
     distill_steps=200,                  # distillation iterations: ~1.3 s each on 2 CPU cores; the
                                         # held-out signal was lowest at 100 of 300 (MRI and CT)
-    g_lr=2e-5,                          # generator rate; larger than published (1e-6–1e-5): short run
-    fake_lr=5e-5,                       # fake-score rate
+    g_lr=6e-5,                          # generator rate; larger than published (1e-6–1e-5): short runs
+    fake_lr=1.5e-4,                     # fake-score rate; both 3x the first CPU settings, which left the
+                                        # generator smoother than its teacher (docs/method.md)
     alpha=1.2, sigma_init=2.5, t_max=800,   # published (METHOD.md)
     loss_space="auto",                  # L_G on full images for MRI, through P (METHOD.md) otherwise:
                                         # the measured winners (docs/method.md, "Distillation")
@@ -38,11 +39,11 @@ TINY = dict(
 
 PRESETS: dict[str, dict] = {
     "tiny": TINY,
-    # the tiny network trained longer: `benchmarks/quality.py` on a CPU (about 40 min for a run)
+    # the tiny network trained longer: `benchmarks/quality.py` on a CPU (about an hour for a run)
     "quality": dict(TINY,
-                    steps=2400,             # ~16 min on 2 CPU cores
+                    steps=2400,             # 16-29 min on 2 CPU cores (0.41-0.72 s a step)
                     warmup_steps=240,
-                    distill_steps=600,      # ~13 min
+                    distill_steps=400,      # MRI: closest to clean at 300-400 (docs/method.md)
                     eval_slices=32),        # the whole phantom test set
     # ~9.3 M parameters; a GPU (or a long CPU run).
     "small": dict(
