@@ -47,13 +47,13 @@ step() {   # step NAME SECONDS COMMAND...: run with a time limit, log to OUT/NAM
 
 if [[ $SMOKE == 1 ]]; then
     step cuda_tests 300 "$PY" -m pytest -q -m cuda -p no:cacheprovider tests/test_operator_checks.py
-    step train_step 300 "$PY" benchmarks/train_step.py --quick --cases mri-8coil,ct-60/180
+    step train_step 300 "$PY" benchmarks/train_step.py --quick --cases plain,mri-8coil,ct-60/180
     step sampling 300 "$PY" benchmarks/sampling.py --quick
     step quality 600 "$PY" -m cli train --modality mri --coils 8 --size 32 --n-train 16 --n-test 2 \
-        --steps 4 --distill-steps 2 --eval-slices 1 --device cpu --out "$OUT/quality"
+        --center-fraction 0.2 --steps 4 --distill-steps 2 --eval-slices 1 --device cpu --out "$OUT/quality"
 else
     step cuda_tests 120 "$PY" -m pytest -q -m cuda -p no:cacheprovider tests
-    step train_step 80 "$PY" benchmarks/train_step.py --device cuda --presets small,base --cases mri-8coil,ct-60/180 \
+    step train_step 80 "$PY" benchmarks/train_step.py --device cuda --presets small,base --cases plain,mri-8coil,ct-60/180 \
         --rounds 6
     step sampling 50 "$PY" benchmarks/sampling.py --device cuda
     step quality 200 "$PY" -m cli train --modality mri --coils 8 --size 128 --preset small --steps 1000 \
