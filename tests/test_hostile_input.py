@@ -119,7 +119,7 @@ CASES = [
      "attribute is malformed"),
     ("operator attribute not JSON, reconstruct", ["reconstruct", "--input", "{tmp}/bad_operator", "--out",
                                                   "{out}.h5", "--method", "zero-filled"], "attribute is malformed"),
-    ("train into a file", ["train", "--out", "{tmp}/exists.npy", *SMALL], "exists.npy: File exists"),
+    ("train into a file", ["train", "--out", "{tmp}/exists.npy", *SMALL], "exists.npy: is a file, not a run folder"),
     ("model with a huge bank", ["sample", "--model", "{tmp}/bank.safetensors", "--out", "{out}.npy"], "needs about"),
     ("generator without sigma_init", ["sample", "--model", "{tmp}/noinit.safetensors", "--out", "{out}.npy"],
      "lacks a valid 'sigma_init'"),

@@ -52,6 +52,8 @@ class RunLock:
     def __enter__(self) -> "RunLock":
         if not self.enabled:
             return self
+        if self.path.parent.exists() and not self.path.parent.is_dir():
+            raise InputError(self.path.parent, "is a file, not a run folder: give --out a folder")
         self.made_folder = not self.path.parent.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(2):   # a second try after breaking a stale lock
