@@ -1,4 +1,5 @@
-"""A rich progress bar as a `progress(done, total)` callback (on stderr, rank 0 only, terminals only)."""
+"""A rich progress bar as a `progress(done, total, where=None)` callback (on stderr, rank 0 only,
+terminals only): count, bar, done/total and the time remaining; `where` says which part is running."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import os
 @contextlib.contextmanager
 def progress_bar(description: str):
     if int(os.environ.get("RANK", "0")) != 0:
-        yield lambda done, total: None
+        yield lambda done, total, where=None: None
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -19,7 +20,9 @@ def progress_bar(description: str):
                   transient=True, console=console, disable=not console.is_terminal) as bar:  # no bar in logs
         task = bar.add_task(description, total=None)
 
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+        def update(done: int, total: int, where: str | None = None) -> None:
+            """`where` (e.g. "train, volume 3 of 20") is shown after the description."""
+            bar.update(task, completed=done, total=total,
+                       **({"description": f"{description} ({where})"} if where else {}))
 
         yield update

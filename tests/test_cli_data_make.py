@@ -144,3 +144,14 @@ def test_bad_flags_one_line_exit_2(tmp_path, args, message):
     assert r.exit_code == 2, r.output
     assert message in r.output and "Traceback" not in r.output
     assert not (tmp_path / "x").exists()
+
+
+def test_progress_names_the_split_and_the_volume(tmp_path):
+    """The progress callback hears every slice with its split and its volume's number among all."""
+    from rsd_sci.data.make import MakeSpec, make_measurement_set
+
+    calls = []
+    make_measurement_set(MakeSpec(modality="mri", size=32, n_train=3, n_test=2, center_fraction=0.2),
+                         tmp_path / "s", progress=lambda *a: calls.append(a))
+    assert calls == [(1, 5, "train, volume 1 of 5"), (2, 5, "train, volume 2 of 5"), (3, 5, "train, volume 3 of 5"),
+                     (4, 5, "test, volume 4 of 5"), (5, 5, "test, volume 5 of 5")]

@@ -155,8 +155,9 @@ class MakeSummary:
 
 
 def make_measurement_set(spec: MakeSpec, out: str | Path, force: bool = False,
-                         progress: Callable[[int, int], None] | None = None) -> MakeSummary:
-    """Build the set; `progress(done, total)` is called after each slice."""
+                         progress: Callable[[int, int, str], None] | None = None) -> MakeSummary:
+    """Build the set; `progress(done, total, where)` is called after each slice, `where` naming the split
+    and the volume ("train, volume 3 of 20")."""
     spec.validate()
     out = Path(out)
     if out.exists() and not force:
@@ -170,6 +171,8 @@ def make_measurement_set(spec: MakeSpec, out: str | Path, force: bool = False,
     total = sum(len(j) for j in jobs.values())
     operator = operator_spec(spec, jobs)
     done, shapes = 0, {}
+    volume_number = {name: k for k, name in
+                     enumerate(dict.fromkeys(vol.name for js in jobs.values() for vol, _ in js), 1)}
     with atomic_dir(out, overwrite=force) as tmp:
         for split, split_jobs in jobs.items():
             with MeasurementSetWriter(Path(tmp) / f"{split}.h5", spec.modality, operator, split, spec.seed) as w:
@@ -181,7 +184,7 @@ def make_measurement_set(spec: MakeSpec, out: str | Path, force: bool = False,
                     shapes[split] = sample["measurements"].shape
                     done += 1
                     if progress:
-                        progress(done, total)
+                        progress(done, total, f"{split}, volume {volume_number[job[0].name]} of {len(volume_number)}")
         card = dict(format="rsd-sci measurement set", version=VERSION, made_with=asdict(spec),
                     operator=operator, split=split_how, n_train=len(jobs["train"]), n_test=len(jobs["test"]),
                     train_volumes=sorted({j[0].name for j in jobs["train"]}),

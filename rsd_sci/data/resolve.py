@@ -36,7 +36,7 @@ def detect_source(folder: Path) -> str:
 
 
 def prepare_data(data: str | None, modality: str, make_options: dict, seed: int, run_dir: Path,
-                 progress: Callable[[int, int], None] | None = None) -> Path:
+                 progress: Callable[[int, int, str], None] | None = None) -> Path:
     """The measurement-set folder to train on, building RUN/data first when needed (once)."""
     if data is not None and is_measurement_set(data):
         return Path(data)
