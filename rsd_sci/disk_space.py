@@ -22,6 +22,7 @@ from rsd_sci.errors import InputError
 
 MARGIN = 1.1            # HDF5 metadata, chunk padding
 RESERVE = 16 * 2 ** 20  # bytes left free for the rest of the run (logs, the report)
+FULL = 64 * 2 ** 20     # a failed write with less free than this is blamed on a full disk
 
 
 def check_free_space(folder: str | Path, nbytes: float, what: str) -> None:
@@ -35,6 +36,13 @@ def check_free_space(folder: str | Path, nbytes: float, what: str) -> None:
     if nbytes * MARGIN + RESERVE > free:
         raise InputError(folder, f"{what} needs about {_size(nbytes * MARGIN + RESERVE)} on disk; "
                                  f"{_size(free)} are free")
+
+
+def full_disk_message(folder: str | Path) -> str | None:
+    """After a write into `folder` failed: "the disk is full (... free)" when less than FULL is free
+    (the library's own error rarely says so: torch.save reports stream positions), else None."""
+    free = shutil.disk_usage(folder).free
+    return f"the disk is full ({_size(free)} free)" if free < FULL else None
 
 
 def _size(nbytes: float) -> str:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import json
 import pickle
-import shutil
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,6 +37,7 @@ import torch
 
 from rsd_sci import __version__
 from rsd_sci.data.atomic import atomic_path
+from rsd_sci.disk_space import full_disk_message
 from rsd_sci.errors import InputError
 
 MODEL_FORMAT = "rsd-sci model"
@@ -46,7 +46,6 @@ _VERSION_KEY = "rsd_sci_version"
 _JSON_KEYS_KEY = "rsd_sci_json_keys"
 _RESERVED = (_FORMAT_KEY, _VERSION_KEY, _JSON_KEYS_KEY)
 _PLAIN = (int, float, bool, str, type(None))
-FULL_DISK_BYTES = 64 * 2 ** 20   # a failed write with less free than this is blamed on a full disk
 
 
 def _check_loadable(value: Any, where: str) -> None:
@@ -152,12 +151,11 @@ def _disk_full_as_input_error(path: Path):
     try:
         yield
     except (OSError, RuntimeError, SafetensorError) as err:
-        free = shutil.disk_usage(path.parent).free
-        if free >= FULL_DISK_BYTES:
+        full = full_disk_message(path.parent)
+        if full is None:
             raise
-        raise InputError(path.parent, f"the disk is full ({free / 2**20:.1f} MiB free) writing {path.name}; "
-                                      f"the last checkpoint stands: free space, then run the same command "
-                                      f"({_first_line(err)})") from None
+        raise InputError(path.parent, f"{full} writing {path.name}; the last checkpoint stands: free space, "
+                                      f"then run the same command ({_first_line(err)})") from None
 
 
 def _first_line(err: BaseException) -> str:

@@ -12,6 +12,7 @@ network layout and the operator, `rsd_sci.measurement`) and the teacher's loss m
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import torch
@@ -126,5 +127,5 @@ def check_model_file(path: Path, meta: dict, shapes: dict[str, list[int]]) -> No
         y_shape = bank.get("y_shape") if isinstance(bank, dict) else None
         if not (isinstance(y_shape, list) and all(isinstance(n, int) and n > 0 for n in y_shape)):
             raise InputError(path, "model metadata: the operator bank's y_shape is not a list of sizes")
-        check_fits_in_memory(float(torch.tensor(y_shape, dtype=torch.float64).prod()) * 8 * 16,
+        check_fits_in_memory(math.prod(y_shape) * 8 * 16,
                              f"its operator bank's measurements of shape {y_shape}", path)
