@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import functools
 import signal
+import sys
 
 import typer
 
@@ -30,12 +31,32 @@ class Terminated(BaseException):
     raised in the main thread so that every writer's clean-up runs (temporaries removed)."""
 
 
+_sigterm_received = False
+
+
 def stop_on_sigterm() -> None:
-    """Make SIGTERM raise `Terminated` (the default action kills the process before any clean-up)."""
+    """Make SIGTERM raise `Terminated` (the default action kills the process before any clean-up).
+
+    Python runs the handler between two bytecodes of the main thread, which may be inside a weakref
+    callback or a `__del__`, where an exception is printed and dropped; so the handler also sets a flag
+    that `raise_if_terminated` (called by every progress update) turns into `Terminated` again."""
     def _raise(signum, frame):
+        global _sigterm_received
+        _sigterm_received = True
         raise Terminated()
 
+    def _drop_swallowed_sigterm(unraisable):
+        if not isinstance(unraisable.exc_value, Terminated):   # no "Exception ignored" for our own stop
+            sys.__unraisablehook__(unraisable)
+
     signal.signal(signal.SIGTERM, _raise)
+    sys.unraisablehook = _drop_swallowed_sigterm
+
+
+def raise_if_terminated() -> None:
+    """Raise `Terminated` if SIGTERM arrived (its first raise may have been swallowed, see above)."""
+    if _sigterm_received:
+        raise Terminated()
 
 
 def guarded(command):

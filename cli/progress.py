@@ -1,16 +1,19 @@
 """A rich progress bar as a `progress(done, total, where=None)` callback (on stderr, rank 0 only,
-terminals only): count, bar, done/total and the time remaining; `where` says which part is running."""
+terminals only): count, bar, done/total and the time remaining; `where` says which part is running.
+Each update is also where a pending SIGTERM stops the command."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 
+from cli.errors import raise_if_terminated
+
 
 @contextlib.contextmanager
 def progress_bar(description: str):
     if int(os.environ.get("RANK", "0")) != 0:
-        yield lambda done, total, where=None: None
+        yield lambda done, total, where=None: raise_if_terminated()
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -21,7 +24,9 @@ def progress_bar(description: str):
         task = bar.add_task(description, total=None)
 
         def update(done: int, total: int, where: str | None = None) -> None:
-            """`where` (e.g. "train, volume 3 of 20") is shown after the description."""
+            """`where` (e.g. "train, volume 3 of 20") is shown after the description. A SIGTERM whose
+            exception was swallowed stops the work here (cli.errors.stop_on_sigterm)."""
+            raise_if_terminated()
             bar.update(task, completed=done, total=total,
                        **({"description": f"{description} ({where})"} if where else {}))
 
