@@ -89,6 +89,22 @@ def _remove(path: Path) -> None:
         log.warning("could not remove temporary %s: %s", path, err)
 
 
+def _about_target(err: OSError, tmp: Path, path: Path) -> OSError | None:
+    """`err` re-addressed to the user's `path` when it is about the temporary (or names no file, as h5py's
+    and a PNG writer's do), so the one-line error names the output, not a name that is gone; else None.
+
+    >>> str(_about_target(OSError(30, "Read-only file system", "d/out.tmp-1.h5"), Path("d/out.tmp-1.h5"), Path("d/out.h5")))
+    "[Errno 30] Read-only file system: 'd/out.h5'"
+    """
+    if err.errno is None:
+        return None
+    name = None if err.filename is None else str(err.filename)
+    if name is not None and name != str(tmp) and not name.startswith(str(tmp) + os.sep):
+        return None
+    target = str(path) if name is None else str(path) + name[len(str(tmp)):]
+    return OSError(err.errno, os.strerror(err.errno), target)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary file path beside `path`; rename it onto `path` when the block succeeds.
@@ -104,6 +120,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as err:
+        _remove(tmp)
+        raise _about_target(err, tmp, path) or err
     except BaseException:
         _remove(tmp)
         raise
@@ -123,7 +142,10 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
         raise FileExistsError(f"{path} exists")
     tmp = temporary_sibling(path)
     _remove(tmp)
-    tmp.mkdir(parents=True)
+    try:
+        tmp.mkdir(parents=True)
+    except OSError as err:   # a read-only or full place: the error names `path`
+        raise _about_target(err, tmp, path) or err
     try:
         yield tmp
         if path.exists():
@@ -136,6 +158,11 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
             _remove(old)
         else:
             os.replace(tmp, path)
+    except OSError as err:
+        _remove(tmp)
+        if err.filename is None:   # inside the folder, which file is not known: not re-addressed
+            raise
+        raise _about_target(err, tmp, path) or err
     except BaseException:
         _remove(tmp)
         raise

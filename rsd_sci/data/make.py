@@ -163,10 +163,6 @@ def make_measurement_set(spec: MakeSpec, out: str | Path, force: bool = False,
     if out.exists() and not force:
         raise InputError(out, "exists (use --force to replace it)")
     train, test, split_how = _volumes(spec)
-    if split_how == "slices of one volume":
-        log.warning("one volume (%s): train and test are blocks of its slices, %d dropped at each cut; "
-                    "give two volumes or more (or --test-input) for a split by volume", train[0].name,
-                    sources.GUARD_SLICES)
     jobs = {"train": list(_slice_jobs(spec, train, spec.n_train)), "test": list(_slice_jobs(spec, test, spec.n_test))}
     total = sum(len(j) for j in jobs.values())
     operator = operator_spec(spec, jobs)
@@ -180,6 +176,8 @@ def make_measurement_set(spec: MakeSpec, out: str | Path, force: bool = False,
                     if done == 0:   # the first sample sizes them all: the set fits on its disk, or nothing
                         check_free_space(out, total * sum(getattr(v, "nbytes", 8) for v in sample.values()),
                                          f"writing the measurement set ({total} samples)")
+                        if split_how == "slices of one volume":   # once its first slice is prepared, so a
+                            _warn_one_volume(train[0].name)       # refused file is one line, not two
                     w.append(source=job[0].name, slice_index=job[1], **sample)
                     shapes[split] = sample["measurements"].shape
                     done += 1
@@ -191,6 +189,11 @@ def make_measurement_set(spec: MakeSpec, out: str | Path, force: bool = False,
                     test_volumes=sorted({j[0].name for j in jobs["test"]}))
         (Path(tmp) / "card.yaml").write_text(yaml.safe_dump(card, sort_keys=False))
     return MakeSummary(out, len(jobs["train"]), len(jobs["test"]), operator, shapes.get("train", ()))
+
+
+def _warn_one_volume(name: str) -> None:
+    log.warning("one volume (%s): train and test are blocks of its slices, %d dropped at each cut; "
+                "give two volumes or more (or --test-input) for a split by volume", name, sources.GUARD_SLICES)
 
 
 def _volumes(spec: MakeSpec):
