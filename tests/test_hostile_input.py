@@ -3,6 +3,7 @@ naming the problem, exit code 2, no traceback, and nothing left at the output pa
 
 from __future__ import annotations
 
+import logging
 import shutil
 
 import h5py
@@ -23,6 +24,18 @@ def _huge_nifti(path):
     header.set_data_shape((32767, 32767, 100))
     header.set_data_dtype(np.float32)
     header["vox_offset"] = 352
+    with open(path, "wb") as f:
+        header.write_to(f)
+        f.write(b"\0" * 4)
+    return path
+
+
+def _huge_nifti2(path):
+    """A NIfTI-2 header declaring 100000 x 100000 x 10 float32 voxels (373 GiB) and no data."""
+    header = nib.Nifti2Header()
+    header.set_data_shape((100000, 100000, 10))
+    header.set_data_dtype(np.float32)
+    header["vox_offset"] = 544
     with open(path, "wb") as f:
         header.write_to(f)
         f.write(b"\0" * 4)
@@ -127,6 +140,43 @@ CASES = [
      "lacks a valid 'sigma_n'"),
     ("nifti without slices in a folder", ["data", "make", "--source", "nifti", "--input", "{tmp}/volumes",
                                           "--out", "{out}"], "empty.nii"),
+    ("nifti huge header, info", ["info", "{tmp}/huge.nii"], "huge.nii: its image of shape (32767, 32767, 100) needs"),
+    ("nifti huge header, reconstruct", ["reconstruct", "--input", "{tmp}/huge.nii", "--out", "{out}.nii.gz",
+                                        "--method", "zero-filled"], "huge.nii: its image of shape"),
+    ("nifti-2 1e5 x 1e5, info", ["info", "{tmp}/huge2.nii"], "huge2.nii: its image of shape (100000, 100000, 10)"),
+    ("nifti-2 1e5 x 1e5, data make", ["data", "make", "--source", "nifti", "--input", "{tmp}/huge2.nii", "--out",
+                                      "{out}"], "huge2.nii: its image of shape (100000, 100000, 10)"),
+    ("nifti-2 1e5 x 1e5, reconstruct", ["reconstruct", "--input", "{tmp}/huge2.nii", "--out", "{out}.nii.gz",
+                                        "--method", "fbp"], "huge2.nii: its image of shape (100000, 100000, 10)"),
+    ("nifti-2 1e5 x 1e5, evaluate", ["evaluate", "--samples", "{tmp}/huge2.nii", "--reference", "{tmp}/huge2.nii",
+                                     "--json", "{out}"], "huge2.nii: its image of shape (100000, 100000, 10)"),
+    ("dicom RescaleSlope NaN", ["data", "make", "--modality", "ct", "--source", "dicom", "--input", "{tmp}/dicom_nan",
+                                "--out", "{out}", "--size", "16", "--views", "30"],
+     "dicom_nan: its values are NaN or Inf after RescaleSlope"),
+    ("lodopab file without slices", ["data", "make", "--modality", "ct", "--source", "lodopab", "--input",
+                                     "{tmp}/lodopab/ground_truth_train_000.hdf5", "--out", "{out}", "--size", "16"],
+     "ground_truth_train_000.hdf5: holds no slices"),
+    ("lodopab folder with a file without slices", ["data", "make", "--modality", "ct", "--source", "lodopab",
+                                                   "--input", "{tmp}/lodopab", "--out", "{out}", "--size", "16"],
+     "ground_truth_train_000.hdf5: holds no slices"),
+    ("evaluate --json on NaN predictions", ["evaluate", "--targets", "{tmp}/targets", "--predictions",
+                                            "{tmp}/nan_predictions", "--json", "{out}.json"],
+     "v.h5: 'reconstruction' holds NaN or Inf values (slice(s) 1)"),
+    ("card.yaml not YAML", ["info", "{tmp}/card_broken"], "card.yaml: is not readable YAML"),
+    ("data make --out an existing file", ["data", "make", "--out", "{tmp}/exists.npy", *SMALL],
+     "exists.npy: exists (use --force"),
+    ("reconstruct --out an existing file", ["reconstruct", "--input", "{tmp}/set", "--out", "{tmp}/exists.npy",
+                                            "--method", "zero-filled"], "exists.npy: exists (use --force)"),
+    # what the preparation of a slice refuses names the input file, not the output folder (item 8)
+    ("sigma estimate names the input file", ["data", "make", "--source", "nifti", "--input", "{tmp}/odd",
+                                             "--out", "{out}", "--size", "16", "--sigma-n", "auto"],
+     "odd0.nii: slice 0: only 9 sampled k-space values in the periphery; need 32 to estimate sigma"),
+    ("calib_lines names the input file", ["data", "make", "--source", "nifti", "--input", "{tmp}/odd", "--out",
+                                          "{out}", "--size", "16", "--coils", "4"],
+     "odd0.nii: slice 0: the calibration region has 1 lines; ESPIRiT needs at least 5"),
+    ("size error names the input file", ["data", "make", "--modality", "image", "--corruption", "downsample",
+                                         "--source", "nifti", "--input", "{tmp}/odd", "--out", "{out}"],
+     "odd0.nii: slice 0: image sides (33, 33) must be divisible by factor 2"),
 ]
 
 
@@ -141,10 +191,11 @@ def inputs(tmp_path_factory):
     _empty_nifti(tmp_path / "empty.nii")
     ok("data", "make", "--out", tmp_path / "card_list", "--size", 16, "--n-train", 2, "--n-test", 1,
        "--center-fraction", 0.2)
-    for name in ("card_python", "bad_operator"):
+    for name in ("card_python", "bad_operator", "card_broken", "set"):
         shutil.copytree(tmp_path / "card_list", tmp_path / name)
     _text(tmp_path / "card_list" / "card.yaml", b"- a\n- b\n")
     _text(tmp_path / "card_python" / "card.yaml", b"!!python/object:os.system x\n")
+    _text(tmp_path / "card_broken" / "card.yaml", b"a: [1, 2\n  b: {\n")
     with h5py.File(tmp_path / "bad_operator" / "train.h5", "a") as f:
         f.attrs["operator"] = "{not json"
     _model_file(tmp_path / "good.safetensors")
@@ -164,16 +215,47 @@ def inputs(tmp_path_factory):
     for i in range(2):
         volume = np.random.default_rng(i).random((16, 16, 6)).astype(np.float32)
         nib.save(nib.Nifti1Image(volume, np.eye(4)), tmp_path / "volumes" / f"good{i}.nii")
+    _huge_nifti2(tmp_path / "huge2.nii")
+    (tmp_path / "odd").mkdir()   # 33 x 33: odd sides, and too small for a sigma estimate or ESPIRiT at --size 16
+    for i in range(3):
+        volume = np.random.default_rng(i).random((33, 33, 6)).astype(np.float32)
+        nib.save(nib.Nifti1Image(volume, np.eye(4)), tmp_path / "odd" / f"odd{i}.nii")
+    _dicom_series_with_a_nan_slope(tmp_path / "dicom_nan")
+    (tmp_path / "lodopab").mkdir()
+    for i, n in enumerate((0, 5, 5)):   # the published 362 x 362 (another size logs a warning line)
+        with h5py.File(tmp_path / "lodopab" / f"ground_truth_train_{i:03d}.hdf5", "w") as f:
+            f["data"] = np.random.default_rng(i).random((n, 362, 362)).astype(np.float32)
+    for folder, key, value in (("targets", "reconstruction_rss", 1.0), ("nan_predictions", "reconstruction", np.nan)):
+        (tmp_path / folder).mkdir()
+        with h5py.File(tmp_path / folder / "v.h5", "w") as f:
+            data = np.ones((2, 8, 8), np.float32)
+            data[1, 3, 3] = value
+            f[key] = data
     return tmp_path
 
 
+def _dicom_series_with_a_nan_slope(folder):
+    """A CT series of 8 slices whose fourth has RescaleSlope NaN."""
+    from pydicom.uid import generate_uid
+
+    from test_dicom import _write_slice
+
+    folder.mkdir()
+    series = generate_uid()
+    for k in range(8):
+        _write_slice(folder / f"IM{k}", np.ones((16, 16)), series=series, position=(0.0, 0.0, float(k)),
+                     slope=float("nan") if k == 3 else 1.0)
+
+
 @pytest.mark.parametrize("args, message", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_refused_in_one_line_and_nothing_left(inputs, args, message):
+def test_refused_in_one_line_and_nothing_left(inputs, args, message, caplog):
     out = inputs / "out"
+    caplog.set_level(logging.WARNING)
     r = cli(*[a.format(tmp=inputs, out=out) for a in args])
     assert r.exit_code == 2 and message in r.output, r.output
     assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output, r.output
-    assert not out.exists() and not list(inputs.glob("out.*"))
+    assert not caplog.records, caplog.text   # a user sees a warning logged before the refusal as a line more
+    assert not out.exists() and not list(inputs.glob("out*"))
 
 
 @pytest.mark.parametrize("content", [b"", b"- a list\n", b"steps: [1, 2]\n"], ids=["empty", "list", "wrong type"])
@@ -198,8 +280,15 @@ def test_a_refused_start_does_not_poison_the_folder(tmp_path):
 
 @pytest.mark.parametrize("args", [["data", "make", "--out", "{out}", *SMALL],
                                   ["train", "--out", "{out}", *SMALL],
-                                  ["sample", "--model", "{tmp}/good.safetensors", "-n", "64", "--out", "{out}.h5"]],
-                         ids=["data make", "train's data", "sample to h5"])
+                                  ["sample", "--model", "{tmp}/good.safetensors", "-n", "64", "--out", "{out}.h5"],
+                                  ["sample", "--model", "{tmp}/good.safetensors", "-n", "64", "--out", "{out}.npy"],
+                                  ["sample", "--model", "{tmp}/good.safetensors", "-n", "64", "--out", "{out}.nii"],
+                                  ["sample", "--model", "{tmp}/good.safetensors", "-n", "64", "--out", "{out}.nii.gz",
+                                   "--split"],
+                                  ["reconstruct", "--input", "{tmp}/set", "--out", "{out}.h5", "--method",
+                                   "zero-filled"]],
+                         ids=["data make", "train's data", "sample to h5", "sample to npy", "sample to nii",
+                              "sample --split to nii", "reconstruct to h5"])
 def test_a_full_disk_is_one_line_and_nothing_left(inputs, args, monkeypatch):
     """A disk with 1 MiB free (shutil.disk_usage as a 1 MiB tmpfs reports it; a real one made h5py die by
     SIGSEGV with 7,500 lines of errors) is refused before writing."""
@@ -211,4 +300,4 @@ def test_a_full_disk_is_one_line_and_nothing_left(inputs, args, monkeypatch):
     out = inputs / "out"
     r = cli(*[a.format(tmp=inputs, out=out) for a in args])
     assert r.exit_code == 2 and "on disk; 1.0 MiB are free" in r.output, r.output
-    assert len(r.output.strip().splitlines()) == 1 and not out.exists() and not list(inputs.glob("out.*"))
+    assert len(r.output.strip().splitlines()) == 1 and not out.exists() and not list(inputs.glob("out*"))
