@@ -99,6 +99,8 @@ CASES = [
                          "--blur-std", "0"], "--blur-std must be above 0"),
     ("config wrong type", ["train", "--out", "{out}", "--config", "{tmp}/types.yaml"], "option 'steps'"),
     ("config binary", ["train", "--out", "{out}", "--config", "{tmp}/binary.yaml"], "cannot read YAML"),
+    ("config checkpoint_every 0", ["train", "--out", "{out}", "--config", "{tmp}/checkpoint.yaml"],
+     "--checkpoint_every must be at least 1"),
     ("config a list", ["data", "make", "--out", "{out}", "--config", "{tmp}/list.yaml"], "must be a YAML mapping"),
     ("nifti huge header, data make", ["data", "make", "--source", "nifti", "--input", "{tmp}/huge.nii",
                                       "--out", "{out}"], "needs about"),
@@ -187,6 +189,7 @@ def inputs(tmp_path_factory):
     _text(tmp_path / "types.yaml", b"steps: many\n")
     _text(tmp_path / "binary.yaml", bytes(range(256)) * 4)
     _text(tmp_path / "list.yaml", b"- 1\n- 2\n")
+    _text(tmp_path / "checkpoint.yaml", b"checkpoint_every: 0\n")   # the key is known, its value checked
     _huge_nifti(tmp_path / "huge.nii")
     _empty_nifti(tmp_path / "empty.nii")
     ok("data", "make", "--out", tmp_path / "card_list", "--size", 16, "--n-train", 2, "--n-test", 1,

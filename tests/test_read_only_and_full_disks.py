@@ -117,7 +117,11 @@ def test_an_output_in_a_read_only_folder_is_one_line_and_nothing_left(inputs, re
     assert os.listdir(read_only_folder) == []
 
 
-@pytest.mark.parametrize("args", [w[1] for w in WRITES[:4]], ids=[w[0] for w in WRITES[:4]])
+FULL = [*WRITES[:4], ("sample to h5", ["sample", "--model", "{in}/good.safetensors", "-n", "4", "--out",
+                                         "{to}/s.h5"], "s.h5")]
+
+
+@pytest.mark.parametrize("args", [w[1] for w in FULL], ids=[w[0] for w in FULL])
 def test_a_full_disk_is_one_line_and_nothing_left(inputs, full_disk, args):
     """A 1 MiB tmpfs (on one, data make died by SIGSEGV with 7,500 lines of h5py errors): refused before
     writing, naming the folder and the free space."""
