@@ -33,6 +33,7 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,14 +60,26 @@ class MeasurementSetWriter:
         operator: JSON-serialisable operator spec shared by every sample (per-sample parts are arrays).
         split: "train" or "test".
         seed: the seed the set was made with.
+        keep: continue the file an interrupted writer left (`rsd_sci.data.partial_set`): its first `keep`
+            samples stay, every dataset is cut back to them, appending continues after them. 0: a new file.
     """
 
-    def __init__(self, path: str | Path, modality: str, operator: dict, split: str, seed: int):
+    def __init__(self, path: str | Path, modality: str, operator: dict, split: str, seed: int, keep: int = 0):
         self.path = Path(path)
-        self._file = h5py.File(self.path, "w")
-        self._file.attrs.update(format=FORMAT, version=VERSION, modality=modality,
-                                operator=json.dumps(operator), split=split, seed=seed)
-        self._n = 0
+        self._file = f = h5py.File(self.path, "a" if keep else "w")
+        short = [k for k in ("measurements", *f) if keep and (k not in f or f[k].shape[0] < keep)]
+        if short:
+            f.close()
+            raise ValueError(f"{self.path}: {short[0]} holds fewer than the {keep} samples to keep")
+        for ds in f.values():
+            ds.resize(keep, axis=0)
+        f.attrs.update(format=FORMAT, version=VERSION, modality=modality, operator=json.dumps(operator),
+                       split=split, seed=seed)
+        self._n = keep
+
+    def __len__(self) -> int:
+        """The samples in the file so far."""
+        return self._n
 
     def append(self, *, measurements: np.ndarray, scale: float, offset: float, sigma_n: float,
                source: str, slice_index: int, masks: np.ndarray | None = None,
@@ -96,8 +109,19 @@ class MeasurementSetWriter:
         return self._file.create_dataset(key, shape=(self._n + 1, *shape), maxshape=(None, *shape),
                                          dtype=dtype, chunks=(1, *shape) if shape else (1024,))
 
+    def sample_shape(self, key: str) -> tuple:
+        """The shape of one sample of `key` (e.g. "measurements"); () before the first append."""
+        return tuple(self._file[key].shape[1:]) if key in self._file else ()
+
+    def flush(self) -> None:
+        """Everything appended so far onto the disk (HDF5's buffers, then the OS's: fsync)."""
+        self._file.flush()
+        os.fsync(self._file.id.get_vfd_handle())
+
     def close(self) -> None:
+        """Write the sample count, flush and close."""
         self._file.attrs["n_samples"] = self._n
+        self.flush()
         self._file.close()
 
     def __enter__(self) -> "MeasurementSetWriter":
