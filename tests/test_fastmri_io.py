@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from fastmri_schema import ifft2c, make_fastmri_kspace, write_fastmri_file
 
-from rsd_sci.data.atomic import atomic_dir, atomic_path
+from rsd_sci.data.atomic import atomic_path, replace_dir
 from rsd_sci.data.fastmri import (
     FastMRIFile,
     is_fastmri_file,
@@ -294,21 +294,17 @@ def test_atomic_path(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vol.nii.gz"]
 
 
-def test_atomic_dir(tmp_path):
-    run = tmp_path / "run"
-    with atomic_dir(run) as tmp:
-        (tmp / "a.txt").write_text("1")
-        assert not run.exists()
-    assert (run / "a.txt").read_text() == "1"
+def test_replace_dir(tmp_path):
+    run, built = tmp_path / "run", tmp_path / "built"
+    built.mkdir()
+    (built / "a.txt").write_text("1")
+    replace_dir(built, run, overwrite=False)
+    assert (run / "a.txt").read_text() == "1" and not built.exists()
+    built.mkdir()
+    (built / "b.txt").write_text("2")
     with pytest.raises(FileExistsError):
-        with atomic_dir(run):
-            pass
-    with pytest.raises(KeyError):
-        with atomic_dir(run, overwrite=True) as tmp:
-            (tmp / "b.txt").write_text("2")
-            raise KeyError("interrupted")
+        replace_dir(built, run, overwrite=False)
     assert sorted(p.name for p in run.iterdir()) == ["a.txt"]
-    with atomic_dir(run, overwrite=True) as tmp:
-        (tmp / "b.txt").write_text("2")
+    replace_dir(built, run, overwrite=True)
     assert sorted(p.name for p in run.iterdir()) == ["b.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]

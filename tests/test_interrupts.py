@@ -1,9 +1,11 @@
-"""SIGTERM outside a training stage stops with one line and removes what it was writing; a run started
-again removes the temporaries its killed processes left (issue 15, item 6)."""
+"""SIGTERM outside a training stage stops with one line and removes what it was writing (a measurement set
+keeps its whole volumes, to continue); a run started again removes the temporaries its killed processes
+left (issue 15, item 6)."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,20 +27,24 @@ def _dead_pid() -> int:
     return p.pid
 
 
-def test_sigterm_while_building_a_set_leaves_nothing(tmp_path):
-    out = tmp_path / "set"
+def test_sigterm_while_building_a_set_keeps_only_the_volumes_written(tmp_path):
+    """No temporaries are left; the set's partial folder keeps the whole volumes written and its record,
+    and the one line says so and how to continue (tests/test_data_make_resume.py continues one)."""
+    out, partial = tmp_path / "set", tmp_path / "set.partial"
     p = subprocess.Popen([sys.executable, "-m", "cli", "data", "make", "--out", str(out), "--size", "64",
                           "--n-train", "2000", "--n-test", "8"], cwd=ROOT, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"})
     deadline = time.monotonic() + 120
-    while not any(".tmp-" in q.name for q in tmp_path.iterdir()) and time.monotonic() < deadline:
-        time.sleep(0.05)   # the set's temporary folder exists: it is writing
+    while not (partial / "train.h5").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)   # it is writing
     time.sleep(0.5)
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 128 + signal.SIGTERM, err
-    assert err.strip().splitlines() == ["rsd-sci: stopped by SIGTERM; the files it was writing were removed"], err
-    assert list(tmp_path.iterdir()) == []
+    assert re.fullmatch(f"rsd-sci: stopped by SIGTERM; the volumes written are kept in {re.escape(str(partial))}: "
+                        r"run the same command again to continue from volume \d+ of 2008\n", err), err
+    assert [q.name for q in tmp_path.iterdir()] == ["set.partial"]
+    assert sorted(q.name for q in partial.iterdir()) == ["progress.json", "train.h5"]
 
 
 def test_a_sigterm_swallowed_by_a_finalizer_still_stops_at_the_next_progress_update(monkeypatch, capsys):

@@ -2,7 +2,9 @@
 
 Every writer builds its output under a temporary name in the SAME folder (so the final rename stays on
 one file system and is atomic, `os.replace`), then renames it onto the target. On an exception the
-temporary file or folder is removed, so an interrupted run never leaves a half-written file behind.
+temporary file is removed, so an interrupted run never leaves a half-written file behind. A measurement
+set is built in a folder beside its target (`replace_dir` renames it), which an interrupt keeps so that
+the build continues (`rsd_sci.data.partial_set`).
 
 >>> import tempfile, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -89,11 +91,11 @@ def _remove(path: Path) -> None:
         log.warning("could not remove temporary %s: %s", path, err)
 
 
-def _about_target(err: OSError, tmp: Path, path: Path) -> OSError | None:
+def about_target(err: OSError, tmp: Path, path: Path) -> OSError | None:
     """`err` re-addressed to the user's `path` when it is about the temporary (or names no file, as h5py's
     and a PNG writer's do), so the one-line error names the output, not a name that is gone; else None.
 
-    >>> str(_about_target(OSError(30, "Read-only file system", "d/out.tmp-1.h5"), Path("d/out.tmp-1.h5"), Path("d/out.h5")))
+    >>> str(about_target(OSError(30, "Read-only file system", "d/out.tmp-1.h5"), Path("d/out.tmp-1.h5"), Path("d/out.h5")))
     "[Errno 30] Read-only file system: 'd/out.h5'"
     """
     if err.errno is None:
@@ -122,47 +124,23 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     except OSError as err:
         _remove(tmp)
-        raise _about_target(err, tmp, path) or err
+        raise about_target(err, tmp, path) or err
     except BaseException:
         _remove(tmp)
         raise
 
 
-@contextlib.contextmanager
-def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a fresh temporary folder beside `path`; rename it to `path` when the block succeeds.
-
-    If `path` already exists, raise FileExistsError before anything is built, unless `overwrite`, in
-    which case the old folder is replaced at the end (moved aside, the new one renamed in, the old one
-    deleted: a reader sees either the old or the new folder, never a mix). On an exception the
-    temporary folder is removed and `path` is left as it was.
-    """
-    path = Path(path)
-    if path.exists() and not overwrite:
+def replace_dir(built: Path, path: Path, overwrite: bool) -> None:
+    """Rename the finished folder `built` to `path` (in the same folder). An existing `path` raises
+    FileExistsError unless `overwrite`: then it is moved aside, `built` renamed in and the old one
+    deleted, so a reader sees either the old or the new folder, never a mix."""
+    if not path.exists():
+        os.replace(built, path)
+        return
+    if not overwrite:  # appeared while it was built
         raise FileExistsError(f"{path} exists")
-    tmp = temporary_sibling(path)
-    _remove(tmp)
-    try:
-        tmp.mkdir(parents=True)
-    except OSError as err:   # a read-only or full place: the error names `path`
-        raise _about_target(err, tmp, path) or err
-    try:
-        yield tmp
-        if path.exists():
-            if not overwrite:  # appeared while we were building
-                raise FileExistsError(f"{path} exists")
-            old = path.with_name(f"{path.name}.old-{os.getpid()}")
-            _remove(old)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            _remove(old)
-        else:
-            os.replace(tmp, path)
-    except OSError as err:
-        _remove(tmp)
-        if err.filename is None:   # inside the folder, which file is not known: not re-addressed
-            raise
-        raise _about_target(err, tmp, path) or err
-    except BaseException:
-        _remove(tmp)
-        raise
+    old = path.with_name(f"{path.name}.old-{os.getpid()}")
+    _remove(old)
+    os.replace(path, old)
+    os.replace(built, path)
+    _remove(old)

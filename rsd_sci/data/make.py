@@ -3,9 +3,11 @@
 Flow: list volumes -> split by volume -> per volume one mask (MRI lines seeded by the file name alone,
 as fastMRI does; CT: the sparse view set rotated by an offset seeded by the name) -> per slice the
 modality's simulation (`simulate_mri`, `simulate_ct`, `simulate_image`) -> appended to the split file.
-Everything is written into a temporary folder that is renamed onto `out` at the end, so an interrupted
-run leaves nothing half-written. Slices may be processed by `workers` processes (ESPIRiT dominates
-the multi-coil cost; `maps` picks our torch ESPIRiT, on `device`, or sigpy's).
+Everything is written into OUT.partial, renamed onto `out` at the end: a failed build leaves nothing, an
+interrupted one the whole volumes it wrote, which the same build started again keeps and continues
+(`rsd_sci.data.partial_set`; every slice's randomness is keyed by its volume and index). Slices may be
+processed by `workers` processes (ESPIRiT dominates the multi-coil cost; `maps` picks our torch ESPIRiT,
+on `device`, or sigpy's).
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ import numpy as np
 import yaml
 
 from rsd_sci.data import simulate_ct, simulate_image, simulate_mri, sources
-from rsd_sci.data.atomic import atomic_dir
 from rsd_sci.disk_space import check_free_space
-from rsd_sci.data.measurement_set import VERSION, MeasurementSetWriter
+from rsd_sci.data.measurement_set import VERSION
+from rsd_sci.data.partial_set import building, fingerprint
 from rsd_sci.errors import InputError, check_range
 from rsd_sci.memory_guard import check_fits_in_memory
 from rsd_sci.physics.coil_maps import ESPIRIT_METHODS
@@ -166,29 +168,49 @@ def make_measurement_set(spec: MakeSpec, out: str | Path, force: bool = False,
     jobs = {"train": list(_slice_jobs(spec, train, spec.n_train)), "test": list(_slice_jobs(spec, test, spec.n_test))}
     total = sum(len(j) for j in jobs.values())
     operator = operator_spec(spec, jobs)
-    done, shapes = 0, {}
+    shapes = {}
     volume_number = {name: k for k, name in
                      enumerate(dict.fromkeys(vol.name for js in jobs.values() for vol, _ in js), 1)}
-    with atomic_dir(out, overwrite=force) as tmp:
+    numbers = {split: [volume_number[vol.name] for vol, _ in js] for split, js in jobs.items()}
+    with building(out, _fingerprint(spec), numbers, overwrite=force) as part:
+        done = kept = sum(part.samples.values())
+        if kept and progress and part.next_volume():   # the bar starts where the interrupted build stopped
+            progress(kept, total, f"continuing from volume {part.next_volume()} of {len(volume_number)}")
         for split, split_jobs in jobs.items():
-            with MeasurementSetWriter(Path(tmp) / f"{split}.h5", spec.modality, operator, split, spec.seed) as w:
-                for job, sample in zip(split_jobs, _run(spec, operator, split_jobs, split == "test")):
-                    if done == 0:   # the first sample sizes them all: the set fits on its disk, or nothing
-                        check_free_space(out, total * sum(getattr(v, "nbytes", 8) for v in sample.values()),
-                                         f"writing the measurement set ({total} samples)")
+            with part.writer(split, spec.modality, operator, spec.seed) as w:
+                todo = split_jobs[len(w):]   # after the whole volumes an interrupted build wrote
+                for k, (job, sample) in enumerate(zip(todo, _run(spec, operator, todo, split == "test")), len(w)):
+                    if done == kept:   # the first sample sizes them all: the set fits on its disk, or nothing
+                        check_free_space(out, (total - kept) * sum(getattr(v, "nbytes", 8) for v in sample.values()),
+                                         f"writing the measurement set ({total - kept} samples)")
                         if split_how == "slices of one volume":   # once its first slice is prepared, so a
                             _warn_one_volume(train[0].name)       # refused file is one line, not two
                     w.append(source=job[0].name, slice_index=job[1], **sample)
-                    shapes[split] = sample["measurements"].shape
+                    if k + 1 == len(split_jobs) or split_jobs[k + 1][0].name != job[0].name:
+                        part.volume_done(split)
                     done += 1
                     if progress:
                         progress(done, total, f"{split}, volume {volume_number[job[0].name]} of {len(volume_number)}")
+                shapes[split] = w.sample_shape("measurements")
         card = dict(format="rsd-sci measurement set", version=VERSION, made_with=asdict(spec),
                     operator=operator, split=split_how, n_train=len(jobs["train"]), n_test=len(jobs["test"]),
                     train_volumes=sorted({j[0].name for j in jobs["train"]}),
                     test_volumes=sorted({j[0].name for j in jobs["test"]}))
-        (Path(tmp) / "card.yaml").write_text(yaml.safe_dump(card, sort_keys=False))
-    return MakeSummary(out, len(jobs["train"]), len(jobs["test"]), operator, shapes.get("train", ()))
+        (part.folder / "card.yaml").write_text(yaml.safe_dump(card, sort_keys=False))
+    return MakeSummary(out, len(jobs["train"]), len(jobs["test"]), operator, shapes["train"])
+
+
+def _input_files(spec: MakeSpec) -> tuple[list[Path], list[Path]]:
+    """The source files (or DICOM series folders) of --input and of --test-input; none for phantoms."""
+    if spec.source == "phantom":
+        return [], []
+    return (sources.list_files(spec.source, Path(spec.input)),
+            sources.list_files(spec.source, Path(spec.test_input)) if spec.test_input else [])
+
+
+def _fingerprint(spec: MakeSpec) -> str:
+    """The same options, input files and format version: the same set (an interrupted build continues)."""
+    return fingerprint(asdict(spec) | {"format_version": VERSION}, [f for fs in _input_files(spec) for f in fs])
 
 
 def _warn_one_volume(name: str) -> None:
@@ -201,9 +223,8 @@ def _volumes(spec: MakeSpec):
         size = spec.size or 64
         return (sources.phantom_volumes(spec.modality, spec.n_train or 256, size, spec.seed, "train"),
                 sources.phantom_volumes(spec.modality, spec.n_test or 32, size, spec.seed, "test"), "phantoms")
-    files = sources.list_files(spec.source, Path(spec.input))
-    if spec.test_input:
-        test_files = sources.list_files(spec.source, Path(spec.test_input))
+    files, test_files = _input_files(spec)
+    if test_files:
         return (sources.file_volumes(spec.source, spec.modality, files, spec.size),
                 sources.file_volumes(spec.source, spec.modality, test_files, spec.size), "test input")
     return sources.split_volumes(sources.file_volumes(spec.source, spec.modality, files, spec.size),
