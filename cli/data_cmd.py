@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from cli.config_file import merge_config
-from cli.errors import Terminated, guarded
+from cli.errors import Terminated, guarded, stopped
 
 app = typer.Typer(help="Build and inspect measurement sets.", no_args_is_help=True)
 
@@ -54,6 +54,7 @@ def make(
     """Build a measurement set: the corrupted data a model trains on, plus a test split with clean targets."""
     values = merge_config(ctx, dict(locals()) | {"ctx": None}, config)
     from rsd_sci.data.make import MakeSpec, make_measurement_set
+    from rsd_sci.data.partial_set import resume_note
     from rsd_sci.errors import InputError
 
     spec_fields = set(MakeSpec.__dataclass_fields__) - {"extra"}
@@ -73,27 +74,10 @@ def make(
     except ValueError as e:  # what the physics refuses (e.g. ESPIRiT calibration too small): the input's
         raise InputError(values["input"], str(e)) from None   # doing, or the flags' when there is none
     except (Terminated, KeyboardInterrupt) as stop:
-        stopped_keeping_volumes(stop, values["out"])
-        raise
+        stopped(stop, resume_note(values["out"]))
     op = summary.operator
     typer.echo(f"wrote {summary.out}: {summary.n_train} train / {summary.n_test} test samples, "
                f"measurements {tuple(summary.measurement_shape)}, operator {spec.describe_operator(op)}")
-
-
-def stopped_keeping_volumes(stop: BaseException, out: Path) -> None:
-    """After SIGTERM (`Terminated`) or Ctrl-C stopped the build of the set `out`: when its partial folder
-    keeps whole volumes, say so and how to continue in one line and exit 128 + the signal's number;
-    otherwise return (the caller re-raises: nothing was kept)."""
-    import signal
-
-    from rsd_sci.data.partial_set import resume_note
-
-    note = resume_note(out)
-    if note is None:
-        return
-    sig = signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT
-    typer.echo(f"rsd-sci: stopped by {sig.name}; {note}", err=True)
-    raise typer.Exit(128 + sig) from None
 
 
 def _parse_sigma(value):

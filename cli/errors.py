@@ -10,6 +10,7 @@ import errno
 import functools
 import signal
 import sys
+from typing import NoReturn
 
 import typer
 
@@ -59,6 +60,14 @@ def raise_if_terminated() -> None:
         raise Terminated()
 
 
+def stopped(stop: BaseException, kept: str | None = None) -> NoReturn:
+    """After SIGTERM (`Terminated`) or Ctrl-C (KeyboardInterrupt): one line, exit 128 + the signal's number.
+    `kept` says what stays for a resume (a partial set's volumes); else the temporaries were removed."""
+    sig = signal.SIGINT if isinstance(stop, KeyboardInterrupt) else signal.SIGTERM
+    typer.echo(f"rsd-sci: stopped by {sig.name}; {kept or 'the files it was writing were removed'}", err=True)
+    raise typer.Exit(128 + sig) from None
+
+
 def guarded(command):
     """Turn `rsd_sci.errors.InputError`, and an OSError the machine raised (MACHINE_REFUSALS: no space,
     read-only, no permission, ...), raised by a command into the one-line error. The writers are atomic
@@ -78,8 +87,7 @@ def guarded(command):
             if DEBUG or e.errno not in MACHINE_REFUSALS:
                 raise
             fail(f"{e.filename}: {e.strerror}" if e.filename else f"cannot write: {e.strerror or e}")
-        except Terminated:
-            typer.echo("rsd-sci: stopped by SIGTERM; the files it was writing were removed", err=True)
-            raise typer.Exit(128 + signal.SIGTERM) from None
+        except (Terminated, KeyboardInterrupt) as stop:
+            stopped(stop)
 
     return wrapper

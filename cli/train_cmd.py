@@ -97,18 +97,17 @@ def train(
 def _run(cfg, run_dir: Path) -> None:
     import torch
 
-    from cli.data_cmd import stopped_keeping_volumes
-    from cli.errors import Terminated
+    from cli.errors import Terminated, stopped
     from cli.progress import progress_bar
     from rsd_sci.engine.loop import StageInterrupted, TrainingStopped
     from rsd_sci.engine.run import run_training
+    from rsd_sci.data.partial_set import resume_note
     from rsd_sci.engine.runlog import read_log
 
     try:
         written = run_training(cfg, run_dir, progress_bar)
     except (Terminated, KeyboardInterrupt) as stop:   # outside a stage: e.g. while it built RUN/data
-        stopped_keeping_volumes(stop, run_dir / "data")
-        raise
+        stopped(stop, resume_note(run_dir / "data"))
     except StageInterrupted as e:
         typer.echo(f"rsd-sci: {e}", err=True)
         raise typer.Exit(130)
