@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from rsd_sci.data.atomic import remove_stale_temporaries
-from rsd_sci.engine.run_lock import RunLock
+from rsd_sci.data.run_lock import RunLock
 
 ROOT = Path(__file__).resolve().parents[1]
 

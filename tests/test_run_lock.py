@@ -14,7 +14,7 @@ import time
 import pytest
 
 from cli_runner import cli
-from rsd_sci.engine.run_lock import LOCK_NAME, RunLock
+from rsd_sci.data.run_lock import LOCK_NAME, RunLock
 from rsd_sci.errors import InputError
 
 SMALL = ["--modality", "mri", "--size", "32", "--n-train", "8", "--n-test", "2", "--batch", "4",

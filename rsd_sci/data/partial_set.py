@@ -45,7 +45,7 @@ import h5py
 
 from rsd_sci.data.atomic import about_target, atomic_path, replace_dir
 from rsd_sci.data.measurement_set import MeasurementSetWriter
-from rsd_sci.engine.run_lock import LOCK_NAME, RunLock
+from rsd_sci.data.run_lock import LOCK_NAME, RunLock
 
 log = logging.getLogger(__name__)
 PARTIAL_SUFFIX = ".partial"

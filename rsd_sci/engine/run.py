@@ -1,6 +1,6 @@
 """A training run in its directory: the resolved config, the data (built once), then the stages.
 
-    RUN/.lock           while a run works here (`rsd_sci.engine.run_lock`: a second one is refused)
+    RUN/.lock           while a run works here (`rsd_sci.data.run_lock`: a second one is refused)
     RUN/config.yaml     the resolved configuration (a re-run with the same flags resumes)
     RUN/data/           the measurement set, when built from phantoms or a raw source folder
     RUN/log.jsonl       one line per logged step, with its stage
@@ -23,7 +23,7 @@ from typing import Callable
 from rsd_sci.config import TrainConfig
 from rsd_sci.data.resolve import prepare_data
 from rsd_sci.engine import distributed
-from rsd_sci.engine.run_lock import RunLock
+from rsd_sci.data.run_lock import RunLock
 
 
 def run_training(cfg: TrainConfig, run_dir: Path, progress_factory: Callable[[str], object] | None = None) -> dict:
