@@ -22,8 +22,10 @@ def report(
     slices: Optional[int] = typer.Option(None, "--slices", help="Held-out slices every method reconstructs "
                                                                 "(default: the run's eval_slices)."),
     n_samples: int = typer.Option(32, "--n-samples", help="Images per set for the distribution distances."),
-    adps_steps: int = typer.Option(300, "--adps-steps", help="A-DPS noise levels (fewer: faster, rougher)."),
-    generator_steps: int = typer.Option(200, "--generator-steps", help="Generator-prior iterations."),
+    adps_steps: Optional[int] = typer.Option(None, "--adps-steps", help="A-DPS noise levels (default: the run's, "
+                                                                        "else 300; fewer: faster, rougher)."),
+    generator_steps: Optional[int] = typer.Option(None, "--generator-steps", help="Generator-prior iterations "
+                                                                                  "(default: the run's, else 200)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     seed: Optional[int] = typer.Option(None, help="Seed of the samples and A-DPS (default: the run's)."),
 ) -> None:
@@ -45,14 +47,12 @@ def report(
         from cli.progress import progress_bar
         from rsd_sci.data.resolve import prepare_data
         from rsd_sci.engine.distributed import resolve_device
-        from rsd_sci.engine.evaluation import EvalSettings
-        from rsd_sci.engine.run import evaluate_and_report
+        from rsd_sci.engine.run import eval_settings, evaluate_and_report
 
         data_dir = prepare_data(cfg.data, cfg.modality, cfg.make, cfg.seed, run)
         dev = str(resolve_device(device))
-        settings = EvalSettings(n_samples=n_samples, slices=slices or cfg.eval_slices or EvalSettings.slices,
-                                seed=cfg.seed if seed is None else seed, device=dev,
-                                adps_steps=adps_steps, generator_steps=generator_steps)
+        settings = eval_settings(cfg, dev, n_samples=n_samples, slices=slices, seed=seed,
+                                 adps_steps=adps_steps, generator_steps=generator_steps)
         written = evaluate_and_report(cfg, run, data_dir, dev, progress_bar, settings)
         path, metrics = written["report"], written["metrics"]
     else:

@@ -12,7 +12,7 @@ from cli.errors import fail, guarded
 
 TRAIN_OPTIONS = ("modality", "stage", "data", "teacher", "preset", "steps", "batch", "lr", "device", "seed",
                  "distill_steps", "alpha", "sigma_init", "t_max", "loss_space", "sigma_floor", "fake_updates",
-                 "g_lr", "fake_lr", "evaluate", "eval_slices", "checkpoint_every")
+                 "g_lr", "fake_lr", "evaluate", "eval_slices", "adps_steps", "generator_steps", "checkpoint_every")
 
 
 @guarded
@@ -47,6 +47,9 @@ def train(
                                   "held-out slices, metrics and RUN/report.md (or skip them)."),
     eval_slices: Optional[int] = typer.Option(None, help="Held-out slices every method reconstructs (preset's: "
                                                          "tiny 4, quality and small 32)."),
+    adps_steps: Optional[int] = typer.Option(None, help="The evaluation's A-DPS noise levels (300; fewer: "
+                                             "quicker, rougher)."),
+    generator_steps: Optional[int] = typer.Option(None, help="The evaluation's generator-prior iterations (200)."),
     checkpoint_every: Optional[int] = typer.Option(None, help="Steps between checkpoints (200); may change "
                                                    "when resuming."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),

@@ -30,7 +30,7 @@ PRESET_OPTIONS = ("steps", "batch", "lr", "warmup_steps", "ema_half_life_images"
                   "distill_steps", "g_lr", "fake_lr", "alpha", "sigma_init", "t_max", "loss_space", "sigma_floor",
                   "fake_updates", "eval_slices")
 RESUMABLE = {"stage", "teacher", "steps", "distill_steps", "device", "checkpoint_every", "log_every",
-             "heldout_every", "workers", "evaluate", "eval_slices"}
+             "heldout_every", "workers", "evaluate", "eval_slices", "adps_steps", "generator_steps"}
 MODALITIES = ("mri", "ct", "image")
 # number settings of `train`: (name, low, high, low_open): a finite value in (low, high], [low, high]
 # when low_open is False; None: no bound on that side
@@ -66,6 +66,8 @@ class TrainConfig:
     fake_updates: int | None = None       # fake-score updates per generator update
     evaluate: bool = True                 # stage all: end with samples, reconstructions, metrics, report
     eval_slices: int | None = None        # held-out slices reconstructed by every method (preset's)
+    adps_steps: int | None = None         # the evaluation's A-DPS noise levels (None: 300)
+    generator_steps: int | None = None    # the evaluation's generator-prior iterations (None: 200)
     device: str = "auto"                  # auto | cpu | cuda
     seed: int = 0
     checkpoint_every: int = 200           # steps between checkpoints
@@ -83,7 +85,8 @@ class TrainConfig:
         accel = self.make.get("accel")
         if accel is not None and accel < 1:
             raise InputError(None, f"--accel must be at least 1 (got {accel:g})")
-        for name in ("steps", "batch", "distill_steps", "fake_updates", "eval_slices", "checkpoint_every",
+        for name in ("steps", "batch", "distill_steps", "fake_updates", "eval_slices", "adps_steps",
+                     "generator_steps", "checkpoint_every",
                      "log_every", "heldout_every"):
             value = getattr(self, name)
             if value is not None and value < 1:

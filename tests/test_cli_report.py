@@ -21,9 +21,11 @@ TINY = ["--size", "32", "--n-train", "16", "--n-test", "6", "--preset", "tiny", 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """The README's main job, small: teacher, distillation, evaluation of 2 held-out slices, report."""
+    """The README's main job, small: teacher, distillation, evaluation of 2 held-out slices (A-DPS and the
+    generator prior shortened), report."""
     out = tmp_path_factory.mktemp("runs") / "mri"
-    r = ok("train", "--modality", "mri", "--out", out, "--steps", 3, "--distill-steps", 2, "--eval-slices", 2, *TINY)
+    r = ok("train", "--modality", "mri", "--out", out, "--steps", 3, "--distill-steps", 2, "--eval-slices", 2,
+           "--adps-steps", 12, "--generator-steps", 7, *TINY)
     return out, r.output
 
 
@@ -40,6 +42,8 @@ def test_train_ends_with_the_report_and_its_headline(run):
     assert list(metrics["reconstruction"]) == ["zero-filled", "cg-sense", "l1-wavelet", "adps", "generator"]
     assert list(metrics["distribution"]) == ["data", "teacher", "generator"]
     assert metrics["models"]["generator"]["selected_step"] == 2
+    assert (metrics["settings"]["adps_steps"], metrics["settings"]["generator_steps"]) == (12, 7)
+    assert metrics["reconstruction"]["adps"]["steps"] == 12 and "12 noise levels each" in (out / "report.md").read_text()
     with h5py.File(out / "eval" / "reconstructions.h5") as f:
         assert f["adps/std"].shape == (2, 32, 32) and "std" not in f["generator"]
         assert np.isfinite(f["generator/mean"][()]).all() and f["adps/std"][()].max() > 0

@@ -71,15 +71,25 @@ def check_batch(batch: int, data_dir: Path) -> None:
         raise InputError(data_dir, f"--batch {batch} is larger than its {n} training measurements; use at most {n}")
 
 
+def eval_settings(cfg: TrainConfig, device: str, **changes):
+    """The run's `EvalSettings`: cfg's held-out slices, A-DPS levels, generator-prior iterations and seed
+    where set (else EvalSettings' defaults), with `changes` (a non-None value replaces the run's)."""
+    from rsd_sci.engine.evaluation import EvalSettings
+
+    chosen = dict(slices=cfg.eval_slices, adps_steps=cfg.adps_steps, generator_steps=cfg.generator_steps,
+                  seed=cfg.seed) | {k: v for k, v in changes.items() if v is not None}
+    return EvalSettings(device=device, **{k: v for k, v in chosen.items() if v is not None})
+
+
 def evaluate_and_report(cfg: TrainConfig, run_dir: Path, data_dir: Path, device: str,
                         progress_factory: Callable[[str], object] | None = None, settings=None) -> dict:
     """The evaluation and RUN/report.md: {"report", "metrics"}. settings: an `EvalSettings` (default:
-    cfg.eval_slices held-out slices, cfg.seed, on `device`)."""
-    from rsd_sci.engine.evaluation import EvalSettings, evaluate_run
+    `eval_settings(cfg, device)`)."""
+    from rsd_sci.engine.evaluation import evaluate_run
     from rsd_sci.report.document import write_report
 
     if settings is None:
-        settings = EvalSettings(slices=cfg.eval_slices or EvalSettings.slices, seed=cfg.seed, device=device)
+        settings = eval_settings(cfg, device)
     metrics = evaluate_run(run_dir, settings, data_dir, progress_factory)
     return {"report": write_report(run_dir), "metrics": metrics}
 
