@@ -92,6 +92,8 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=60)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--distill-steps", type=int, default=None, help="distillation iterations (the preset's; "
+                        "the CT runs of docs/benchmarks.md: 800)")
     args = parser.parse_args()
     make = {"accel": args.accel} if args.modality == "mri" else {"views": args.views}
     name = f"quality-{args.modality}-" + (f"r{args.accel:g}" if args.modality == "mri" else f"v{args.views}")
@@ -99,7 +101,7 @@ def main() -> None:
     saved = out / "config.yaml"
     cfg = (TrainConfig.from_yaml(saved).resolved() if saved.is_file() else
            TrainConfig(modality=args.modality, preset=args.preset, device=args.device, seed=args.seed, make=make,
-                       evaluate=False).resolved(torch.cuda.is_available()))
+                       distill_steps=args.distill_steps, evaluate=False).resolved(torch.cuda.is_available()))
     timing = {}
     start = time.perf_counter()
     written = run_training(dataclasses.replace(cfg, evaluate=False), out)
