@@ -18,24 +18,13 @@ from fastmri_schema import make_fastmri_kspace, write_fastmri_file
 SMALL = ["--size", "32", "--n-train", "8", "--n-test", "2"]
 
 
-def _huge_nifti(path):
-    """A NIfTI header declaring 32767 x 32767 x 100 float32 voxels (400 GiB) and no data."""
-    header = nib.Nifti1Header()
-    header.set_data_shape((32767, 32767, 100))
+def _huge_nifti(path, header_class=nib.Nifti1Header, shape=(32767, 32767, 100)):
+    """A NIfTI header declaring `shape` float32 voxels and no data: NIfTI-1 32767 x 32767 x 100 (400 GiB),
+    or NIfTI-2 100000 x 100000 x 10 (373 GiB)."""
+    header = header_class()
+    header.set_data_shape(shape)
     header.set_data_dtype(np.float32)
-    header["vox_offset"] = 352
-    with open(path, "wb") as f:
-        header.write_to(f)
-        f.write(b"\0" * 4)
-    return path
-
-
-def _huge_nifti2(path):
-    """A NIfTI-2 header declaring 100000 x 100000 x 10 float32 voxels (373 GiB) and no data."""
-    header = nib.Nifti2Header()
-    header.set_data_shape((100000, 100000, 10))
-    header.set_data_dtype(np.float32)
-    header["vox_offset"] = 544
+    header["vox_offset"] = header.single_vox_offset
     with open(path, "wb") as f:
         header.write_to(f)
         f.write(b"\0" * 4)
@@ -218,7 +207,7 @@ def inputs(tmp_path_factory):
     for i in range(2):
         volume = np.random.default_rng(i).random((16, 16, 6)).astype(np.float32)
         nib.save(nib.Nifti1Image(volume, np.eye(4)), tmp_path / "volumes" / f"good{i}.nii")
-    _huge_nifti2(tmp_path / "huge2.nii")
+    _huge_nifti(tmp_path / "huge2.nii", nib.Nifti2Header, (100000, 100000, 10))
     (tmp_path / "odd").mkdir()   # 33 x 33: odd sides, and too small for a sigma estimate or ESPIRiT at --size 16
     for i in range(3):
         volume = np.random.default_rng(i).random((33, 33, 6)).astype(np.float32)
