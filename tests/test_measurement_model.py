@@ -149,6 +149,16 @@ def test_pixel_further_mask_is_a_subset_at_density_one_minus_delta():
     assert abs(float(kept.mean()) - (1 - PIX_SPEC["delta"])) < 0.03
 
 
+def test_pixel_further_mask_from_one_generator_equals_the_row_by_row_draw():
+    from rsd_sci.physics.inpaint import PixelMask, further_pixel_mask
+
+    mask = (torch.rand(5, 1, 6, 6, generator=torch.Generator().manual_seed(1)) > 0.3).float()
+    g = torch.Generator().manual_seed(2)
+    rows = torch.cat([further_pixel_mask(mask[i:i + 1], 0.2, g) for i in range(5)])
+    g = torch.Generator().manual_seed(2)
+    assert torch.equal(PixelMask(mask).further([g] * 5, 0.2).mask, rows)
+
+
 # -- conditioning and layouts -----------------------------------------------------------------------------
 def test_mri_cond_is_the_line_pattern_and_ones():
     spec, batch, op, _ = _mri_batch([1, 2])

@@ -75,8 +75,13 @@ class PixelMask(LinearOperator):
         return self._apply_mask(y)
 
     def further(self, generators: list[torch.Generator], delta: float) -> "PixelMask":
-        """Â: M̂ = M ⊙ Bernoulli(1 − δ) (`further_pixel_mask`), sample i's drawn by generators[i]."""
+        """Â: M̂ = M ⊙ Bernoulli(1 − δ) (`further_pixel_mask`), sample i's drawn by generators[i].
+
+        One generator repeated (the distillation's unkeyed draws) draws the batch in one call: a CPU
+        generator gives the same numbers as row-by-row draws, and 512 calls cost more than the step."""
         mask = self.mask.cpu().expand(len(generators), *self.mask.shape[1:])
+        if all(g is generators[0] for g in generators):
+            return PixelMask(further_pixel_mask(mask, delta, generators[0]))
         return PixelMask(torch.cat([further_pixel_mask(mask[i:i + 1], delta, g) for i, g in enumerate(generators)]))
 
     def keep_measured(self, y: torch.Tensor) -> torch.Tensor:
