@@ -99,6 +99,7 @@ def _run(kind, input, out, files, targets, info, method, model, modality, flags,
     from rsd_sci.engine.model import load_model, resolve_model_path
     from rsd_sci.errors import InputError
     from rsd_sci.posterior import file_reconstruction as fr
+    from rsd_sci.data.sources import SOURCE_MODALITIES
     from rsd_sci.data.volume_samples import check_fits_model
     from rsd_sci.posterior.reconstruct import check_method
 
@@ -111,9 +112,10 @@ def _run(kind, input, out, files, targets, info, method, model, modality, flags,
             if info.is_main:
                 typer.echo(f"wrote {n} {method} reconstructions to {out}")
             return
-        if kind == "fastmri" and modality not in (None, "mri"):
+        (fastmri_modality,) = SOURCE_MODALITIES["fastmri"]
+        if kind == "fastmri" and modality not in (None, fastmri_modality):
             raise InputError(input, f"fastMRI files hold mri data, not --modality {modality}")
-        data_modality = "mri" if kind == "fastmri" else fr.modality_of(method, loaded, modality)
+        data_modality = fastmri_modality if kind == "fastmri" else fr.modality_of(method, loaded, modality)
         check_method(method, data_modality, loaded)  # before any work
         options = fr.data_options(loaded, modality=data_modality, **flags)
         if kind == "nifti" and loaded is not None:  # every file, from its header, before any is written

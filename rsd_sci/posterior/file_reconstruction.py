@@ -105,7 +105,8 @@ def all_outputs(targets: list[Path], kind: str, n_samples: int) -> list[Path]:
 
 def modality_of(method: str, loaded=None, requested: str | None = None) -> str:
     """The data's modality: the model's (a conflicting `requested` is an InputError), else `requested`,
-    else the family whose baseline it is (fbp, tv: ct), else mri."""
+    else the family whose baseline it is (fbp, tv: ct), else data make's default (mri)."""
+    from rsd_sci.data.make import MakeSpec
     from rsd_sci.measurement import FAMILIES, family_of_baseline
 
     if requested is not None and requested not in FAMILIES:
@@ -115,7 +116,7 @@ def modality_of(method: str, loaded=None, requested: str | None = None) -> str:
         if requested is not None and requested != family:
             raise InputError(loaded.path, f"is a {family} model: --modality {requested} conflicts with it")
         return family
-    return requested or family_of_baseline(method) or "mri"
+    return requested or family_of_baseline(method) or MakeSpec.modality
 
 
 def data_options(loaded=None, **flags) -> dict:
@@ -222,9 +223,10 @@ def reconstruct_fastmri_file(path: Path, target: Path, job: Job, options: dict) 
     from rsd_sci.data.atomic import atomic_path
     from rsd_sci.data.batches import collate
     from rsd_sci.data.fastmri import write_reconstruction
+    from rsd_sci.data.sources import SOURCE_MODALITIES
     from rsd_sci.data.volume_samples import fastmri_volume, to_file_magnitudes
 
-    if options.get("modality", "mri") != "mri":
+    if options.get("modality") not in (None, *SOURCE_MODALITIES["fastmri"]):
         raise InputError(path, f"fastMRI files hold mri data, not {options['modality']}")
     mask_spec = dict(kind=options.get("mask", "random"), acceleration=options.get("accel", 4.0),
                      center_fraction=options.get("center_fraction", 0.08))
