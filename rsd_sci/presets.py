@@ -3,29 +3,30 @@
 Each preset holds the backbone's keys (`NETWORK_KEYS`: `features` are the UNet's feature widths per
 level; the image channels are the data's and `build_backbone` is given them) and the training keys that
 `rsd_sci.config.TrainConfig` takes from it where the user gave none (lr, batch, steps, warm-up, EMA,
-clipping, distillation rates and iterations, held-out slices of the evaluation).
+clipping, distillation rates and iterations, held-out slices and A-DPS levels of the evaluation).
 """
 
 from __future__ import annotations
 
 NETWORK_KEYS = ("features", "num_res_blocks", "attention_levels", "num_head_channels", "norm_num_groups")
 
-# ~1.1 M parameters; ~0.4-0.5 s per training step (forward + backward, batch 8, 64×64, 2 + 2 channels)
-# on a 2-core CPU, so a teacher trains in minutes.
+# ~0.69 M parameters; ~0.2 s per training step (forward + backward, batch 8, 64×64, 2 + 2 channels) on a
+# 2-core CPU: the README's main job, sized so that teacher, distillation and evaluation fit 15 minutes.
 TINY = dict(
-    features=(32, 64, 64),              # feature channels per level (64 → 32 → 16 pixels at 64×64)
+    features=(16, 32, 64),              # feature channels per level (64 → 32 → 16 pixels at 64×64);
+                                        # half the first widths of (32, 64, 64): 2.2x faster a step,
+                                        # spent on 4x the steps (docs/method.md, "The main job's budget")
     num_res_blocks=1,                   # ResNet blocks per level (the up path has one more)
     attention_levels=(False, False, True),  # self-attention at the coarsest level only
     num_head_channels=32,               # channels per attention head (2 heads at 64)
-    norm_num_groups=16,                 # GroupNorm groups (2 channels per group at 32)
+    norm_num_groups=8,                  # GroupNorm groups (2 channels per group at 16)
     lr=5e-4,                            # Adam rate; larger than published 1e-4–2e-4 for a short run
     batch=8,                            # images per step
-    steps=600,                          # teacher steps: ~5 min on 2 CPU cores
-    warmup_steps=60,                    # linear lr warm-up, ~10 % of the run
+    steps=2400,                         # teacher steps
+    warmup_steps=240,                   # linear lr warm-up, 10 % of the run
     ema_half_life_images=500_000,       # published 0.5 Mimg; the EMA ramp shortens it early in a run
     grad_clip=1.0,                      # global gradient-norm clip
-    distill_steps=200,                  # distillation iterations: ~1.3 s each on 2 CPU cores; the
-                                        # held-out signal was lowest at 100 of 300 (MRI and CT)
+    distill_steps=200,                  # distillation iterations: MRI passes its teacher by 200
     g_lr=6e-5,                          # generator rate; larger than published (1e-6–1e-5): short runs
     fake_lr=1.5e-4,                     # fake-score rate; both 3x the first CPU settings, which left the
                                         # generator smoother than its teacher (docs/method.md)
@@ -34,17 +35,22 @@ TINY = dict(
                                         # the measured winners (docs/method.md, "Distillation")
     sigma_floor=0.0,                    # σ_t from the whole published range
     fake_updates=1,                     # fake-score updates per generator update (published: 1)
-    eval_slices=4,                      # held-out slices the main job reconstructs (A-DPS: ~20 s each)
+    eval_slices=8,                      # held-out slices the main job reconstructs
+    adps_steps=100,                     # the evaluation's A-DPS noise levels (300 elsewhere)
 )
 
 PRESETS: dict[str, dict] = {
     "tiny": TINY,
-    # the tiny network trained longer: `benchmarks/quality.py` on a CPU (about an hour for a run)
+    # the first tiny network, (32, 64, 64), ~1.1 M parameters, trained longer: `benchmarks/quality.py`
+    # on a CPU (about an hour for a run)
     "quality": dict(TINY,
+                    features=(32, 64, 64),
+                    norm_num_groups=16,
                     steps=2400,             # 16-29 min on 2 CPU cores (0.41-0.72 s a step)
                     warmup_steps=240,
                     distill_steps=400,      # MRI: closest to clean at 300-400 (docs/method.md)
-                    eval_slices=32),        # the whole phantom test set
+                    eval_slices=32,         # the whole phantom test set
+                    adps_steps=300),
     # ~9.3 M parameters; a GPU (or a long CPU run).
     "small": dict(
         features=(64, 128, 128, 128),
@@ -62,7 +68,7 @@ PRESETS: dict[str, dict] = {
         g_lr=1e-5,
         fake_lr=2e-5,
         alpha=1.2, sigma_init=2.5, t_max=800, loss_space="auto", sigma_floor=0.0,
-        fake_updates=1, eval_slices=32,
+        fake_updates=1, eval_slices=32, adps_steps=300,
     ),
     # ~49 M parameters (the size of the published CIFAR/CelebA teachers); GPU.
     "base": dict(
@@ -81,6 +87,6 @@ PRESETS: dict[str, dict] = {
         g_lr=5e-6,                          # published rates: 1e-6 to 1e-5
         fake_lr=1e-5,
         alpha=1.2, sigma_init=2.5, t_max=800, loss_space="auto", sigma_floor=0.0,
-        fake_updates=1, eval_slices=64,
+        fake_updates=1, eval_slices=64, adps_steps=300,
     ),
 }

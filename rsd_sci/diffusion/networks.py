@@ -33,7 +33,7 @@ Example:
     >>> net = build_backbone("tiny", channels=2, cond_channels=2)
     >>> net(torch.zeros(1, 4, 37, 45), torch.zeros(1)).shape
     torch.Size([1, 2, 37, 45])
-    >>> 0.8e6 < count_parameters(net) < 1.5e6
+    >>> 0.5e6 < count_parameters(net) < 0.9e6
     True
 """
 
