@@ -23,7 +23,8 @@ TINY = dict(
     lr=5e-4,                            # Adam rate; larger than published 1e-4–2e-4 for a short run
     batch=8,                            # images per step
     steps=2000,                         # teacher steps
-    warmup_steps=200,                   # linear lr warm-up, 10 % of the run
+    warmup_steps=60,                    # linear lr warm-up, 3 % of the run (a short `--steps` run still
+                                        # reaches the full rate)
     ema_half_life_images=500_000,       # published 0.5 Mimg; the EMA ramp shortens it early in a run
     grad_clip=1.0,                      # global gradient-norm clip
     distill_steps=400,                  # distillation iterations: at 200 the MRI generator passed its
