@@ -23,7 +23,7 @@ def report(
                                                                 "(default: the run's eval_slices)."),
     n_samples: int = typer.Option(32, "--n-samples", help="Images per set for the distribution distances."),
     adps_steps: Optional[int] = typer.Option(None, "--adps-steps", help="A-DPS noise levels (default: the run's, "
-                                                                        "else the preset's; fewer: faster, rougher)."),
+                                                                        "else 300; fewer: faster, rougher)."),
     generator_steps: Optional[int] = typer.Option(None, "--generator-steps", help="Generator-prior iterations "
                                                                                   "(default: the run's, else 200)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),

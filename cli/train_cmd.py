@@ -47,8 +47,8 @@ def train(
                                   "held-out slices, metrics and RUN/report.md (or skip them)."),
     eval_slices: Optional[int] = typer.Option(None, help="Held-out slices every method reconstructs (preset's: "
                                                          "tiny 8, quality and small 32)."),
-    adps_steps: Optional[int] = typer.Option(None, help="The evaluation's A-DPS noise levels (preset's: "
-                                             "tiny 100, others 300; fewer: quicker, rougher)."),
+    adps_steps: Optional[int] = typer.Option(None, help="The evaluation's A-DPS noise levels (300; fewer: "
+                                             "quicker, rougher)."),
     generator_steps: Optional[int] = typer.Option(None, help="The evaluation's generator-prior iterations (200)."),
     checkpoint_every: Optional[int] = typer.Option(None, help="Steps between checkpoints (200); may change "
                                                    "when resuming."),

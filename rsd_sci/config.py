@@ -28,7 +28,7 @@ MAKE_OPTIONS = ("accel", "center_fraction", "mask", "coils", "virtual_coils", "s
 # preset hyperparameters a user may override with a flag
 PRESET_OPTIONS = ("steps", "batch", "lr", "warmup_steps", "ema_half_life_images", "grad_clip",
                   "distill_steps", "g_lr", "fake_lr", "alpha", "sigma_init", "t_max", "loss_space", "sigma_floor",
-                  "fake_updates", "eval_slices", "adps_steps")
+                  "fake_updates", "eval_slices")
 RESUMABLE = {"stage", "teacher", "steps", "distill_steps", "device", "checkpoint_every", "log_every",
              "heldout_every", "workers", "evaluate", "eval_slices", "adps_steps", "generator_steps"}
 MODALITIES = ("mri", "ct", "image")
@@ -66,7 +66,7 @@ class TrainConfig:
     fake_updates: int | None = None       # fake-score updates per generator update
     evaluate: bool = True                 # stage all: end with samples, reconstructions, metrics, report
     eval_slices: int | None = None        # held-out slices reconstructed by every method (preset's)
-    adps_steps: int | None = None         # the evaluation's A-DPS noise levels (preset's)
+    adps_steps: int | None = None         # the evaluation's A-DPS noise levels (None: 300)
     generator_steps: int | None = None    # the evaluation's generator-prior iterations (None: 200)
     device: str = "auto"                  # auto | cpu | cuda
     seed: int = 0

@@ -3,7 +3,7 @@
 Each preset holds the backbone's keys (`NETWORK_KEYS`: `features` are the UNet's feature widths per
 level; the image channels are the data's and `build_backbone` is given them) and the training keys that
 `rsd_sci.config.TrainConfig` takes from it where the user gave none (lr, batch, steps, warm-up, EMA,
-clipping, distillation rates and iterations, held-out slices and A-DPS levels of the evaluation).
+clipping, distillation rates and iterations, held-out slices of the evaluation).
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ TINY = dict(
     sigma_floor=0.0,                    # σ_t from the whole published range
     fake_updates=1,                     # fake-score updates per generator update (published: 1)
     eval_slices=8,                      # held-out slices the main job reconstructs
-    adps_steps=100,                     # the evaluation's A-DPS noise levels (300 elsewhere)
 )
 
 PRESETS: dict[str, dict] = {
@@ -51,8 +50,7 @@ PRESETS: dict[str, dict] = {
                     steps=2400,             # 16-29 min on 2 CPU cores (0.41-0.72 s a step)
                     warmup_steps=240,
                     distill_steps=400,      # MRI: closest to clean at 300-400 (docs/method.md)
-                    eval_slices=32,         # the whole phantom test set
-                    adps_steps=300),
+                    eval_slices=32),        # the whole phantom test set
     # ~9.3 M parameters; a GPU (or a long CPU run).
     "small": dict(
         features=(64, 128, 128, 128),
@@ -70,7 +68,7 @@ PRESETS: dict[str, dict] = {
         g_lr=1e-5,
         fake_lr=2e-5,
         alpha=1.2, sigma_init=2.5, t_max=800, loss_space="auto", sigma_floor=0.0,
-        fake_updates=1, eval_slices=32, adps_steps=300,
+        fake_updates=1, eval_slices=32,
     ),
     # ~49 M parameters (the size of the published CIFAR/CelebA teachers); GPU.
     "base": dict(
@@ -89,6 +87,6 @@ PRESETS: dict[str, dict] = {
         g_lr=5e-6,                          # published rates: 1e-6 to 1e-5
         fake_lr=1e-5,
         alpha=1.2, sigma_init=2.5, t_max=800, loss_space="auto", sigma_floor=0.0,
-        fake_updates=1, eval_slices=64, adps_steps=300,
+        fake_updates=1, eval_slices=64,
     ),
 }
