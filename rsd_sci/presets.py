@@ -15,7 +15,8 @@ NETWORK_KEYS = ("features", "num_res_blocks", "attention_levels", "num_head_chan
 TINY = dict(
     features=(16, 32, 64),              # feature channels per level (64 → 32 → 16 pixels at 64×64);
                                         # half the first widths of (32, 64, 64): 2.2x faster a step,
-                                        # spent on 2,000 steps instead of 600 (docs/method.md, "The main job's budget")
+                                        # spent on 2,000 steps instead of 600
+                                        # (docs/method.md, "The main job's budget")
     num_res_blocks=1,                   # ResNet blocks per level (the up path has one more)
     attention_levels=(False, False, True),  # self-attention at the coarsest level only
     num_head_channels=32,               # channels per attention head (2 heads at 64)
