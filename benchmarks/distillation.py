@@ -9,8 +9,8 @@ seed is the run's. Each variant distils it with the engine's own `train_distill`
 the variant's settings) into OUT/<run>-<variant>/, and at every `--every` iterations the generator's EMA
 is measured: the two signals it logs (`heldout_sw`, `measurement_spectrum`) and, against the 32
 clean held-out images, the multi-scale patch sliced Wasserstein (SW) and power-spectrum distance (PSD) of
-32 one-step samples (the held-out operators, fixed draws). The teacher's default sampler on the same
-operators is the line to beat. Then: which iteration each signal selects and the clean SW/PSD there.
+32 one-step samples (the held-out operators, fixed draws), and their spread (how much they differ from
+one another: mode collapse). The teacher's default sampler on the same operators is the line to beat. Then: which iteration each signal selects and the clean SW/PSD there.
 Run alone: the timings (seconds per iteration) are this machine's.
 """
 
@@ -50,8 +50,21 @@ VARIANTS = {   # the settings each variant changes (TrainConfig keys); the rest 
     "fake2": {"fake_updates": 2},
     "fake2-x3": {"fake_updates": 2, "g_lr": 6e-5, "fake_lr": 1.5e-4},
     "full-fake2": {"loss_space": "full", "fake_updates": 2},
+    "init-1.5": {"sigma_init": 1.5},
+    "init-1": {"sigma_init": 1.0},
+    "init-0.5": {"sigma_init": 0.5},
+    "fake-x2": {"fake_lr": 3e-4},
+    "fake-x4": {"fake_lr": 6e-4},
+    "full-t500": {"loss_space": "full", "t_max": 500},
 }
 N_HELDOUT = 32
+
+
+def spread(images) -> float:
+    """How much the images differ from one another: the per-pixel standard deviation across them, averaged
+    over the image. A generator that gives nearly the same image for every z (mode collapse) has a
+    small spread although each image may look right."""
+    return float(torch.as_tensor(images).std(0).mean())
 
 
 class CleanProbe:
@@ -69,7 +82,8 @@ class CleanProbe:
 
     def distances(self, images) -> dict:
         d = evaluation.distribution_distances({"reference": self.reference, "x": images}, self.seed, names=("x",))["x"]
-        return {"clean_sw": d["patch_sliced_wasserstein"], "clean_psd": d["power_spectrum_distance"]}
+        return {"clean_sw": d["patch_sliced_wasserstein"], "clean_psd": d["power_spectrum_distance"],
+                "spread": spread(images)}
 
     def generator(self, G) -> dict:
         with torch.no_grad():
@@ -107,7 +121,7 @@ def sweep(run: Path, variant: str, iterations: int, every: int, out: Path) -> di
     train_distill(cfg, work, run / "data", info, observe=observe)
     seconds = time.perf_counter() - clock["t"] - clock["probe"]
     return dict(run=run.name, seed=cfg.seed, variant=variant, rows=rows, teacher=probe.teacher_sampler(),
-                seconds_per_iteration=seconds / iterations)
+                clean_spread=spread(probe.reference), seconds_per_iteration=seconds / iterations)
 
 
 def selected(result: dict, signal: str) -> dict:
@@ -129,7 +143,8 @@ def main() -> None:
             results.append(sweep(run, variant, args.iterations, args.every, args.out))
             r = results[-1]
             print(f"{r['run']} {variant}: teacher sampler SW {r['teacher']['clean_sw']:.4f} PSD "
-                  f"{r['teacher']['clean_psd']:.3f}; {r['seconds_per_iteration']:.2f} s/iteration", flush=True)
+                  f"{r['teacher']['clean_psd']:.3f} spread {r['teacher']['spread']:.4f} (clean images "
+                  f"{r['clean_spread']:.4f}); {r['seconds_per_iteration']:.2f} s/iteration", flush=True)
             for row in r["rows"]:
                 print("   " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()),
                       flush=True)
