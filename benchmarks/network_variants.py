@@ -11,6 +11,8 @@ Contenders, each F(x_in, c_noise) of `rsd_sci.diffusion.networks.UNetBackbone` f
     ... torch.compile          the same wrapped in `torch.compile` (inductor; its compile time is printed)
     (32, 64, 64) 48²           the same network on 48 × 48 images
     (16, 32, 64) 64²           half the first widths (GroupNorm 8): today's `tiny`
+    ... bf16 autocast          the same under `torch.autocast("cpu", torch.bfloat16)` (fast only on CPUs
+                               with AVX512-BF16 or AMX: the script prints which the CPU has)
 
 Timing as every benchmark here: `timing.interleave` (a warm-up call each, then rotating rounds).
 Run it alone: torch's threads spin-wait when another process holds a core.
@@ -33,7 +35,7 @@ from rsd_sci.diffusion.networks import build_backbone, count_parameters  # noqa:
 
 
 def contender(size: int, features=(32, 64, 64), groups: int = 16, channels_last: bool = False,
-              compiled: bool = False):
+              compiled: bool = False, bf16: bool = False):
     """(step, parameters): one forward + backward of a fresh UNet on a fixed batch."""
     torch.manual_seed(0)
     net = build_backbone(dict(features=features, num_res_blocks=1, attention_levels=(False, False, True),
@@ -45,7 +47,9 @@ def contender(size: int, features=(32, 64, 64), groups: int = 16, channels_last:
     f = torch.compile(net) if compiled else net
 
     def step():
-        f(x, c).square().mean().backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = f(x, c)
+        out.float().square().mean().backward()
     return step, count_parameters(net)
 
 
@@ -64,6 +68,7 @@ def main() -> None:
         print(f"torch.compile: first call {time.perf_counter() - t0:.0f} s")
     cases["(32, 64, 64) 48²"] = contender(48)
     cases["(16, 32, 64) 64²"] = contender(64, features=(16, 32, 64), groups=8)
+    cases["... bf16 autocast"] = contender(64, features=(16, 32, 64), groups=8, bf16=True)
     with Load() as load:
         times = interleave({k: step for k, (step, _) in cases.items()}, rounds)
     reference = times["(32, 64, 64) 64²"]
@@ -71,7 +76,18 @@ def main() -> None:
                     "speed-up, median (best)"),
                 [timed("batch 8, 2 + 2 ch", k, f"{n / 1e6:.2f} M", times[k], ratio=ratio(reference, times[k]))
                  for k, (_, n) in cases.items()])
-    print(f"{torch.get_num_threads()} threads; other processes used {load.others()} of the CPUs")
+    print(f"{torch.get_num_threads()} threads; other processes used {load.others()} of the CPUs; "
+          f"CPU bf16: {bf16_support()}")
+
+
+def bf16_support() -> str:
+    """What the CPU offers bf16 autocast, from /proc/cpuinfo's flags (Linux; 'unknown' elsewhere)."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "unknown"
+    found = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
+    return ", ".join(found) or "neither AVX512-BF16 nor AMX"
 
 
 if __name__ == "__main__":
