@@ -56,6 +56,8 @@ VARIANTS = {   # the settings each variant changes (TrainConfig keys); the rest 
     "fake-x2": {"fake_lr": 3e-4},
     "fake-x4": {"fake_lr": 6e-4},
     "full-t500": {"loss_space": "full", "t_max": 500},
+    "g-half": {"g_lr": 3e-5},
+    "alpha-1": {"alpha": 1.0},
 }
 N_HELDOUT = 32
 
