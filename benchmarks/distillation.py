@@ -10,7 +10,8 @@ the variant's settings) into OUT/<run>-<variant>/, and at every `--every` iterat
 is measured: the two signals it logs (`heldout_sw`, `measurement_spectrum`) and, against the 32
 clean held-out images, the multi-scale patch sliced Wasserstein (SW) and power-spectrum distance (PSD) of
 32 one-step samples (the held-out operators, fixed draws), and their spread (how much they differ from
-one another: mode collapse). The teacher's default sampler on the same operators is the line to beat. Then: which iteration each signal selects and the clean SW/PSD there.
+one another: mode collapse). The teacher's default sampler on the same operators is the line to beat.
+Then: which iteration each signal selects and the clean SW/PSD there.
 Run alone: the timings (seconds per iteration) are this machine's.
 """
 
@@ -70,7 +71,7 @@ def spread(images) -> float:
 
 
 class CleanProbe:
-    """Clean patch SW and PSD of a generator's one-step samples on the held-out operators."""
+    """Clean patch SW, PSD and spread of a generator's one-step samples on the held-out operators."""
 
     def __init__(self, teacher, test_set, seed: int, sigma_init: float):
         self.teacher, self.seed, self.sigma_init = teacher, seed, sigma_init
