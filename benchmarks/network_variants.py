@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from timing import Load, Row, interleave, print_table, ratio, timed  # noqa: E402  (sibling)
+from timing import Load, Row, bf16_support, interleave, print_table, ratio, timed  # noqa: E402  (sibling)
 
 from rsd_sci.diffusion.networks import build_backbone, count_parameters  # noqa: E402
 
@@ -79,15 +79,6 @@ def main() -> None:
     print(f"{torch.get_num_threads()} threads; other processes used {load.others()} of the CPUs; "
           f"CPU bf16: {bf16_support()}")
 
-
-def bf16_support() -> str:
-    """What the CPU offers bf16 autocast, from /proc/cpuinfo's flags (Linux; 'unknown' elsewhere)."""
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return "unknown"
-    found = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
-    return ", ".join(found) or "neither AVX512-BF16 nor AMX"
 
 
 if __name__ == "__main__":

@@ -145,6 +145,16 @@ def print_table(header, rows: list) -> None:
         print(line(c))
 
 
+def bf16_support() -> str:
+    """What the CPU offers bf16 autocast, from /proc/cpuinfo's flags (Linux; 'unknown' elsewhere)."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "unknown"
+    found = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
+    return ", ".join(found) or "neither AVX512-BF16 nor AMX"
+
+
 def environment(device: torch.device, libraries: dict[str, str] | None = None,
                 threads_note: str = "(torch default, not changed)") -> list[str]:
     """The header every benchmark prints: date, command, versions, CPU, threads and device.
@@ -166,6 +176,7 @@ def environment(device: torch.device, libraries: dict[str, str] | None = None,
         f"command: {' '.join([sys.executable] + sys.argv)} (in {Path.cwd()})",
         f"python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}"
         + (f", {versions}" if versions else ""),
-        f"CPU: {cpu}, {os.cpu_count()} logical CPUs; torch threads: {torch.get_num_threads()} {threads_note}",
+        f"CPU: {cpu}, {os.cpu_count()} logical CPUs, bf16: {bf16_support()}; "
+        f"torch threads: {torch.get_num_threads()} {threads_note}",
         f"device: {device}; GPU: {gpu}",
     ]
