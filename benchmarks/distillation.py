@@ -59,6 +59,7 @@ VARIANTS = {   # the settings each variant changes (TrainConfig keys); the rest 
     "full-t500": {"loss_space": "full", "t_max": 500},
     "g-half": {"g_lr": 3e-5},
     "alpha-1": {"alpha": 1.0},
+    "fake2-floor": {"fake_updates": 2, "sigma_floor": 0.1},
 }
 N_HELDOUT = 32
 
