@@ -45,11 +45,8 @@ VARIANTS = {   # the settings each variant changes (TrainConfig keys); the rest 
     "full": {"loss_space": "full"},
     "floor": {"sigma_floor": 0.1},
     "full-floor": {"loss_space": "full", "sigma_floor": 0.1},
-    "rates-x3": {"g_lr": 6e-5, "fake_lr": 1.5e-4},
-    "full-x3": {"loss_space": "full", "g_lr": 6e-5, "fake_lr": 1.5e-4},
-    "rates-x6": {"g_lr": 1.2e-4, "fake_lr": 3e-4},
+    "rates-x6": {"g_lr": 1.2e-4, "fake_lr": 3e-4},   # 6x the first CPU rates, 2x the presets'
     "fake2": {"fake_updates": 2},
-    "fake2-x3": {"fake_updates": 2, "g_lr": 6e-5, "fake_lr": 1.5e-4},
     "full-fake2": {"loss_space": "full", "fake_updates": 2},
     "init-1.5": {"sigma_init": 1.5},
     "init-1": {"sigma_init": 1.0},
