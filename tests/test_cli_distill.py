@@ -160,10 +160,14 @@ def test_sample_bad_input(run, tmp_path, args, message):
 
 @pytest.mark.parametrize("modality", [["--modality", "ct", "--views", "20"],
                                       ["--modality", "image", "--corruption", "noise"],
-                                      ["--modality", "image", "--corruption", "inpaint"]],
-                         ids=["ct", "image-noise", "image-inpaint"])
+                                      ["--modality", "image", "--corruption", "inpaint"],
+                                      ["--modality", "image", "--corruption", "blur"],
+                                      ["--modality", "image", "--corruption", "downsample"]],
+                         ids=["ct", "image-noise", "image-inpaint", "image-blur", "image-downsample"])
 def test_other_families_distil_and_sample(tmp_path, modality):
-    """The same stage, evaluation and sampler for CT (FBP input), data-space (Tweedie) and pixel-mask teachers."""
+    """Every family the CLI trains, end to end (MRI: the module's run): the same stage, evaluation and
+    sampler for CT (FBP input), data-space (Tweedie; plain for noiseless blur and down-sampling, whose
+    distillation loads the teacher as any other) and pixel-mask teachers."""
     out = tmp_path / "run"
     ok("train", *modality, "--out", out, "--size", 32, "--n-train", 8, "--n-test", 4, "--batch", 4,
        "--steps", 2, "--distill-steps", 1, "--no-eval")

@@ -47,7 +47,9 @@ class DataSpace(Family):
     def member(self, sigma_n) -> str:
         if self.spec["corruption"] == "noise":
             return "tweedie"
-        return "tweedie" if bool((torch.as_tensor(sigma_n, dtype=torch.float64) > 0).any()) else "plain"
+        # on the CPU explicitly: check_model_file builds models under torch.device("meta")
+        noisy = torch.as_tensor(sigma_n, dtype=torch.float64, device="cpu") > 0
+        return "tweedie" if bool(noisy.any()) else "plain"
 
     def further(self, op, batch, seed, generator=None):
         return op

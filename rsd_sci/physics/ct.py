@@ -132,10 +132,13 @@ def default_view_drop(n_angles: int, n_views: int) -> int:
     """Views to drop for the Ambient further mask by the "R + 1" rule (METHOD.md item 4).
 
     R = n_angles / n_views; keep round(n_views · R / (R + 1)) views (at least one), drop the rest.
-    E.g. 60 of 180 views (R = 3): keep 45, drop 15.
+    E.g. 60 of 180 views (R = 3): keep 45, drop 15. Every view measured: drop none (Â = A, plain
+    diffusion on clean images: the clean control, as `further_drop_count`).
     """
     if not 1 <= n_views <= n_angles:
         raise ValueError(f"n_views must be in [1, {n_angles}], got {n_views}")
+    if n_views == n_angles:
+        return 0
     accel = n_angles / n_views
     keep = max(1, round(n_views * accel / (accel + 1)))
     return n_views - keep

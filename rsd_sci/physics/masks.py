@@ -188,7 +188,14 @@ def variable_density_mask(kind: str, shape: tuple[int, int], acceleration: float
 
 # -- further masks (Ambient) -----------------------------------------------------------------------------
 def further_drop_count(n_sampled: int, size: int, acceleration: float | None = None) -> int:
-    """Samples to drop so that round(size / acceleration) remain; default acceleration R + 1, R = size/n."""
+    """Samples to drop so that round(size / acceleration) remain; default acceleration R + 1, R = size/n.
+
+    A fully sampled row (n = size) drops none by default: with nothing missing there is nothing for the
+    Ambient loss to learn to fill in, so Â = A and the teacher is plain diffusion on clean images (the
+    clean control of `--accel 1`).
+    """
+    if acceleration is None and n_sampled >= size:
+        return 0
     target = size / n_sampled + 1 if acceleration is None else float(acceleration)
     return max(0, int(n_sampled) - int(round(size / target)))
 
