@@ -39,6 +39,7 @@ from rsd_sci.engine import distributed, evaluation  # noqa: E402
 from rsd_sci.engine.distillation import train_distill  # noqa: E402
 from rsd_sci.engine.model import load_model  # noqa: E402
 from rsd_sci.engine.sampling import to_output  # noqa: E402
+from rsd_sci.metrics.distribution import sample_spread  # noqa: E402
 
 VARIANTS = {   # the settings each variant changes (TrainConfig keys); the rest is the teacher run's preset
     "projected": {},
@@ -61,13 +62,6 @@ VARIANTS = {   # the settings each variant changes (TrainConfig keys); the rest 
 N_HELDOUT = 32
 
 
-def spread(images) -> float:
-    """How much the images differ from one another: the per-pixel standard deviation across them, averaged
-    over the image. A generator that gives nearly the same image for every z (mode collapse) has a
-    small spread although each image may look right."""
-    return float(torch.as_tensor(images).std(0).mean())
-
-
 class CleanProbe:
     """Clean patch SW, PSD and spread of a generator's one-step samples on the held-out operators."""
 
@@ -84,7 +78,7 @@ class CleanProbe:
     def distances(self, images) -> dict:
         d = evaluation.distribution_distances({"reference": self.reference, "x": images}, self.seed, names=("x",))["x"]
         return {"clean_sw": d["patch_sliced_wasserstein"], "clean_psd": d["power_spectrum_distance"],
-                "spread": spread(images)}
+                "spread": d["spread"]}
 
     def generator(self, G) -> dict:
         with torch.no_grad():
@@ -122,7 +116,7 @@ def sweep(run: Path, variant: str, iterations: int, every: int, out: Path) -> di
     train_distill(cfg, work, run / "data", info, observe=observe)
     seconds = time.perf_counter() - clock["t"] - clock["probe"]
     return dict(run=run.name, seed=cfg.seed, variant=variant, rows=rows, teacher=probe.teacher_sampler(),
-                clean_spread=spread(probe.reference), seconds_per_iteration=seconds / iterations)
+                clean_spread=sample_spread(torch.from_numpy(probe.reference)), seconds_per_iteration=seconds / iterations)
 
 
 def selected(result: dict, signal: str) -> dict:

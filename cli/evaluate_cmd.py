@@ -129,7 +129,7 @@ def _distances(samples: Path, reference: Path, features: Optional[Path], device:
     from rsd_sci.data.image_sets import read_image_set
     from rsd_sci.engine.distributed import resolve_device
     from rsd_sci.errors import InputError
-    from rsd_sci.metrics.distribution import patch_sliced_wasserstein, power_spectrum_distance
+    from rsd_sci.metrics.distribution import patch_sliced_wasserstein, power_spectrum_distance, sample_spread
     from rsd_sci.metrics.features import feature_distances, load_extractor
 
     dev = resolve_device(device)
@@ -144,12 +144,17 @@ def _distances(samples: Path, reference: Path, features: Optional[Path], device:
     except ValueError as err:
         raise InputError(samples, str(err)) from None
     result |= {"n_samples": len(x), "n_reference": len(y)}
+    if len(x) > 1 and len(y) > 1:
+        result |= {"spread_samples": sample_spread(tx), "spread_reference": sample_spread(ty)}
     if features is not None:
         result |= feature_distances(features, extractor, x, y, dev)
     sw = result["patch_sliced_wasserstein"]
     typer.echo(f"samples {samples} (n = {len(x)}) vs reference {reference} (n = {len(y)})")
     typer.echo(f"patch sliced Wasserstein: {sw['mean']:.5g} (scales {', '.join(f'{d:.4g}' for d in sw['scales'])})")
     typer.echo(f"power-spectrum distance: {result['power_spectrum_distance']:.5g}")
+    if "spread_samples" in result:
+        typer.echo(f"spread (per-pixel std across the set): samples {result['spread_samples']:.4g}, "
+                   f"reference {result['spread_reference']:.4g}")
     typer.echo(f"FID: {result['fid']:.5g}   KID: {result['kid']:.5g}" if features is not None else NO_FEATURES)
     return result
 

@@ -33,7 +33,7 @@ def reconstruct(
                                                  "file (std in OUT_std.nii.gz when --n-samples > 1); folder: a "
                                                  "folder (one file per input, same names)."),
     method: str = typer.Option(..., "--method", help="adps | generator (need --model) | zero-filled | cg-sense | "
-                                                      "l1-wavelet (MRI) | fbp | tv (CT)."),
+                                                      "l1-wavelet (MRI) | fbp | tv (CT) | corrupted (image)."),
     model: Optional[Path] = typer.Option(None, "--model", help="Run directory or model file (adps: teacher, "
                                                                 "generator: generator)."),
     modality: Optional[str] = typer.Option(None, "--modality", help="NIfTI: mri | ct | image (default: the "

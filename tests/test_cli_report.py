@@ -40,7 +40,11 @@ def test_train_ends_with_the_report_and_its_headline(run):
         assert imread(out / name).ndim == 3
     metrics = json.loads((out / "eval" / "metrics.json").read_text())
     assert list(metrics["reconstruction"]) == ["zero-filled", "cg-sense", "l1-wavelet", "adps", "generator"]
-    assert list(metrics["distribution"]) == ["data", "teacher", "generator"]
+    assert list(metrics["distribution"]) == ["reference", "data", "teacher", "generator"]
+    for name in ("reference", "teacher", "generator"):   # the spread: numpy's std across the saved images
+        images = np.load(out / "samples" / f"{name}.npy").astype(np.float64)
+        assert metrics["distribution"][name]["spread"] == pytest.approx(images.std(0, ddof=1).mean(), rel=1e-6)
+    assert "spread" in output and "| spread |" in (out / "report.md").read_text()
     assert metrics["models"]["generator"]["selected_step"] == 2
     assert (metrics["settings"]["adps_steps"], metrics["settings"]["generator_steps"]) == (12, 7)
     assert metrics["reconstruction"]["adps"]["steps"] == 12 and "12 noise levels each" in (out / "report.md").read_text()

@@ -69,5 +69,5 @@ def test_report_on_a_fastmri_run_crops_to_the_reconstruction_size(flow):
         assert f["targets"].shape == (2, 32, 24) and f["cg-sense/mean"].shape == (2, 32, 24)
         assert f["adps/std"].shape == (2, 32, 24)
     assert np.load(run / "samples" / "generator.npy").shape[1:] == (32, 24)
-    assert set(json.loads((run / "eval" / "metrics.json").read_text())["distribution"]) == {"data", "teacher", "generator"}
+    assert set(json.loads((run / "eval" / "metrics.json").read_text())["distribution"]) == {"reference", "data", "teacher", "generator"}
     assert (run / "figures" / "reconstructions.png").is_file()

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rsd_sci.keyed_random import further_generator
-from rsd_sci.measurement import Measurement, family_of
+from rsd_sci.measurement import Measurement, baselines_of, family_of
 from rsd_sci.measurement.ct import CT
 from rsd_sci.measurement.image import DataSpace, PixelMasks
 from rsd_sci.measurement.mri import MRI
@@ -346,6 +346,21 @@ def test_family_member_stop_and_baselines(spec, member):
     assert family.member(0.0) == member
     assert family.default_stop_sigma == (0.1 if spec["family"] in ("mri", "ct") else 0.0)
     assert family.baselines == {"mri": ("zero-filled", "cg-sense", "l1-wavelet"), "ct": ("fbp", "tv")}.get(
-        spec["family"], ())
+        spec["family"], ("corrupted",))
+    assert family.teacher_is_clean_prior == (spec.get("corruption") not in ("blur", "downsample"))
     if spec.get("corruption") == "blur":
         assert family.member([0.0, 0.1]) == "tweedie"   # noisy blur: Ambient-Tweedie
+
+
+@pytest.mark.parametrize("corruption, factor", [("blur", 1), ("downsample", 2)])
+def test_the_corrupted_baseline_shows_the_measurement_on_the_clean_grid(corruption, factor):
+    """R(y) of blur is y itself (A^T would blur twice); of down-sampling, y repeated f×f (A^T would also
+    divide by f²); the metric view puts low-resolution sets on the clean grid the same way."""
+    spec = {"family": "image", "shape": [8, 8], "corruption": corruption, "factor": 2, "blur_kernel": 3,
+            "blur_std": 1.0}
+    y = torch.randn(2, 1, 8 // factor, 8 // factor)
+    m = family_of(spec).measure({"y": y, "index": torch.tensor([0, 1])})
+    expected = y.repeat_interleave(factor, -2).repeat_interleave(factor, -1)
+    assert torch.allclose(m.R(y), expected)
+    assert np.array_equal(m.family.metric_view(y[:, 0].numpy(), 0.0), expected[:, 0].numpy())
+    assert baselines_of("image") == ("corrupted",)

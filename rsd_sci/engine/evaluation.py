@@ -14,7 +14,9 @@
    Sample i uses the model's operator bank entry i mod 16 and keyed draws (seed, i), as `rsd-sci sample`.
    Sets larger than the reference (fastMRI: k-space image size vs reconstruction size) are centre-cropped.
 2. metrics.json "distribution": for data, teacher and generator, the multi-scale patch sliced Wasserstein
-   distance and the radially averaged power-spectrum distance to `reference` (lower is closer).
+   distance and the radially averaged power-spectrum distance to `reference` (lower is closer), and
+   every set's spread (the per-pixel std across its images; a collapsed generator's is far below the
+   reference's).
 3. RUN/eval/reconstructions.h5: the first `slices` held-out measurements reconstructed by every method
    that fits the modality (baselines; A-DPS with `posterior_samples` samples, their mean and std; the
    generator prior, one start): `targets` (S, h, w), `<method>/mean` and `<method>/std` (S, h, w)
@@ -112,24 +114,29 @@ def image_sets(models: dict, train_set, test_set, settings: EvalSettings, progre
 
 def distribution_distances(sets: dict[str, np.ndarray], seed: int = 0, names=SETS) -> dict:
     """Each set of `names` against sets["reference"]: {"set": {"patch_sliced_wasserstein", "scales",
-    "power_spectrum_distance", "n"}}; a set whose image size differs from the reference's is left out."""
-    from rsd_sci.metrics.distribution import patch_sliced_wasserstein, power_spectrum_distance
+    "power_spectrum_distance", "spread", "n"}} and {"reference": {"spread", "n"}} (`sample_spread`: how
+    much a set's images differ from one another, the clean set's being the goal); a set whose image
+    size differs from the reference's is left out."""
+    from rsd_sci.metrics.distribution import patch_sliced_wasserstein, power_spectrum_distance, sample_spread
 
     ref = torch.from_numpy(sets["reference"])[:, None]
-    out = {}
+    out = {"reference": {"spread": sample_spread(ref), "n": len(ref)}} if len(ref) > 1 else {}
     for name in names:
         if name not in sets or sets[name].shape[1:] != sets["reference"].shape[1:]:
             continue
         x = torch.from_numpy(sets[name])[:, None]
         sw = patch_sliced_wasserstein(x, ref, patch=min(8, *ref.shape[-2:]), seed=seed)
         out[name] = {"patch_sliced_wasserstein": sw["mean"], "scales": sw["scales"],
-                     "power_spectrum_distance": power_spectrum_distance(x, ref), "n": len(x)}
+                     "power_spectrum_distance": power_spectrum_distance(x, ref),
+                     "spread": sample_spread(x) if len(x) > 1 else None, "n": len(x)}
     return out
 
 
 def methods_for(family, models: dict) -> list[str]:
-    """The family's baselines, then A-DPS (teacher) and the generator prior (generator)."""
+    """The family's baselines, then A-DPS (a teacher of clean images) and the generator prior (generator)."""
     learned = [m for m, kind in (("adps", "teacher"), ("generator", "generator")) if kind in models]
+    if not family.teacher_is_clean_prior:   # blur, down-sampling: the teacher models A x
+        learned = [m for m in learned if m != "adps"]
     return list(family.baselines) + learned
 
 

@@ -45,12 +45,13 @@ def family_of(spec: Mapping) -> Family:
 
 def baselines_of(family: str) -> tuple[str, ...]:
     """The classical reconstruction methods that fit data of a family known only by its name (before any
-    data are read): the class's where the name alone picks it (mri, ct); none otherwise (the image
-    families, which need their corruption to pick a class, have none; an unknown name neither)."""
+    data are read): those of its classes (mri, ct: one; image: the union over its corruptions, which
+    all have "corrupted"); none for an unknown name."""
     try:
-        return family_class({"family": family}).baselines
+        classes = [family_class({"family": family, "corruption": c}) for c in CORRUPTIONS]
     except ValueError:
         return ()
+    return tuple(dict.fromkeys(method for cls in classes for method in cls.baselines))
 
 
 def family_of_baseline(method: str) -> str | None:

@@ -77,7 +77,8 @@ class Family(abc.ABC):
     Attributes: kind ("data" | "ambient"), channels (network image channels), cond_channels, spec,
     default_stop_sigma (the teacher sampler's default stop, 0 = none), baselines (the classical
     `rsd-sci reconstruct` methods that fit), zero_filled (the baseline the report's headline compares
-    the generator prior with, or None), consistency_steps (the CG steps on ‖A x − y‖² that finish a
+    the generator prior with, or None), teacher_is_clean_prior (whether the teacher models clean images,
+    so A-DPS can use it; not for blur and down-sampling, whose teachers model A x), consistency_steps (the CG steps on ‖A x − y‖² that finish a
     generator-prior reconstruction, `rsd_sci.posterior.data_consistency`; 0 where A subsamples nothing
     and they would only fit the noise or the blur back in). Subclasses build the operator and implement
     the Ambient hooks.
@@ -90,6 +91,7 @@ class Family(abc.ABC):
     generator_loss_space = "projected"   # what --loss-space auto is for this family (docs/method.md)
     baselines: tuple[str, ...] = ()
     zero_filled: str | None = None
+    teacher_is_clean_prior = True
     consistency_steps = 0
 
     def __init__(self, spec: Mapping):

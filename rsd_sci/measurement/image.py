@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from rsd_sci.keyed_random import further_generators
@@ -28,9 +29,26 @@ class DataSpace(Family):
     """
 
     kind = "data"   # one channel, no conditioning (the base's defaults)
+    baselines = ("corrupted",)
+    zero_filled = "corrupted"
 
     def describe(self) -> str:
         return f"image, corruption {self.spec.get('corruption')}"
+
+    @property
+    def teacher_is_clean_prior(self) -> bool:
+        """Only the noise teacher models clean images (Ambient-Tweedie); blur and down-sampling teachers
+        model the corrupted images A x."""
+        return self.spec["corruption"] == "noise"
+
+    def metric_view(self, images: np.ndarray, offset) -> np.ndarray:
+        """Images smaller than the clean size (down-sampling: the data and the teacher's samples)
+        up-sampled to it by pixel repetition, as `Downsample.R`, so they are compared on one grid."""
+        shape = [int(n) for n in self.spec.get("shape", [])]
+        h, w = images.shape[-2:]
+        if not shape or (h, w) == tuple(shape) or shape[0] % h or shape[1] % w:
+            return images
+        return images.repeat(shape[0] // h, axis=-2).repeat(shape[1] // w, axis=-1)
 
     def operator(self, batch):
         corruption = self.spec["corruption"]
@@ -89,6 +107,8 @@ class PixelMasks(Family):
     kind = "ambient"
     channels = 1
     cond_channels = 1
+    baselines = ("corrupted",)
+    zero_filled = "corrupted"
     consistency_steps = 1         # A^H A = M is a projection: the measured pixels put back
 
     def describe(self) -> str:

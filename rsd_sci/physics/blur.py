@@ -71,6 +71,10 @@ class Convolution(LinearOperator):
             weight = self.kernel.to(device=t.device, dtype=t.dtype)[None, None]
             return fn(planes, weight).reshape(t.shape)
 
+    def R(self, y: torch.Tensor) -> torch.Tensor:  # noqa: N802
+        """The blurred image itself (A^T would blur it twice): the corrupted-image baseline."""
+        return promote(y)
+
     def A(self, x: torch.Tensor) -> torch.Tensor:  # noqa: N802
         """Blurred image, same shape as x."""
         return self._per_plane(lambda p, w: F.conv2d(p, w, padding=self._padding()), x)

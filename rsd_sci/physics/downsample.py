@@ -3,6 +3,7 @@
     x        (..., H, W) real or complex, H and W divisible by f
     A x      (..., H/f, W/f),   (A x)[i, j] = f⁻² Σ_{p, q < f} x[f·i + p, f·j + q]
     A^T y    (..., H, W),       (A^T y)[f·i + p, f·j + q] = f⁻² y[i, j]   (nearest up-sampling / f²)
+    R y      = f²·A^T y                                                  (nearest up-sampling)
 
 A·A^T = f⁻²·I, so ‖A‖ = 1/f. A equals `skimage.transform.downscale_local_mean(x, (f, f))`.
 Physics runs in float32 (float64 when given float64) even under autocast.
@@ -67,6 +68,11 @@ class Downsample(LinearOperator):
         if y.dim() < 2:
             raise ValueError(f"down-sampled image must be (..., h, w), got shape {tuple(y.shape)}")
         return self._real_or_parts(self._upsample, y)
+
+    def R(self, y: torch.Tensor) -> torch.Tensor:  # noqa: N802
+        """Nearest up-sampling f²·A^T y: the low-resolution image on the full grid (the corrupted-image
+        baseline; A^T alone would also divide it by f²)."""
+        return self.A_adjoint(y) * (self.factor * self.factor)
 
     def extra_repr(self) -> str:
         return f"factor={self.factor}"

@@ -58,7 +58,7 @@ CG_TOL = 1e-5      # cg_sense stops at ‖A^H(A x − y)‖ ≤ CG_TOL·‖A^H y
 
 def zero_filled(op, y: torch.Tensor) -> torch.Tensor:
     """The operator's fixed linear reconstruction R(y): A^H y for MRI (zero-filled, coil-combined with
-    the maps), FBP for CT; (B, 1, H, W)."""
+    the maps), FBP for CT, the corrupted image for the image families; (B, 1, H, W)."""
     return op.R(y)
 
 

@@ -8,7 +8,10 @@ Methods, per modality (the operator family of the data):
           l1-wavelet    L1-wavelet compressed sensing (sigpy), `steps` iterations (default 50)
     ct    fbp           filtered back-projection
           tv            TV by Chambolle–Pock, `steps` iterations (default 100)
+    image corrupted     the corrupted image as measured: y (noise, blur), nearest up-sampling of y
+                        (down-sampling), M ⊙ y (inpainting): the operator's R(y)
     any   adps          A-DPS with the teacher, `steps` noise levels (default 300)   learned
+                        (not for blur and down-sampling: their teachers model the corrupted images)
           generator     the generator prior, `steps` Adam iterations on z (default 200)
 
 `n_samples` = K > 1:
@@ -44,7 +47,7 @@ import torch
 from rsd_sci.errors import InputError
 from rsd_sci.measurement import Measurement, baselines_of
 
-METHODS = ("adps", "generator", "zero-filled", "cg-sense", "l1-wavelet", "fbp", "tv")
+METHODS = ("adps", "generator", "zero-filled", "cg-sense", "l1-wavelet", "fbp", "tv", "corrupted")
 LEARNED = ("adps", "generator")
 DEFAULT_STEPS = {"adps": 300, "generator": 200, "cg-sense": 30, "l1-wavelet": 50, "tv": 100}
 AMBIENT_SIGMA_MIN = 0.05   # A-DPS's last level for Ambient teachers (measured, see adps.py)
@@ -65,6 +68,9 @@ def check_method(method: str, family: str, model=None) -> None:
         model_family = model.meta["operator"]["family"]
         if model_family != family:
             raise InputError(model.path, f"a {model_family} model cannot reconstruct {family} data")
+        if method == "adps" and not model.family.teacher_is_clean_prior:
+            raise InputError(model.path, f"models the corrupted images ({model.family.describe()}), not clean "
+                                         "ones: A-DPS cannot use it; use --method generator with the generator")
         return
     fits = baselines_of(family)
     if method not in fits:
@@ -119,7 +125,7 @@ def reconstruct_batch(method: str, m: Measurement, model=None,
     from rsd_sci.posterior import baselines
 
     y = m.y
-    if method in ("zero-filled", "fbp"):
+    if method in ("zero-filled", "fbp", "corrupted"):
         with torch.no_grad():
             return baselines.zero_filled(m.op, y), None
     if method == "tv":

@@ -31,10 +31,20 @@ def headline(metrics: dict) -> list[str]:
             g, t = dist["generator"]["patch_sliced_wasserstein"], dist["teacher"]["patch_sliced_wasserstein"]
             lines.append(f"the generator is {'closer to' if g < t else 'NOT closer to'} the clean images than the "
                          f"teacher ({g:.4f} vs {t:.4f})")
+        spread = dist.get("reference", {}).get("spread")
+        if spread and (dist.get("generator") or {}).get("spread") is not None:
+            ratio = dist["generator"]["spread"] / spread
+            lines.append(f"the generator's samples differ from one another {ratio:.2f}x as much as the clean images "
+                         f"do (spread {dist['generator']['spread']:.4f} vs {spread:.4f}"
+                         + ("; below 0.8x: collapsing towards fewer images)" if ratio < 0.8 else ")"))
     recon = metrics.get("reconstruction")
     if recon:
         parts = ", ".join(f"{m} {r['mean']['nmse']:.4f}" for m, r in recon.items())
         lines.append(f"NMSE on {metrics['slices']} held-out slices: {parts}")
+        base = family_of(metrics["operator"]).zero_filled
+        if base in recon and "generator" in recon:
+            gain = recon["generator"]["mean"]["psnr"] - recon[base]["mean"]["psnr"]
+            lines.append(f"the generator prior is {gain:+.2f} dB PSNR over {base}")
     return lines
 
 
@@ -50,13 +60,17 @@ def _distribution_section(dist: dict | None, fig: str | None) -> list[str]:
         return out + ["The test set holds no clean targets: no distances.", ""]
     out += ["Distances to the clean held-out images (never used in training; lower is closer). The patch sliced "
             "Wasserstein distance compares the distributions of mean-centred 8×8 patches at 3 scales; the power-"
-            "spectrum distance compares radially averaged power spectra (log scale).", "",
-            "| image set | n | patch sliced Wasserstein | power-spectrum distance |", "|---|---|---|---|"]
+            "spectrum distance compares radially averaged power spectra (log scale). The spread is the per-pixel "
+            "standard deviation across a set's images: how much they differ from one another (a generator that "
+            "collapses towards one image has a spread far below the clean images')."
+            + (f" The clean held-out images' spread: {dist['reference']['spread']:.4f}." if "reference" in dist else ""),
+            "", "| image set | n | patch sliced Wasserstein | power-spectrum distance | spread |", "|---|---|---|---|---|"]
     for name in SETS:
         if name in dist:
             d = dist[name]
+            spread = "" if d.get("spread") is None else f"{d['spread']:.4f}"
             out.append(f"| {SET_NAMES[name]} | {d['n']} | {d['patch_sliced_wasserstein']:.4f} | "
-                       f"{d['power_spectrum_distance']:.4f} |")
+                       f"{d['power_spectrum_distance']:.4f} | {spread} |")
     return out + ["", "![distances](figures/distances.png)", ""]
 
 
@@ -129,7 +143,8 @@ def write_report(run_dir: str | Path) -> Path:
             figures.samples_figure(sets, fig_dir / "samples.png", titles=_sampler_titles(metrics))
             sample_fig = "figures/samples.png"
         if metrics.get("distribution"):
-            figures.distance_bars(metrics["distribution"], fig_dir / "distances.png")
+            figures.distance_bars({n: d for n, d in metrics["distribution"].items() if n in SETS},
+                                  fig_dir / "distances.png")
         out += _distribution_section(metrics.get("distribution"), sample_fig)
         targets, recons = _read_reconstructions(run_dir / "eval" / "reconstructions.h5")
         recons = {m: recons[m] for m in metrics["seconds_per_slice"] if m in recons}   # the evaluation's order
