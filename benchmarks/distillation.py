@@ -58,6 +58,11 @@ VARIANTS = {   # the settings each variant changes (TrainConfig keys); the rest 
     "g-half": {"g_lr": 3e-5},
     "alpha-1": {"alpha": 1.0},
     "fake2-floor": {"fake_updates": 2, "sigma_floor": 0.1},
+    "fake4": {"fake_updates": 4},
+    "gan-100": {"gan_weight": 100.0},     # the SiD term's gradient is ~3e4 times an untrained critic's
+    "gan-1000": {"gan_weight": 1000.0},
+    "gan-10000": {"gan_weight": 10000.0},
+    "fake2-gan-1000": {"fake_updates": 2, "gan_weight": 1000.0},
 }
 N_HELDOUT = 32
 

@@ -28,7 +28,7 @@ MAKE_OPTIONS = ("accel", "center_fraction", "mask", "coils", "virtual_coils", "s
 # preset hyperparameters a user may override with a flag
 PRESET_OPTIONS = ("steps", "batch", "lr", "warmup_steps", "ema_half_life_images", "grad_clip",
                   "distill_steps", "g_lr", "fake_lr", "alpha", "sigma_init", "t_max", "loss_space", "sigma_floor",
-                  "fake_updates", "eval_slices")
+                  "fake_updates", "gan_weight", "eval_slices")
 RESUMABLE = {"stage", "teacher", "steps", "distill_steps", "device", "checkpoint_every", "log_every",
              "heldout_every", "workers", "evaluate", "eval_slices", "adps_steps", "generator_steps"}
 MODALITIES = ("mri", "ct", "image")
@@ -37,7 +37,7 @@ MODALITIES = ("mri", "ct", "image")
 NUMBER_RANGES = (("lr", 0.0, 1.0, True), ("g_lr", 0.0, 1.0, True), ("fake_lr", 0.0, 1.0, True),
                  ("grad_clip", 0.0, None, True), ("ema_half_life_images", 0.0, None, True),
                  ("alpha", 0.0, None, True), ("sigma_init", 0.0, None, True), ("t_max", 0.0, 1000.0, True),
-                 ("sigma_floor", 0.0, None, False))
+                 ("sigma_floor", 0.0, None, False), ("gan_weight", 0.0, None, False))
 STAGES = ("all", "teacher", "distill")
 
 
@@ -64,6 +64,7 @@ class TrainConfig:
     loss_space: str | None = None         # generator loss "projected" (through P), on "full" images, or "auto"
     sigma_floor: float | None = None      # no σ_t below this in the generator loss (0: none)
     fake_updates: int | None = None       # fake-score updates per generator update
+    gan_weight: float | None = None       # weight of the measurement critic's term (0: no critic)
     evaluate: bool = True                 # stage all: end with samples, reconstructions, metrics, report
     eval_slices: int | None = None        # held-out slices reconstructed by every method (preset's)
     adps_steps: int | None = None         # the evaluation's A-DPS noise levels (None: 300)

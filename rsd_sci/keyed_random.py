@@ -50,6 +50,7 @@ class Stream(enum.IntEnum):
     DISTILL_DIFFUSION = 13   # fake-score update: the diffusion noise
     DISTILL_T = 14           # generator update: t
     DISTILL_EPS = 15         # generator update: ε
+    DISTILL_CRITIC_NOISE = 16   # generator update: the noise of the critic's synthetic measurement
     HELDOUT_MEASURE = 20     # the distillation's held-out synthetic measurements
     FRESH_FURTHER = 0x4644   # ("FD") the index of a fresh further operator (the sub-streams below)
     FURTHER_MASK = 0x4D48    # ("MH", M-hat) a training sample's further mask (SeedSequence key)

@@ -17,6 +17,9 @@ scale 100·mean over the batch (the published 100/batch on a per-sample sum). `l
 compares x_g with the full x0-predictions instead of their projections P(·) (the networks still see
 x_t = P(x_g + σ_t ε)); `sigma_floor` keeps σ_t above a level (docs/method.md, "Distillation"). Samples with a non-finite
 loss are dropped (NaN filtering) in both updates.
+With a critic (`rsd_sci.distill.adversarial`, gan_weight > 0): the fake-score update also takes one
+critic step on its batch's real data images R(y) against R(ỹ) of the same operators, and the generator
+loss adds gan_weight·softplus(−C(R(A x_g + σ_n·n))) on the generator update's operators.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from torch import nn
 
 from rsd_sci.diffusion.losses import sample_sigma, teacher_loss
 from rsd_sci.diffusion.precond import SIGMA_DATA
+from rsd_sci.distill.adversarial import adversarial_loss, critic_loss
 from rsd_sci.distill.losses import (ALPHA, SIGMA_INIT, T_MAX, finite_mean, generator_loss, generator_sigma,
                                     measure)
 from rsd_sci.keyed_random import FurtherDraw, Stream
@@ -46,6 +50,7 @@ class DistillSettings:
     loss_space: str = "projected"      # L_G compared through P ("projected", METHOD.md) or on the full
                                        # images x_g, f_φ, f_ψ ("full", as the published MRI code does)
     sigma_floor: float = 0.0           # t drawn from [t(σ_floor), t_max/1000]: no σ_t below σ_floor
+    gan_weight: float = 0.0            # weight of the critic's term in the generator loss (0: no critic)
 
 
 def generate(G: nn.Module, m: Measurement, draws, sigma_init: float = SIGMA_INIT,
@@ -69,19 +74,24 @@ class Distiller:
     (copies of the teacher, or any D(x, σ, cond) module); fake_train / generator_train: the modules
     to call for the updates that train them (e.g. DDP wrappers; default the modules themselves);
     generator_input(m, z_image) -> (z_in, cond): replaces the family's input rule (the theory check's
-    linear generator takes z).
+    linear generator takes z); critic, critic_opt (critic_train: its DDP wrapper): the measurement
+    critic and its optimiser when settings.gan_weight > 0.
     """
 
     def __init__(self, teacher, fake: nn.Module, generator: nn.Module, fake_opt: torch.optim.Optimizer,
                  g_opt: torch.optim.Optimizer, settings: DistillSettings | None = None, *,
                  fake_train: nn.Module | None = None, generator_train: nn.Module | None = None,
-                 generator_input: Callable | None = None):
+                 generator_input: Callable | None = None, critic: nn.Module | None = None,
+                 critic_opt: torch.optim.Optimizer | None = None, critic_train: nn.Module | None = None):
         self.teacher = teacher
         self.fake, self.generator = fake, generator
         self.fake_train, self.generator_train = fake_train or fake, generator_train or generator
         self.fake_opt, self.g_opt = fake_opt, g_opt
         self.settings = settings or DistillSettings()
         self.generator_input = generator_input
+        self.critic, self.critic_opt, self.critic_train = critic, critic_opt, critic_train or critic
+        if (critic is None) != (self.settings.gan_weight == 0):
+            raise ValueError("a critic and its optimiser go with gan_weight > 0, and only with it")
         teacher.denoiser.requires_grad_(False)
 
     def _autocast(self, device: torch.device):
@@ -113,7 +123,19 @@ class Distiller:
             self.fake_opt.step()
         else:
             grad_norm = torch.tensor(float("nan"))
-        return dict(fake_loss=float(loss.detach()), fake_grad_norm=float(grad_norm), fake_dropped=dropped)
+        out = dict(fake_loss=float(loss.detach()), fake_grad_norm=float(grad_norm), fake_dropped=dropped)
+        if self.critic is not None:
+            out |= self.critic_step(m.network_input(), synthetic.network_input())
+        return out
+
+    def critic_step(self, real: torch.Tensor, fake: torch.Tensor) -> dict:
+        """One update of the critic: real data images R(y) against synthetic ones R(ỹ), (B, C, H, W)."""
+        loss = critic_loss(self.critic_train(real.detach()), self.critic_train(fake.detach()))
+        self.critic_opt.zero_grad(set_to_none=True)
+        if torch.isfinite(loss):
+            loss.backward()
+            self.critic_opt.step()
+        return dict(critic_loss=float(loss.detach()))
 
     def generator_step(self, m: Measurement, draws) -> dict:
         """One update of the generator through the teacher and the (frozen) fake score."""
@@ -134,11 +156,17 @@ class Distiller:
         else:
             per_sample = generator_loss(f_teacher.float(), f_fake.float(), u, view.reproject, s.alpha)
         loss, dropped = finite_mean(per_sample)
+        total, out = s.g_loss_scale * loss, {}
+        if self.critic is not None:
+            synthetic = measure(m.op, m.to_image(x_g.float()), m.sigma_n,
+                                lambda shape: draws.normal(shape, Stream.DISTILL_CRITIC_NOISE))
+            adversarial = adversarial_loss(self.critic(m.with_y(synthetic).network_input()))
+            total, out = total + s.gan_weight * adversarial, dict(g_adversarial=float(adversarial.detach()))
         self.g_opt.zero_grad(set_to_none=True)
-        if torch.isfinite(loss):
-            (s.g_loss_scale * loss).backward(inputs=list(self.generator.parameters()))
+        if torch.isfinite(total):
+            total.backward(inputs=list(self.generator.parameters()))
             self.g_opt.step()
-        return dict(g_loss=float(loss.detach()), g_dropped=dropped)
+        return dict(g_loss=float(loss.detach()), g_dropped=dropped) | out
 
     def iteration(self, m_fake: Measurement, m_gen: Measurement, draws_fake, draws_gen) -> dict:
         """A fake-score update, then a generator update; their metrics merged."""

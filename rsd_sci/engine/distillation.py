@@ -49,6 +49,7 @@ from rsd_sci import __version__
 from rsd_sci.config import TrainConfig
 from rsd_sci.data.batches import global_batch_indices, load_batch
 from rsd_sci.data.measurement_set import open_measurement_set
+from rsd_sci.distill.adversarial import MeasurementCritic
 from rsd_sci.distill.distiller import Distiller, DistillSettings, generate
 from rsd_sci.distill.draws import KeyedDraws
 from rsd_sci.distill.losses import measure
@@ -79,7 +80,7 @@ def loss_space_of(cfg: TrainConfig, family) -> str:
 
 def settings_of(cfg: TrainConfig, bf16: bool) -> DistillSettings:
     return DistillSettings(alpha=cfg.alpha, sigma_init=cfg.sigma_init, t_max=cfg.t_max, bf16=bf16,
-                           loss_space=cfg.loss_space, sigma_floor=cfg.sigma_floor)
+                           loss_space=cfg.loss_space, sigma_floor=cfg.sigma_floor, gan_weight=cfg.gan_weight)
 
 
 def synthetic_measurements(G, m: Measurement, seed: int, sigma_init: float,
@@ -168,16 +169,24 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
     g_opt = torch.optim.Adam(G.parameters(), lr=cfg.g_lr, betas=(0.0, 0.999))
     cfg = dataclasses.replace(cfg, loss_space=loss_space_of(cfg, teacher.family))
     settings = settings_of(cfg, bf16=info.device.type == "cuda")
-    distiller = Distiller(teacher, fake, G, fake_opt, g_opt, settings,
-                          fake_train=distributed.wrap_ddp(fake, info), generator_train=distributed.wrap_ddp(G, info))
-    state_path = run_dir / "checkpoints" / "distill" / "state.pt"
-    parts = dict(fake=fake, generator=G, ema=ema, fake_opt=fake_opt, g_opt=g_opt, best=best)
-    start = checkpoint.resume_stage(state_path, **parts)
-    if start:
-        log.info("resumed the distillation at iteration %d from %s", start, state_path)
     heldout_set = test_set or train_set
     heldout = teacher.family.measure(load_batch(heldout_set, range(min(HELDOUT_SAMPLES, len(heldout_set))),
                                                 info.device))
+    critic = critic_opt = None
+    if cfg.gan_weight > 0:   # the measurement critic (rsd_sci.distill.adversarial), trained at the fake rate
+        torch.manual_seed(cfg.seed)
+        critic = MeasurementCritic(heldout.network_input().shape[1:]).to(info.device)
+        critic_opt = torch.optim.Adam(critic.parameters(), lr=cfg.fake_lr, betas=(0.0, 0.999))
+    distiller = Distiller(teacher, fake, G, fake_opt, g_opt, settings,
+                          fake_train=distributed.wrap_ddp(fake, info), generator_train=distributed.wrap_ddp(G, info),
+                          critic=critic, critic_opt=critic_opt,
+                          critic_train=None if critic is None else distributed.wrap_ddp(critic, info))
+    state_path = run_dir / "checkpoints" / "distill" / "state.pt"
+    parts = dict(fake=fake, generator=G, ema=ema, fake_opt=fake_opt, g_opt=g_opt, best=best)
+    parts |= {} if critic is None else dict(critic=critic, critic_opt=critic_opt)
+    start = checkpoint.resume_stage(state_path, **parts)
+    if start:
+        log.info("resumed the distillation at iteration %d from %s", start, state_path)
     chunks = spectrum_chunks((test_set, train_set))
     B, n = cfg.batch, len(train_set)
     clock = {"t": time.perf_counter()}
@@ -205,6 +214,7 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
                        fake_loss=fake_loss, g_loss=g_loss, fake_grad_norm=m["fake_grad_norm"],
                        dropped=m["fake_dropped"] + m["g_dropped"], lr=cfg.g_lr,
                        images_per_s=B / max(now - clock["t"], 1e-9), memory_gb=peak_memory_gb(info.device))
+        metrics |= {k: m[k] for k in ("critic_loss", "g_adversarial") if k in m}   # with a critic
         clock["t"] = now
         scheduled = (step + 1) % cfg.heldout_every == 0
         if scheduled or step + 1 == cfg.distill_steps:

@@ -1,0 +1,56 @@
+"""An adversarial term on MEASUREMENTS against the one-step generator's collapse (AmbientGAN's idea
+beside score distillation; METHOD.md, "Collapse"): a critic tells the data image of a real measurement
+from that of a synthetic one measured under the SAME operators, so it needs no clean image.
+
+    real   v = R(y)                         y a training measurement, R the family's data image
+    fake   ṽ = R(A x_g + σ_n·n)             x_g = G(z_in), the operators and σ_n of the same batch
+    critic loss      L_C = mean softplus(−C(v)) + mean softplus(C(ṽ))           (non-saturating GAN)
+    generator term   L_adv = mean softplus(−C(ṽ)), added as gan_weight·L_adv to 100·mean L_G
+
+R is `Measurement.network_input` (zero-filled MRI, FBP CT, the image itself or M ⊙ y), the view the
+held-out signal compares. Both sets share one batch's operators, so the critic cannot tell them apart by
+the mask, only by what the images hold. Shapes: v (B, C, H, W) network channels; logits (B,).
+
+Example:
+    >>> import torch
+    >>> critic = MeasurementCritic((1, 16, 16))
+    >>> critic(torch.zeros(3, 1, 16, 16)).shape
+    torch.Size([3])
+    >>> round(float(critic_loss(torch.zeros(2), torch.zeros(2))), 4)   # an undecided critic: 2·ln 2
+    1.3863
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MeasurementCritic(nn.Module):
+    """C(v) -> logits (B,): MONAI's convolutional `Discriminator` on data images of shape in_shape =
+    (C, H, W): strided 3×3 convolutions with leaky ReLUs, then one linear logit (no sigmoid)."""
+
+    def __init__(self, in_shape: Sequence[int], channels: Sequence[int] = (16, 32, 64)):
+        super().__init__()
+        from monai.networks.nets import Discriminator
+
+        self.in_shape = tuple(int(n) for n in in_shape)
+        self.net = Discriminator(in_shape=self.in_shape, channels=tuple(channels), strides=(2,) * len(channels),
+                                 num_res_units=0, act=("LEAKYRELU", {"negative_slope": 0.2}), norm=None,
+                                 dropout=None, last_act=None)
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        return self.net(v.float()).reshape(-1)
+
+
+def critic_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """L_C = mean softplus(−C(v)) + mean softplus(C(ṽ)): the critic's non-saturating loss (a scalar)."""
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """L_adv = mean softplus(−C(ṽ)): the generator's non-saturating term (a scalar)."""
+    return F.softplus(-fake_logits).mean()
