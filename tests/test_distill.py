@@ -185,6 +185,32 @@ def test_generator_loss_space_decides_which_columns_get_gradient(space):
     assert (outside < 1e-6) if space == "projected" else (outside > 0.05), outside
 
 
+def test_ct_full_loss_compares_only_inside_the_scanned_disc():
+    """CT: no view measures the corners outside the scanned disc, so the full-image loss gives them no
+    gradient (the teacher's output there is no target), while pixels inside the disc get one."""
+    from rsd_sci.distill.distiller import DistillSettings
+    from rsd_sci.engine.model import build_model
+    from rsd_sci.physics.ct import field_of_view
+
+    batch, op, x = _ct_batch([0, 1, 2, 3])
+    batch = dict(batch, sigma_n=torch.zeros(4))
+    network = {"features": (8, 16), "num_res_blocks": 1, "attention_levels": (False, False),
+               "num_head_channels": 8, "norm_num_groups": 4}
+    torch.manual_seed(0)
+    teacher, fake = build_model(CT_SPEC, network, 0.0), build_model(CT_SPEC, network, 0.0).denoiser
+    with torch.no_grad():
+        for p, q in zip(teacher.denoiser.parameters(), fake.parameters()):
+            p.add_(0.05 * torch.randn_like(p))
+            q.add_(0.05 * torch.randn_like(q))
+    G = _FixedImage((1, 1, 16, 16))
+    d = Distiller(teacher, fake, G, torch.optim.Adam(fake.parameters(), lr=1e-3),
+                  torch.optim.SGD(G.parameters(), lr=0.0), DistillSettings(loss_space="full"))
+    d.generator_step(teacher.family.measure(batch), GeneratorDraws(4, torch.Generator().manual_seed(0)))
+    inside = torch.from_numpy(field_of_view(16))
+    grad = G.image.grad[0, 0].abs()
+    assert float(grad[~inside].max()) == 0.0 and float(grad[inside].max()) > 0.0
+
+
 def test_the_measurement_critic_alone_pulls_the_generator_towards_the_data():
     """With the SiD term switched off (g_loss_scale 0), the critic's term alone moves a one-image
     'generator' towards the only image the measurements show: the critic sees real R(y) and synthetic

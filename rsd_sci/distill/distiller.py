@@ -15,7 +15,7 @@ trained on the real ones, so both model the same kind of data. Gradient clipping
 Generator update (ψ frozen): `losses.generator_loss` on a fresh operator and further operator, loss
 scale 100·mean over the batch (the published 100/batch on a per-sample sum). `loss_space="full"`
 compares x_g with the full x0-predictions instead of their projections P(·) (the networks still see
-x_t = P(x_g + σ_t ε)); `sigma_floor` keeps σ_t above a level (docs/method.md, "Distillation"). Samples with a non-finite
+x_t = P(x_g + σ_t ε)), where any operator measures the image (CT: inside the scanned disc); `sigma_floor` keeps σ_t above a level (docs/method.md, "Distillation"). Samples with a non-finite
 loss are dropped (NaN filtering) in both updates.
 With a critic (`rsd_sci.distill.adversarial`, gan_weight > 0): the fake-score update also takes one
 critic step on its batch's real data images R(y) against R(ỹ) of the same operators, and the generator
@@ -151,8 +151,9 @@ class Distiller:
         with self._autocast(device):
             f_teacher = self.teacher.denoiser(x_t, sigma_t, cond)
             f_fake = self.fake(x_t, sigma_t, cond)
-        if s.loss_space == "full":   # x_g itself against the full x0-predictions
-            per_sample = generator_loss(f_teacher.float(), f_fake.float(), x_g.float(), lambda f: f, s.alpha)
+        if s.loss_space == "full":   # x_g itself against the full x0-predictions, where anything is measured
+            per_sample = generator_loss(f_teacher.float(), f_fake.float(), m.identifiable(x_g.float()),
+                                        m.identifiable, s.alpha)
         else:
             per_sample = generator_loss(f_teacher.float(), f_fake.float(), u, view.reproject, s.alpha)
         loss, dropped = finite_mean(per_sample)

@@ -178,6 +178,11 @@ class Family(abc.ABC):
         """P(f) of a tensor already in network channels (a denoiser output, noise): R̂·Â f here."""
         return self.project(op_hat, self.to_image(f))
 
+    def identifiable(self, f: torch.Tensor) -> torch.Tensor:
+        """f (network channels) where any operator of the family measures the image, 0 elsewhere: the
+        full-image generator loss compares only there (all of it here; CT: the scanned disc)."""
+        return f
+
     def weight(self, op, r: torch.Tensor) -> torch.Tensor:
         """The residual weight W (identity here; the ramp filter for CT)."""
         return r
@@ -295,6 +300,10 @@ class Measurement:
     def reproject(self, f: torch.Tensor) -> torch.Tensor:
         """P f of a tensor in network channels (a teacher's output, noise); the data kind: f itself."""
         return self.family.reproject(self.op, f)
+
+    def identifiable(self, f: torch.Tensor) -> torch.Tensor:
+        """f where the family's operators measure anything (see `Family.identifiable`)."""
+        return self.family.identifiable(f)
 
     def cond(self) -> torch.Tensor | None:
         return self.family.cond(self.op, self.batch)

@@ -52,6 +52,12 @@ class CT(Family):
         shifted = images - np.asarray(offset, np.float32).reshape(-1, 1, 1)
         return np.where(field_of_view(images.shape[-1]), shifted, 0.0).astype(np.float32)
 
+    def identifiable(self, f):
+        """f inside the scanned disc (`field_of_view`), 0 outside it, which no view measures."""
+        from rsd_sci.physics.ct import field_of_view
+
+        return f * torch.from_numpy(field_of_view(f.shape[-1])).to(device=f.device, dtype=f.dtype)
+
     def default_zeta(self, op, y):
         n = int(self.spec["image_size"])
         return 1.0 / operator_norm(op, (y.shape[0], 1, n, n), device=y.device).cpu()
