@@ -59,6 +59,8 @@ VARIANTS = {   # the settings each variant changes (TrainConfig keys); the rest 
     "alpha-1": {"alpha": 1.0},
     "fake2-floor": {"fake_updates": 2, "sigma_floor": 0.1},
     "fake4": {"fake_updates": 4},
+    "warm50": {"fake_warmup": 50},
+    "warm100": {"fake_warmup": 100},
     "gan-100": {"gan_weight": 100.0},     # the SiD term's gradient is ~3e4 times an untrained critic's
     "gan-1000": {"gan_weight": 1000.0},
     "gan-10000": {"gan_weight": 10000.0},

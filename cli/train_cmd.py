@@ -12,7 +12,7 @@ from cli.errors import fail, guarded
 
 TRAIN_OPTIONS = ("modality", "stage", "data", "teacher", "preset", "steps", "batch", "lr", "device", "seed",
                  "distill_steps", "alpha", "sigma_init", "t_max", "loss_space", "sigma_floor", "fake_updates",
-                 "gan_weight", "g_lr", "fake_lr", "evaluate", "eval_slices", "adps_steps", "generator_steps", "checkpoint_every")
+                 "fake_warmup", "gan_weight", "g_lr", "fake_lr", "evaluate", "eval_slices", "adps_steps", "generator_steps", "checkpoint_every")
 
 
 @guarded
@@ -41,6 +41,8 @@ def train(
                                                 "loss (preset's; 0: none)."),
     fake_updates: Optional[int] = typer.Option(None, help="Distill: fake-score updates per generator update "
                                                "(preset's)."),
+    fake_warmup: Optional[int] = typer.Option(None, help="Distill: first iterations that train the fake score "
+                                              "only, the generator frozen (preset's)."),
     gan_weight: Optional[float] = typer.Option(None, help="Distill: weight of a critic of real against synthetic "
                                                "measurements in the generator loss (preset's; 0: none)."),
     g_lr: Optional[float] = typer.Option(None, help="Distill: generator learning rate (preset's)."),

@@ -28,7 +28,7 @@ MAKE_OPTIONS = ("accel", "center_fraction", "mask", "coils", "virtual_coils", "s
 # preset hyperparameters a user may override with a flag
 PRESET_OPTIONS = ("steps", "batch", "lr", "warmup_steps", "ema_half_life_images", "grad_clip",
                   "distill_steps", "g_lr", "fake_lr", "alpha", "sigma_init", "t_max", "loss_space", "sigma_floor",
-                  "fake_updates", "gan_weight", "eval_slices")
+                  "fake_updates", "fake_warmup", "gan_weight", "eval_slices")
 RESUMABLE = {"stage", "teacher", "steps", "distill_steps", "device", "checkpoint_every", "log_every",
              "heldout_every", "workers", "evaluate", "eval_slices", "adps_steps", "generator_steps"}
 MODALITIES = ("mri", "ct", "image")
@@ -64,6 +64,7 @@ class TrainConfig:
     loss_space: str | None = None         # generator loss "projected" (through P), on "full" images, or "auto"
     sigma_floor: float | None = None      # no σ_t below this in the generator loss (0: none)
     fake_updates: int | None = None       # fake-score updates per generator update
+    fake_warmup: int | None = None        # first distillation iterations that update the fake score only
     gan_weight: float | None = None       # weight of the measurement critic's term (0: no critic)
     evaluate: bool = True                 # stage all: end with samples, reconstructions, metrics, report
     eval_slices: int | None = None        # held-out slices reconstructed by every method (preset's)
@@ -94,6 +95,8 @@ class TrainConfig:
                 raise InputError(None, f"--{name} must be at least 1 (got {value})")
         for name, low, high, low_open in NUMBER_RANGES:
             check_range(f"--{name.replace('_', '-')}", getattr(self, name), low, high, low_open)
+        if self.fake_warmup is not None and self.fake_warmup < 0:
+            raise InputError(None, f"--fake-warmup must be at least 0 (got {self.fake_warmup})")
         if self.loss_space not in (None, "auto", "projected", "full"):
             raise InputError(None, f"--loss-space must be auto, projected or full (got {self.loss_space!r})")
         if self.device not in ("auto", "cpu", "cuda"):

@@ -38,6 +38,7 @@ TINY = dict(
                                         # the measured winners (docs/method.md, "Distillation")
     sigma_floor=0.0,                    # σ_t from the whole published range
     fake_updates=1,                     # fake-score updates per generator update (published: 1)
+    fake_warmup=0,                      # the generator moves from the first iteration (published)
     gan_weight=0.0,                     # no measurement critic (published: none)
     eval_slices=8,                      # held-out slices the main job reconstructs
 )
@@ -70,7 +71,7 @@ PRESETS: dict[str, dict] = {
         g_lr=1e-5,
         fake_lr=2e-5,
         alpha=1.2, sigma_init=2.5, t_max=800, loss_space="auto", sigma_floor=0.0,
-        fake_updates=1, gan_weight=0.0, eval_slices=32,
+        fake_updates=1, fake_warmup=0, gan_weight=0.0, eval_slices=32,
     ),
     # ~49 M parameters (the size of the published CIFAR/CelebA teachers); GPU.
     "base": dict(
@@ -89,6 +90,6 @@ PRESETS: dict[str, dict] = {
         g_lr=5e-6,                          # published rates: 1e-6 to 1e-5
         fake_lr=1e-5,
         alpha=1.2, sigma_init=2.5, t_max=800, loss_space="auto", sigma_floor=0.0,
-        fake_updates=1, gan_weight=0.0, eval_slices=64,
+        fake_updates=1, fake_warmup=0, gan_weight=0.0, eval_slices=64,
     ),
 }

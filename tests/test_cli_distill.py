@@ -100,6 +100,20 @@ def test_distillation_settings_reach_the_generator(run, tmp_path):
     assert any(not torch.equal(state[k], default[k]) for k in state if not k.startswith("bank"))
 
 
+def test_fake_warmup_holds_the_generator_and_the_critic_trains(run, tmp_path):
+    """--fake-warmup 2 of 2 iterations: the exported generator is still the teacher (only the fake score
+    moved); --gan-weight logs the critic's loss and the generator's adversarial term."""
+    out = tmp_path / "warm"
+    ok("train", "--modality", "mri", "--stage", "distill", "--teacher", run / "teacher.safetensors", "--out", out,
+       "--distill-steps", 2, "--fake-warmup", 2, "--gan-weight", 100, *TINY)
+    teacher, _ = load_safetensors(run / "teacher.safetensors")
+    state, meta = load_safetensors(out / "generator.safetensors")
+    assert meta["config"]["fake_warmup"] == 2 and meta["config"]["gan_weight"] == 100
+    assert all(torch.equal(state[k], teacher[k]) for k in state if not k.startswith("bank"))
+    last = [r for r in read_log(out / "log.jsonl") if r["stage"] == "distill"][-1]
+    assert last["critic_loss"] > 0 and last["g_loss"] == 0.0
+
+
 def test_teacher_of_another_modality_is_refused(run, tmp_path):
     r = cli("train", "--modality", "ct", "--stage", "distill", "--teacher", run / "teacher.safetensors",
             "--out", tmp_path / "ct", *TINY)

@@ -3,7 +3,9 @@
 Iteration s (global batch B, each process its shard), in K + 1 parts j (K = fake_updates, published 1):
     parts j < K   a fake-score update on the operators of training samples global_batch_indices(n, B, s,
                   seed + 1 + j)
-    part K        the generator update on those of global_batch_indices(n, B, s, seed + 1 + K)
+    part K        the generator update on those of global_batch_indices(n, B, s, seed + 1 + K); none in
+                  the first `fake_warmup` iterations (the fake score first learns the distribution of
+                  the generator it starts as, a copy of the teacher at σ_init, as SiDA freezes G early)
 with every random draw keyed by (seed, s, key, stream), the keys (s·(K + 1) + j)·B + b, so 1 and N
 processes agree (`rsd_sci.distill.draws.KeyedDraws`). Only the operators of the training samples are
 used (masks, maps, σ_n): the distillation never reads a measurement.
@@ -205,7 +207,10 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
         for part in range(n_parts - 2):   # the extra fake-score updates (two time scales)
             distiller.fake_step(*ops_and_draws(step, part))
         (m_fake, draws_fake), (m_gen, draws_gen) = ops_and_draws(step, n_parts - 2), ops_and_draws(step, n_parts - 1)
-        m = distiller.iteration(m_fake, m_gen, draws_fake, draws_gen)
+        if step < cfg.fake_warmup:   # the fake score learns the generator's distribution before G moves
+            m = distiller.fake_step(m_fake, draws_fake) | dict(g_loss=0.0, g_dropped=0)
+        else:
+            m = distiller.iteration(m_fake, m_gen, draws_fake, draws_gen)
         ema.update(G, (step + 1) * B, B)
         now = time.perf_counter()
         fake_loss = float(distributed.all_reduce_mean(torch.tensor(m["fake_loss"], device=info.device)))
