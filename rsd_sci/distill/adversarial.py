@@ -9,7 +9,11 @@ from that of a synthetic one measured under the SAME operators, so it needs no c
 
 R is `Measurement.network_input` (zero-filled MRI, FBP CT, the image itself or M ⊙ y), the view the
 held-out signal compares. Both sets share one batch's operators, so the critic cannot tell them apart by
-the mask, only by what the images hold. Shapes: v (B, C, H, W) network channels; logits (B,).
+the mask, only by what the images hold. The critic also sees how much the images of its batch differ
+(the minibatch standard deviation of Karras et al. 2018: the per-pixel std across the batch, averaged
+over channels, as one more input channel): a generator that draws nearly one image for every z is told
+apart by that channel alone, so the adversarial term pushes its samples apart. Shapes: v (B, C, H, W)
+network channels (B ≥ 2); logits (B,).
 
 Example:
     >>> import torch
@@ -31,19 +35,22 @@ from torch import nn
 
 class MeasurementCritic(nn.Module):
     """C(v) -> logits (B,): MONAI's convolutional `Discriminator` on data images of shape in_shape =
-    (C, H, W): strided 3×3 convolutions with leaky ReLUs, then one linear logit (no sigmoid)."""
+    (C, H, W) with the batch's per-pixel std as one more channel: strided 3×3 convolutions with leaky
+    ReLUs, then one linear logit (no sigmoid)."""
 
     def __init__(self, in_shape: Sequence[int], channels: Sequence[int] = (16, 32, 64)):
         super().__init__()
         from monai.networks.nets import Discriminator
 
         self.in_shape = tuple(int(n) for n in in_shape)
-        self.net = Discriminator(in_shape=self.in_shape, channels=tuple(channels), strides=(2,) * len(channels),
+        self.net = Discriminator(in_shape=(self.in_shape[0] + 1, *self.in_shape[1:]), channels=tuple(channels), strides=(2,) * len(channels),
                                  num_res_units=0, act=("LEAKYRELU", {"negative_slope": 0.2}), norm=None,
                                  dropout=None, last_act=None)
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
-        return self.net(v.float()).reshape(-1)
+        v = v.float()
+        spread = v.std(dim=0, keepdim=True).mean(dim=1, keepdim=True)   # (1, 1, H, W)
+        return self.net(torch.cat([v, spread.expand(v.shape[0], -1, -1, -1)], dim=1)).reshape(-1)
 
 
 def critic_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
