@@ -3,7 +3,8 @@ reconstructs held-out measurements, next to the corrupted data, the teacher and 
 table from one run.
 
     python benchmarks/quality.py --modality mri [--preset quality] [--out runs/quality-mri-r4] [--device cpu]
-    python benchmarks/quality.py --modality ct  [--preset quality] [--views 60]
+    python benchmarks/quality.py --modality ct  [--preset quality] [--views 20]
+    python benchmarks/quality.py --modality image --corruption noise|blur|inpaint|downsample [--control]
 
 1. Train (or resume) the run as `rsd-sci train --modality M --preset P --no-eval --out OUT` does: the
    embedded phantoms (256 training measurements, 32 held-out ones with clean targets), teacher, then
@@ -18,6 +19,10 @@ table from one run.
                             drifts back to the aliased input as σ → 0: docs/method.md)
        teacher to σ_min     the same integrated down to σ_min (35 calls)
        generator one step   1 call
+       clean control        (--control) the teacher of the same network, preset and seed trained on the
+                            CLEAN phantoms (fully sampled k-space, all 180 views, noiseless images: plain
+                            diffusion, `train --accel 1` / `--views 180` / `--corruption noise --sigma-n
+                            0`), its default sampler: what the budget allows without the corruption
 3. Reconstruction of the held-out slices (the preset's eval_slices: all 32 for `quality`) by the
    baselines (MRI: zero-filled, CG-SENSE, L1-wavelet; CT: FBP, TV), A-DPS (one posterior sample, 300
    levels), the generator prior (200 iterations) and the generator prior at 50 iterations: NMSE, PSNR,
@@ -54,8 +59,9 @@ from rsd_sci.engine.sampling import draw_samples, to_output  # noqa: E402
 from rsd_sci.report.document import write_report  # noqa: E402
 
 SET_LABELS = {"floor": "clean floor (other phantoms)", "data": "corrupted data R(y)",
-              "teacher": "teacher (x̂0 at σ ≥ 0.1)", "to_sigma_min": "teacher to σ_min",
-              "generator": "generator one step"}
+              "teacher": "teacher, default sampler", "to_sigma_min": "teacher to σ_min",
+              "generator": "generator one step", "control": "clean control (teacher on clean data)"}
+CLEAN_MAKE = {"mri": {"accel": 1.0}, "ct": {"views": 180}, "image": {"corruption": "noise", "sigma_n": 0.0}}
 
 
 def teacher_to_sigma_min(teacher, n: int, settings, offset: float) -> np.ndarray:
@@ -77,6 +83,18 @@ def clean_floor(cfg: TrainConfig, n: int) -> np.ndarray:
         return evaluation.clean_targets(test, n)
 
 
+def clean_control(cfg: TrainConfig, out: Path, n: int, settings) -> np.ndarray:
+    """n samples of the clean control's teacher (the default sampler), trained (or resumed) in OUT/control."""
+    control = dataclasses.replace(cfg, stage="teacher", make=dict(cfg.make, **CLEAN_MAKE[cfg.modality]),
+                                  evaluate=False)
+    written = run_training(control, out / "control")
+    teacher = evaluation.load_models(out / "control", settings.device)["teacher"]
+    _, test_set = open_measurement_set(written["data"])
+    x = draw_samples(teacher, n, "heun", settings.sampler_steps, batch=settings.batch, seed=settings.seed,
+                     device=settings.device)
+    return teacher.family.metric_view(to_output(teacher, x), float(evaluation.offsets_of(test_set, 1)[0]))
+
+
 def table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     line = lambda r: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
@@ -85,18 +103,22 @@ def table(rows: list[list[str]], header: list[str]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--modality", choices=("mri", "ct"), default="mri")
+    parser.add_argument("--modality", choices=("mri", "ct", "image"), default="mri")
+    parser.add_argument("--corruption", choices=("noise", "blur", "inpaint", "downsample"), default="noise")
+    parser.add_argument("--control", action="store_true", help="also train the clean control (a row)")
     parser.add_argument("--preset", default="quality")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--accel", type=float, default=4.0)
-    parser.add_argument("--views", type=int, default=60)
+    parser.add_argument("--views", type=int, default=None, help="CT views of 180 (data make's default)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--distill-steps", type=int, default=None, help="distillation iterations (the preset's; "
                         "the CT runs of docs/benchmarks.md: 800)")
     args = parser.parse_args()
-    make = {"accel": args.accel} if args.modality == "mri" else {"views": args.views}
-    name = f"quality-{args.modality}-" + (f"r{args.accel:g}" if args.modality == "mri" else f"v{args.views}")
+    make = {"mri": {"accel": args.accel}, "ct": {} if args.views is None else {"views": args.views},
+            "image": {"corruption": args.corruption}}[args.modality]
+    name = f"quality-{args.modality}-" + {"mri": f"r{args.accel:g}", "ct": f"v{args.views or 'default'}",
+                                          "image": args.corruption}[args.modality]
     out = args.out or ROOT / "runs" / f"{name}-{args.preset}"
     saved = out / "config.yaml"
     cfg = (TrainConfig.from_yaml(saved).resolved() if saved.is_file() else
@@ -121,6 +143,8 @@ def main() -> None:
     sets["to_sigma_min"] = teacher_to_sigma_min(models["teacher"], len(sets["reference"]), settings,
                                                 float(evaluation.offsets_of(test_set, 1)[0]))
     sets["floor"] = clean_floor(cfg, len(sets["reference"]))
+    if args.control:
+        sets["control"] = clean_control(cfg, out, len(sets["reference"]), settings)
     distances = evaluation.distribution_distances(sets, cfg.seed, names=tuple(SET_LABELS))
     fast = dataclasses.replace(settings, generator_steps=50)
     extra = evaluation.reconstructions(models, test_set, fast, methods=["generator"])
@@ -141,8 +165,10 @@ def main() -> None:
           f"distillation iterations (generator exported at iteration {result['selected_step']}); device {device}")
     print(f"training {timing['train_s'] / 60:.1f} min (0 if resumed), evaluation {timing['evaluate_s'] / 60:.1f} min\n")
     print(f"Distances to the {len(sets['reference'])} clean held-out images (lower is closer)")
-    print(table([[SET_LABELS[k], f"{d['patch_sliced_wasserstein']:.4f}", f"{d['power_spectrum_distance']:.4f}"]
-                 for k, d in distances.items()], ["image set", "patch SW", "power-spectrum distance"]))
+    print(table([[SET_LABELS.get(k, "clean held-out images"), f"{d['patch_sliced_wasserstein']:.4f}"
+                  if "patch_sliced_wasserstein" in d else "", f"{d['power_spectrum_distance']:.4f}"
+                  if "power_spectrum_distance" in d else "", f"{d['spread']:.4f}"] for k, d in distances.items()],
+                ["image set", "patch SW", "power-spectrum distance", "spread"]))
     print(f"\nReconstruction of {S} held-out slices (mean ± std over slices)")
     print(table([[m, f"{r['mean']['nmse']:.4f} ± {r['std']['nmse']:.4f}", f"{r['mean']['psnr']:.2f} ± {r['std']['psnr']:.2f}",
                   f"{r['mean']['ssim']:.3f} ± {r['std']['ssim']:.3f}", f"{r['seconds_per_slice']:.3g}"]

@@ -30,7 +30,7 @@ def make(
     coils: int = typer.Option(1, help="Simulated coils for phantom/NIfTI MRI (1 = single-coil)."),
     virtual_coils: Optional[int] = typer.Option(None, help="fastMRI multi-coil: SVD-compress to N coils."),
     size: Optional[int] = typer.Option(None, help="Phantom size (default 64), or resample file images."),
-    views: int = typer.Option(60, help="CT: views kept of the 180-view geometry."),
+    views: int = typer.Option(20, help="CT: views kept of the 180-view geometry."),
     view_kind: str = typer.Option("sparse", help="CT: sparse | limited (angle)."),
     sigma_n: Optional[str] = typer.Option(None, help="Noise std in normalised units, or 'auto' to "
                                                     "estimate per slice. Default: 0, or as measured."),

@@ -43,7 +43,7 @@ def reconstruct(
     mask: str = typer.Option("random", "--mask", help="... mask kind (random | equispaced | equispaced_fraction | "
                                                       "gaussian | poisson)."),
     center_fraction: float = typer.Option(0.08, "--center-fraction", help="... fully sampled centre fraction."),
-    views: int = typer.Option(60, "--views", help="Without --model, NIfTI CT: views kept of 180."),
+    views: int = typer.Option(20, "--views", help="Without --model, NIfTI CT: views kept of 180."),
     virtual_coils: Optional[int] = typer.Option(None, "--virtual-coils", help="fastMRI multi-coil: SVD coil "
                                                 "compression to N (default: as the model was trained)."),
     n_samples: int = typer.Option(1, "--n-samples", help="adps: posterior samples (mean written, and their std); "

@@ -36,7 +36,7 @@ def train(
     t_max: Optional[float] = typer.Option(None, help="Distill: t ~ U[0, t_max/1000] in the generator loss (800)."),
     loss_space: Optional[str] = typer.Option(None, help="Distill: the generator loss compared through the "
                                              "teacher's projection (projected), on full images (full), or auto "
-                                             "(full for MRI, projected otherwise; the measured winners)."),
+                                             "(full for MRI and CT, projected otherwise; the measured winners)."),
     sigma_floor: Optional[float] = typer.Option(None, help="Distill: no noise level below this in the generator "
                                                 "loss (preset's; 0: none)."),
     fake_updates: Optional[int] = typer.Option(None, help="Distill: fake-score updates per generator update "
@@ -63,7 +63,7 @@ def train(
     mask: Optional[str] = typer.Option(None, help="MRI mask: random | equispaced | equispaced_fraction | "
                                                    "gaussian | poisson."),
     coils: Optional[int] = typer.Option(None, help="Phantom MRI: simulated coils (1)."),
-    views: Optional[int] = typer.Option(None, help="CT: views kept of 180 (60)."),
+    views: Optional[int] = typer.Option(None, help="CT: views kept of 180 (20)."),
     corruption: Optional[str] = typer.Option(None, help="Image: noise | blur | inpaint | downsample."),
     sigma_n: Optional[str] = typer.Option(None, help="Noise std (normalised units) or 'auto'."),
     size: Optional[int] = typer.Option(None, help="Phantom size (64) or resample file images."),

@@ -117,7 +117,7 @@ def test_dry_run_prints_the_config_and_writes_nothing(tmp_path):
     r = train("--modality", "ct", "--out", tmp_path / "run", "--dry-run")
     assert r.exit_code == 0
     cfg = yaml.safe_load(r.output)
-    assert cfg["modality"] == "ct" and cfg["preset"] == "tiny" and cfg["make"]["views"] == 60
+    assert cfg["modality"] == "ct" and cfg["preset"] == "tiny" and cfg["make"]["views"] == 20
     assert not (tmp_path / "run").exists()
 
 

@@ -51,7 +51,8 @@ class MakeSpec:
     coils: int = 1                        # phantom/NIfTI MRI: simulated coils (1 = single-coil)
     virtual_coils: int | None = None      # fastMRI multi-coil: SVD coil compression to N
     size: int | None = None               # phantom size (default 64) or resample file images to size²
-    views: int = 60                       # CT views kept of n_angles
+    views: int = 20                       # CT views kept of n_angles: at 20 of 180 the main job's teacher is
+                                          # above the clean floor, at 60 at it (docs/method.md)
     n_angles: int = 180                   # CT source geometry: views over 180°
     view_kind: str = "sparse"             # sparse | limited
     sigma_n: float | str | None = None    # noise std (normalised units), "auto"; None: 0.2 for image
@@ -118,7 +119,7 @@ class MakeSpec:
             raise InputError(None, str(e)) from None
 
     def run_name(self) -> str:
-        """The default run folder of `train` on these data: mri-r4, ct-v60, image-noise."""
+        """The default run folder of `train` on these data: mri-r4, ct-v20, image-noise."""
         if self.modality == "mri":
             return f"mri-r{self.accel:g}"
         if self.modality == "ct":
