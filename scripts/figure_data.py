@@ -38,7 +38,7 @@ def main() -> None:
         Corruption(MRIOperator(torch.from_numpy(line.mask)[None, None, None].float()), GaussianNoise(0.002))(mri, g))
 
     ct = torch.from_numpy(ct_scale().apply(phantoms.ct_phantoms(1, n, seed=0)))[:, None]
-    op = ParallelBeamCT(n, 180, view_mask=torch.from_numpy(view_mask(180, 60)))
+    op = ParallelBeamCT(n, 180, view_mask=torch.from_numpy(view_mask(180, 20)))
     fbp = op.R(op.A(ct))
     fbp[:, :, ~torch.from_numpy(circle_mask(n))] = -1.0  # outside the scanned circle nothing is measured; show it as air
 
@@ -46,7 +46,7 @@ def main() -> None:
     masked = PixelMask(bernoulli_mask(img.shape, 0.6, g)).A(img)
 
     panels = [(mri.abs(), "MRI phantom |x|"), (ct, "CT phantom (normalised μ)"), (img, "image phantom"),
-              (zero_filled.abs(), "zero-filled, 4× lines"), (fbp, "FBP, 60 of 180 views"), (masked, "60 % pixels missing")]
+              (zero_filled.abs(), "zero-filled, 4× lines"), (fbp, "FBP, 20 of 180 views"), (masked, "60 % pixels missing")]
     fig, axes = plt.subplots(2, 3, figsize=(9, 6.2))
     for ax, (t, title) in zip(axes.ravel(), panels):
         a = t[0, 0].numpy()
