@@ -9,11 +9,11 @@ discs score ~0.04, from their edges).
 
     measured, seed 0, one thread (`python -m pytest -s tests/test_image_distillation.py`)
     noisy data                                   0.260
-    teacher, Heun to σ_min                       0.190 (untrained below σ_n: METHOD.md)
-    teacher, truncated at σ_n (its default)      0.074
-    generator (EMA) after 400 iterations         0.100, asserted below 0.7× the data and the full sampler
+    teacher, Heun to σ_min                       0.199 (untrained below σ_n: METHOD.md)
+    teacher, truncated at σ_n (its default)      0.079
+    generator (EMA) after 400 iterations         0.102, asserted below 0.7× the data and the full sampler
 
-At this size the generator does not beat the truncated sampler (0.100 against 0.074); the main jobs
+At this size the generator does not beat the truncated sampler (0.102 against 0.079); the main jobs
 hold it to that (docs/benchmarks.md). A wrong sign in L_G, a generator that gets no gradient through
 x_t, a fake score that does not track the generator or a broken Tweedie member each leave the
 generator at or above the noisy data.
