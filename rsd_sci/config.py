@@ -7,7 +7,7 @@ checkpoint and log intervals).
 
     >>> cfg = TrainConfig(modality="ct", preset="tiny", batch=4).resolved()
     >>> cfg.batch, cfg.steps > 0, cfg.make["views"]
-    (4, True, 60)
+    (4, True, 20)
 """
 
 from __future__ import annotations

@@ -119,15 +119,16 @@ def test_samples_mode_distances(tmp_path):
     assert r.exit_code == 0, r.output
     assert "FID/KID: not computed (pass --features PATH" in r.output
     same = json.loads(out.read_text())
-    assert set(same) == {"patch_sliced_wasserstein", "power_spectrum_distance", "n_samples", "n_reference"}
-    assert same["patch_sliced_wasserstein"]["mean"] == 0
+    assert set(same) == {"patch_sliced_wasserstein", "power_spectrum_distance", "n_samples", "n_reference",
+                         "spread_samples", "spread_reference"}
+    assert same["patch_sliced_wasserstein"]["mean"] == 0 and same["spread_samples"] == same["spread_reference"] > 0
     assert same["power_spectrum_distance"] == pytest.approx(0.0, abs=1e-12)
     assert len(same["patch_sliced_wasserstein"]["scales"]) == 3 and same["n_reference"] == 6
     r = _evaluate("--samples", b_h5, "--reference", a_nii, "--json", out, "--device", "cpu")
     assert r.exit_code == 0, r.output
     other = json.loads(out.read_text())
     assert other["patch_sliced_wasserstein"]["mean"] > 0 and other["power_spectrum_distance"] > 0
-    assert other["n_samples"] == 5
+    assert other["n_samples"] == 5 and other["spread_samples"] != other["spread_reference"]
 
 
 class _PoolLinear(torch.nn.Module):

@@ -12,8 +12,9 @@ held-out signal compares. Both sets share one batch's operators, so the critic c
 the mask, only by what the images hold. The critic also sees how much the images of its batch differ
 (the minibatch standard deviation of Karras et al. 2018: the per-pixel std across the batch, averaged
 over channels, as one more input channel): a generator that draws nearly one image for every z is told
-apart by that channel alone, so the adversarial term pushes its samples apart. Shapes: v (B, C, H, W)
-network channels (B ≥ 2); logits (B,).
+apart by that channel alone, so the adversarial term pushes its samples apart. Under torchrun the std is
+over the GLOBAL batch (a differentiable all-gather of every rank's shard), so N processes train the critic
+and the generator that one process would. Shapes: v (B, C, H, W) network channels (global B ≥ 2); logits (B,).
 
 Example:
     >>> import torch
@@ -49,8 +50,20 @@ class MeasurementCritic(nn.Module):
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         v = v.float()
-        spread = v.std(dim=0, keepdim=True).mean(dim=1, keepdim=True)   # (1, 1, H, W)
+        spread = global_batch(v).std(dim=0, keepdim=True).mean(dim=1, keepdim=True)   # (1, 1, H, W)
         return self.net(torch.cat([v, spread.expand(v.shape[0], -1, -1, -1)], dim=1)).reshape(-1)
+
+
+def global_batch(v: torch.Tensor) -> torch.Tensor:
+    """Every rank's shard of the batch, concatenated (B·N, ...), with gradients reaching each rank's own
+    shard (torch.distributed.nn's all-gather sums them back); `v` itself when not distributed."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return v
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(v.contiguous()), dim=0)
 
 
 def critic_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
