@@ -61,6 +61,7 @@ VARIANTS = {   # the settings each variant changes (TrainConfig keys); the rest 
     "fake4": {"fake_updates": 4},
     "warm50": {"fake_warmup": 50},
     "warm100": {"fake_warmup": 100},
+    "gan-0": {"gan_weight": 0.0},         # no critic, for teacher runs trained with one
     "gan-100": {"gan_weight": 100.0},     # the SiD term's gradient is ~3e4 times an untrained critic's
     "gan-1000": {"gan_weight": 1000.0},
     "gan-10000": {"gan_weight": 10000.0},

@@ -16,7 +16,7 @@ aliasing of hard pixel edges.
   (Legendre polynomials of low degree, |φ| ≤ π/4); magnitude normalised to max 1. Few random parts,
   each at least two pixels wide at 64²: the main job's teacher sees 16,000 images, and a richer family
   (T1/T2 contrast, sulci, deep nuclei, thin CSF rim, a bias field) was beyond that budget even on
-  clean data (docs/method.md, "The main job's phantoms").
+  clean data (docs/method.md, "Issue 24", the clean control).
 - CT (`ct_phantoms`): attenuation μ in 1/mm (via `hounsfield.hu_to_mu`, soft tissue ≈ water); "body":
   fat layer (−100 HU), muscle, lungs (−800 HU), mediastinum, spine and ribs (bone ≈ +1000 HU), aorta,
   nodules; "head": scalp, skull (bone), brain, ventricles, lesions. Zero outside the body, and all of
