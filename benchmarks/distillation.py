@@ -68,6 +68,7 @@ VARIANTS = {   # the settings each variant changes (TrainConfig keys); the rest 
     "fake2-gan-1000": {"fake_updates": 2, "gan_weight": 1000.0},
     "full-gan-10000": {"loss_space": "full", "gan_weight": 10000.0},
     "full-gan-30000": {"loss_space": "full", "gan_weight": 30000.0},
+    "full-floor-gan-10000": {"loss_space": "full", "sigma_floor": 0.1, "gan_weight": 10000.0},
     "projected-gan-10000": {"loss_space": "projected", "gan_weight": 10000.0},
 }
 N_HELDOUT = 32
