@@ -21,7 +21,7 @@ def sample(
                                             help="Teacher: stop at the data's noise level (default: Tweedie teachers)."),
     stop_sigma: Optional[float] = typer.Option(
         None, "--stop-sigma", help="Teacher: return the x0-prediction at the last level >= this instead of "
-                                   "integrating to 0.002 (default 0.1 for MRI/CT Ambient teachers, else 0 = no stop)."),
+                                   "integrating to 0.002 (default 0.1 for Ambient teachers: MRI, CT, inpainting; else 0 = no stop)."),
     batch: int = typer.Option(16, help="Images per network batch."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     seed: int = typer.Option(0, help="Seed of the noise; sample i is the same for any --batch or -n."),

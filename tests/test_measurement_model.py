@@ -344,7 +344,7 @@ def test_measurement_consistency_is_the_unweighted_data_term():
 def test_family_member_stop_and_baselines(spec, member):
     family = family_of(spec)
     assert family.member(0.0) == member
-    assert family.default_stop_sigma == (0.1 if spec["family"] in ("mri", "ct") else 0.0)
+    assert family.default_stop_sigma == (0.1 if member == "ambient" else 0.0)
     assert family.baselines == {"mri": ("zero-filled", "cg-sense", "l1-wavelet"), "ct": ("fbp", "tv")}.get(
         spec["family"], ("corrupted",))
     assert family.teacher_is_clean_prior == (spec.get("corruption") not in ("blur", "downsample"))

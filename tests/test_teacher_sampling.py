@@ -41,8 +41,8 @@ def test_sample_each_family(tmp_path, name):
     m = teacher.family.measure(load_batch(test_set, [0, 1]))
     x = sample_teacher(teacher, m, steps=4, progress=lambda i, n: calls.append(i))
     assert x.shape == shape and torch.isfinite(x).all()
-    if member == "tweedie" or name in ("mri", "ct"):  # stops once σ < σ_n = 0.2 (Tweedie) or σ < 0.1 (the
-        assert len(calls) < 4                          # MRI/CT Ambient default): before the last of 4 steps
+    if member in ("tweedie", "ambient"):  # stops once σ < σ_n = 0.2 (Tweedie) or σ < 0.1 (the Ambient
+        assert len(calls) < 4             # default): before the last of 4 steps
     else:
         assert calls == [1, 2, 3, 4]
 

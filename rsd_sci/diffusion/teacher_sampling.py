@@ -5,11 +5,11 @@ The Ambient sampler needs one further operator per sample "at the training densi
 the operators of real (held-out) measurements, as in training; their values are never used, only their
 masks and coil maps.
 
-Measurement-domain Ambient teachers (MRI, CT) stop by default at σ = 0.1 (the family's
+Ambient teachers (MRI, CT, pixel masks) stop by default at σ = 0.1 (the family's
 `default_stop_sigma`): they return the x0-prediction of the last level ≥ 0.1 instead of integrating to
 σ_min. With EDM preconditioning their D tends to its thinned, aliased input as σ → 0 (c_skip → 1,
-c_out → σ; the rows Â leaves out must come from c_out·F), and the ODE then shrinks every left-out row
-towards zero (measured: docs/method.md, "Sampling"). `stop_sigma=0` integrates to σ_min all the same.
+c_out → σ; the rows or pixels Â leaves out must come from c_out·F), and the ODE then shrinks every
+left-out row or pixel towards zero (measured: docs/method.md, "Sampling"). `stop_sigma=0` integrates to σ_min all the same.
 
     images = sample_teacher(teacher, m, seed=0)      # (n, channels, H, W) network channels; m a Measurement
 """
@@ -28,8 +28,8 @@ SAMPLERS = ("auto", "heun", "euler", "ambient")
 
 
 def default_stop_sigma(teacher) -> float:
-    """The level `sample_teacher` stops at when none is named: the family's (0.1 for the MRI and CT
-    Ambient teachers; 0, no stop, for the others: pixel-mask teachers keep Daras et al.'s full sampler)."""
+    """The level `sample_teacher` stops at when none is named: the family's (0.1 for the Ambient
+    teachers: MRI, CT, pixel masks; 0, no stop, for the data-space ones)."""
     return teacher.family.default_stop_sigma
 
 
@@ -61,7 +61,7 @@ def sample_teacher(teacher, m, seed: int = 0, steps: int = 18, sampler: str = "a
     sampler "auto": the Ambient sampler (Heun steps) for ambient teachers, Heun otherwise; "euler" for
     first-order steps. truncate (default: for Tweedie teachers) returns the x0-prediction at the last
     level still ≥ σ_n. stop_sigma returns it at the last level ≥ stop_sigma instead of integrating to
-    σ_min; None: `default_stop_sigma(teacher)` (0.1 for MRI and CT Ambient teachers, module docstring);
+    σ_min; None: `default_stop_sigma(teacher)` (0.1 for Ambient teachers, module docstring);
     0: no stop.
     """
     if sampler not in SAMPLERS:

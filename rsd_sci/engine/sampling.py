@@ -7,7 +7,7 @@ Samplers:
     onestep   x = G_ema(z_in, σ_init): one network call (generator files)
     heun      the teacher's EDM Heun sampler, `steps` levels (2·steps − 1 calls); Ambient teachers use the
               Ambient sampler's projection at every call, as they must; `truncate` stops Tweedie
-              teachers at σ_n (their default); MRI and CT Ambient teachers stop at σ = 0.1 unless
+              teachers at σ_n (their default); Ambient teachers (MRI, CT, pixel masks) stop at σ = 0.1 unless
               `stop_sigma` says otherwise (`rsd_sci.diffusion.teacher_sampling`)
     ambient   the same, refused for teachers that are not Ambient (masked or measurement-domain)
 
@@ -49,7 +49,7 @@ def draw_samples(loaded: Model, n: int, sampler: str = "onestep", steps: int = 1
                  batch: int = 16, seed: int = 0, device: str | torch.device = "cpu",
                  progress: Callable[[int, int], None] | None = None, stop_sigma: float | None = None) -> torch.Tensor:
     """n images (n, C, H, W) in network channels on the CPU, in batches of `batch`. Teachers: `stop_sigma`
-    as in `sample_teacher` (None: 0.1 for MRI/CT Ambient teachers, 0: integrate to σ_min)."""
+    as in `sample_teacher` (None: 0.1 for Ambient teachers, 0: integrate to σ_min)."""
     from rsd_sci.diffusion.teacher_sampling import sample_teacher
     from rsd_sci.distill.distiller import generate
     from rsd_sci.distill.draws import KeyedDraws
