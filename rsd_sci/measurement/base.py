@@ -75,7 +75,7 @@ class Family(abc.ABC):
     """What one operator family knows for a whole measurement set (see the module docstring).
 
     Attributes: kind ("data" | "ambient"), channels (network image channels), cond_channels, spec,
-    default_stop_sigma (the teacher sampler's default stop, 0 = none), baselines (the classical
+    default_stop_sigma (the teacher sampler's default stop, from kind), baselines (the classical
     `rsd-sci reconstruct` methods that fit), zero_filled (the baseline the report's headline compares
     the generator prior with, or None), teacher_is_clean_prior (whether the teacher models clean images,
     so A-DPS can use it; not for blur and down-sampling, whose teachers model A x), consistency_steps (the CG steps on ‖A x − y‖² that finish a
@@ -87,12 +87,17 @@ class Family(abc.ABC):
     kind = "ambient"
     channels = 1
     cond_channels = 0
-    default_stop_sigma = 0.0
     generator_loss_space = "projected"   # what --loss-space auto is for this family (docs/method.md)
     baselines: tuple[str, ...] = ()
     zero_filled: str | None = None
     teacher_is_clean_prior = True
     consistency_steps = 0
+
+    @property
+    def default_stop_sigma(self) -> float:
+        """The teacher sampler's default stop: 0.1 for Ambient teachers, whose x0-prediction drifts back to
+        their thinned input below it (docs/method.md, "Sampling"); 0 (none) for data-space ones."""
+        return 0.1 if self.kind == "ambient" else 0.0
 
     def __init__(self, spec: Mapping):
         self.spec = dict(spec)

@@ -24,7 +24,6 @@ class CT(Family):
     kind = "ambient"
     channels = 1
     cond_channels = 1
-    default_stop_sigma = 0.1      # the Ambient sampler's default stop (docs/method.md, "Sampling")
     generator_loss_space = "full"  # inside the scanned disc: the generator's spectrum reaches the teacher's
                                    # (PSD 0.046 against 0.167 projected at 20 views; docs/method.md)
     baselines = ("fbp", "tv")

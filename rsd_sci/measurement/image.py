@@ -110,7 +110,6 @@ class PixelMasks(Family):
     baselines = ("corrupted",)
     zero_filled = "corrupted"
     consistency_steps = 1         # A^H A = M is a projection: the measured pixels put back
-    default_stop_sigma = 0.1      # as MRI and CT: to σ_min the samples are masked (docs/method.md, "Sampling")
 
     def describe(self) -> str:
         return f"image, corruption {self.spec.get('corruption')}"

@@ -30,7 +30,6 @@ class MRI(Family):
     kind = "ambient"
     channels = 2
     cond_channels = 2
-    default_stop_sigma = 0.1      # the Ambient sampler's default stop (docs/method.md, "Sampling")
     generator_loss_space = "full"  # P keeps ~13 of 64 lines: L_G on full images (docs/method.md, "Distillation")
     baselines = ("zero-filled", "cg-sense", "l1-wavelet")
     zero_filled = "zero-filled"
