@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rsd_sci.engine.precision import cpu_bf16_flags
+
 
 # ---- timing ------------------------------------------------------------------------------------------
 def make_sync(device: torch.device):
@@ -146,13 +148,8 @@ def print_table(header, rows: list) -> None:
 
 
 def bf16_support() -> str:
-    """What the CPU offers bf16 autocast, from /proc/cpuinfo's flags (Linux; 'unknown' elsewhere)."""
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return "unknown"
-    found = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
-    return ", ".join(found) or "neither AVX512-BF16 nor AMX"
+    """What the CPU offers bf16 autocast, from /proc/cpuinfo's flags (`rsd_sci.engine.precision`)."""
+    return ", ".join(cpu_bf16_flags()) or "neither AVX512-BF16 nor AMX (or no /proc/cpuinfo)"
 
 
 def environment(device: torch.device, libraries: dict[str, str] | None = None,

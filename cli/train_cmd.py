@@ -10,7 +10,8 @@ import typer
 from cli.config_file import merge_config
 from cli.errors import fail, guarded
 
-TRAIN_OPTIONS = ("modality", "stage", "data", "teacher", "preset", "steps", "batch", "lr", "device", "seed",
+TRAIN_OPTIONS = ("modality", "stage", "data", "teacher", "preset", "steps", "batch", "lr", "device", "precision",
+                 "seed",
                  "distill_steps", "alpha", "sigma_init", "t_max", "loss_space", "sigma_floor", "fake_updates",
                  "fake_warmup", "gan_weight", "g_lr", "fake_lr", "evaluate", "eval_slices", "adps_steps", "generator_steps", "checkpoint_every")
 
@@ -57,6 +58,8 @@ def train(
     checkpoint_every: Optional[int] = typer.Option(None, help="Steps between checkpoints (200); may change "
                                                    "when resuming."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    precision: str = typer.Option("auto", help="Training's network arithmetic: auto (bf16 autocast on CUDA and on "
+                                  "CPUs with AVX512-BF16 or AMX, else float32) | bf16 | float32."),
     seed: int = typer.Option(0, help="Seed of weights, batches and every random draw."),
     accel: Optional[float] = typer.Option(None, help="MRI acceleration R (default 4)."),
     center_fraction: Optional[float] = typer.Option(None, help="MRI fully sampled centre fraction (0.08)."),

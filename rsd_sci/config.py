@@ -29,7 +29,7 @@ MAKE_OPTIONS = ("accel", "center_fraction", "mask", "coils", "virtual_coils", "s
 PRESET_OPTIONS = ("steps", "batch", "lr", "warmup_steps", "ema_half_life_images", "grad_clip",
                   "distill_steps", "g_lr", "fake_lr", "alpha", "sigma_init", "t_max", "loss_space", "sigma_floor",
                   "fake_updates", "fake_warmup", "gan_weight", "eval_slices")
-RESUMABLE = {"stage", "teacher", "steps", "distill_steps", "device", "checkpoint_every", "log_every",
+RESUMABLE = {"stage", "teacher", "steps", "distill_steps", "device", "precision", "checkpoint_every", "log_every",
              "heldout_every", "workers", "evaluate", "eval_slices", "adps_steps", "generator_steps"}
 MODALITIES = ("mri", "ct", "image")
 # number settings of `train`: (name, low, high, low_open): a finite value in (low, high], [low, high]
@@ -71,6 +71,7 @@ class TrainConfig:
     adps_steps: int | None = None         # the evaluation's A-DPS noise levels (None: 300)
     generator_steps: int | None = None    # the evaluation's generator-prior iterations (None: 200)
     device: str = "auto"                  # auto | cpu | cuda
+    precision: str = "auto"               # training's autocast: auto (bf16 on CUDA and bf16 CPUs) | bf16 | float32
     seed: int = 0
     checkpoint_every: int = 200           # steps between checkpoints
     log_every: int = 10                   # steps between log.jsonl lines
@@ -101,6 +102,8 @@ class TrainConfig:
             raise InputError(None, f"--loss-space must be auto, projected or full (got {self.loss_space!r})")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InputError(None, f"--device must be auto, cpu or cuda (got {self.device!r})")
+        if self.precision not in ("auto", "bf16", "float32"):
+            raise InputError(None, f"--precision must be auto, bf16 or float32 (got {self.precision!r})")
 
     def resolved(self, cuda_available: bool = False) -> "TrainConfig":
         """Preset defaults filled in; data-make defaults for the modality filled in."""

@@ -123,8 +123,10 @@ def test_dry_run_prints_the_config_and_writes_nothing(tmp_path):
 
 def test_two_processes_match_one(tmp_path, mri_set):
     """torchrun with 2 gloo processes and the same global batch gives the same teacher AND generator as
-    1 process (--stage all: both engines' keyed draws, sharding and DDP)."""
-    both = [a for a in SMALL if a not in ("--stage", "teacher")] + ["--stage", "all", "--distill-steps", "2", "--no-eval"]
+    1 process (--stage all: both engines' keyed draws, sharding and DDP). float32: bf16 autocast rounds a
+    half batch's convolutions otherwise than a whole one's, above this test's tolerance."""
+    both = [a for a in SMALL if a not in ("--stage", "teacher")] + ["--stage", "all", "--distill-steps", "2", "--no-eval",
+                                                                    "--precision", "float32"]
     ok("--data", mri_set, "--out", tmp_path / "one", "--steps", "3", *both, "--device", "cpu")
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "cli",

@@ -60,6 +60,7 @@ from rsd_sci.engine.best_snapshot import BestSnapshot
 from rsd_sci.engine.ema import EMA
 from rsd_sci.engine.loop import run_stage
 from rsd_sci.engine.operator_bank import bank_metadata, bank_tensors, operator_bank
+from rsd_sci.engine.precision import use_bf16
 from rsd_sci.engine.runlog import RunLog
 from rsd_sci.engine.model import load_model
 from rsd_sci.engine.teacher import HELDOUT_SAMPLES, peak_memory_gb
@@ -170,7 +171,7 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
     fake_opt = torch.optim.Adam(fake.parameters(), lr=cfg.fake_lr, betas=(0.0, 0.999))
     g_opt = torch.optim.Adam(G.parameters(), lr=cfg.g_lr, betas=(0.0, 0.999))
     cfg = dataclasses.replace(cfg, loss_space=loss_space_of(cfg, teacher.family))
-    settings = settings_of(cfg, bf16=info.device.type == "cuda")
+    settings = settings_of(cfg, bf16=use_bf16(cfg.precision, info.device))
     heldout_set = test_set or train_set
     heldout = teacher.family.measure(load_batch(heldout_set, range(min(HELDOUT_SAMPLES, len(heldout_set))),
                                                 info.device))

@@ -31,6 +31,7 @@ from rsd_sci.engine.ema import EMA
 from rsd_sci.engine.loop import run_stage, set_lr, warmup_lr
 from rsd_sci.engine.model import Model, build_model
 from rsd_sci.engine.operator_bank import bank_metadata, bank_tensors, operator_bank
+from rsd_sci.engine.precision import use_bf16
 from rsd_sci.engine.runlog import RunLog
 from rsd_sci.errors import InputError
 from rsd_sci.keyed_random import Stream, keyed_randn
@@ -84,7 +85,7 @@ def train_teacher(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
     heldout_set = test_set or train_set
     heldout = teacher.family.measure(load_batch(heldout_set, range(min(HELDOUT_SAMPLES, len(heldout_set))),
                                                 info.device))
-    use_bf16 = info.device.type == "cuda"
+    bf16 = use_bf16(cfg.precision, info.device)
     clock = {"t": time.perf_counter()}
 
     def step_fn(step: int) -> dict:
@@ -92,7 +93,7 @@ def train_teacher(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
         m = teacher.family.measure(load_batch(train_set, indices.tolist(), info.device))
         lr = warmup_lr(step, cfg.lr, cfg.warmup_steps)
         set_lr(optimizer, lr)
-        with torch.autocast(info.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        with torch.autocast(info.device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = batch_loss(model, teacher, m, cfg.seed, step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
