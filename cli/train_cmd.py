@@ -101,10 +101,10 @@ def train(
     if values["dry_run"]:
         typer.echo(yaml.safe_dump(__import__("dataclasses").asdict(cfg), sort_keys=False), nl=False)
         return
-    _run(cfg, run_dir)
+    _run(cfg, run_dir, adapt_batch="batch" not in requested)
 
 
-def _run(cfg, run_dir: Path) -> None:
+def _run(cfg, run_dir: Path, adapt_batch: bool) -> None:
     import torch
 
     from cli.errors import Terminated, stopped
@@ -115,7 +115,7 @@ def _run(cfg, run_dir: Path) -> None:
     from rsd_sci.engine.runlog import read_log
 
     try:
-        written = run_training(cfg, run_dir, progress_bar)
+        written = run_training(cfg, run_dir, progress_bar, adapt_batch)
     except (Terminated, KeyboardInterrupt) as stop:   # outside a stage: e.g. while it built RUN/data
         stopped(stop, resume_note(run_dir / "data"))
     except StageInterrupted as e:

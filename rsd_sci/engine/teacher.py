@@ -33,7 +33,6 @@ from rsd_sci.engine.model import Model, build_model
 from rsd_sci.engine.operator_bank import bank_metadata, bank_tensors, operator_bank
 from rsd_sci.engine.precision import use_bf16
 from rsd_sci.engine.runlog import RunLog
-from rsd_sci.errors import InputError
 from rsd_sci.keyed_random import Stream, keyed_randn
 from rsd_sci.measurement import Measurement
 from rsd_sci.presets import NETWORK_KEYS, PRESETS
@@ -68,9 +67,7 @@ def heldout_loss(D, teacher: Model, m: Measurement, seed: int) -> float:
 def train_teacher(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distributed.DistInfo,
                   progress: Callable[[int, int], None] | None = None) -> Path:
     """Train (or resume) the teacher of `cfg` in `run_dir`; returns RUN/teacher.safetensors."""
-    train_set, test_set = open_measurement_set(data_dir)
-    if train_set.info.modality != cfg.modality:
-        raise InputError(data_dir, f"holds {train_set.info.modality} data, not --modality {cfg.modality}")
+    train_set, test_set = open_measurement_set(data_dir)   # of cfg's modality (`run_training`)
     torch.manual_seed(cfg.seed)  # the same initial weights on every process
     network = {k: PRESETS[cfg.preset][k] for k in NETWORK_KEYS}
     teacher = build_model(train_set.info.operator, network, float(train_set.column("sigma_n").max()))

@@ -1,0 +1,80 @@
+"""Defaults adapt to the data instead of refusing, a refused start leaves nothing in the way of the corrected
+command, refusals state true counts, and what the tool writes as JSON is valid JSON (issue 26)."""
+
+from __future__ import annotations
+
+import logging
+
+import h5py
+import pytest
+import yaml
+
+from cli_runner import cli, ok
+from rsd_sci.engine.run import fit_batch
+from rsd_sci.errors import InputError
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+QUICK = ["--preset", "tiny", "--stage", "teacher", "--steps", "1"]
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory):
+    """An MRI measurement set of 3 training and 2 test measurements (16 x 16): smaller than any preset's batch."""
+    out = tmp_path_factory.mktemp("sets") / "three"
+    ok("data", "make", "--out", out, "--size", 16, "--n-train", 3, "--n-test", 2, "--center-fraction", 0.2)
+    return out
+
+
+def _one_line_refusal(r, message):
+    assert r.exit_code == 2 and message in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output, r.output
+
+
+def test_a_presets_batch_is_lowered_to_a_small_set_and_kept_on_resume(three, tmp_path, caplog):
+    run = tmp_path / "run"
+    caplog.set_level(logging.WARNING)
+    ok("train", "--data", three, "--out", run, *QUICK)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{three.resolve()}: the tiny preset's batch 8 is larger than its 3 training measurements; training with batch 3 "
+        "(--batch sets another)"]
+    assert yaml.safe_load((run / "config.yaml").read_text())["batch"] == 3
+    caplog.clear()
+    ok("train", "--data", three, "--out", run, *QUICK[:-1], 2)   # the same command, one step more: resumes
+    assert not caplog.records and yaml.safe_load((run / "config.yaml").read_text())["batch"] == 3
+    _one_line_refusal(cli("train", "--data", three, "--out", tmp_path / "typed", *QUICK, "--batch", 8),
+                      "--batch 8 is larger than its 3 training measurements; use at most 3")
+
+
+def test_a_presets_batch_is_split_evenly_over_processes_and_a_typed_one_is_refused():
+    assert fit_batch(8, 5, world_size=2, adapt=True) == 4      # fits the set, and one equal share per process
+    assert fit_batch(8, 100, world_size=3, adapt=True) == 6
+    assert fit_batch(2, 100, world_size=4, adapt=True) == 4    # at least one sample per process
+    with pytest.raises(InputError, match="--batch 7 does not split evenly over 2 processes; use a multiple of 2"):
+        fit_batch(7, 100, world_size=2)
+    with pytest.raises(InputError, match="its 3 training measurement\\(s\\) are fewer than the 4 processes"):
+        fit_batch(8, 3, world_size=4, adapt=True)
+
+
+def test_a_refused_start_leaves_no_config_that_conflicts(three, tmp_path):
+    """The data's modality is checked once the data are there; the corrected command then starts."""
+    run = tmp_path / "run"
+    _one_line_refusal(cli("train", "--data", three, "--modality", "ct", "--out", run, *QUICK, "--batch", 3),
+                      f"{three.resolve()}: holds mri data, not --modality ct")
+    assert not run.exists()
+    ok("train", "--data", three, "--out", run, *QUICK)
+    assert (run / "teacher.safetensors").is_file()
+
+
+def test_a_refused_start_in_the_users_folder_removes_only_what_it_added(tmp_path):
+    """Data built for a refused start go with it: the corrected command, with another --size, does not train
+    on them."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.txt").write_text("mine")
+    phantoms = ["--n-train", 3, "--n-test", 2, "--center-fraction", 0.2, *QUICK]
+    _one_line_refusal(cli("train", "--out", run, "--size", 16, "--batch", 5, *phantoms),
+                      "--batch 5 is larger than its 3 training measurements")
+    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
+    ok("train", "--out", run, "--size", 24, "--batch", 3, *phantoms)
+    with h5py.File(run / "data" / "train.h5") as f:
+        assert f["measurements"].shape[-2:] == (24, 24)
