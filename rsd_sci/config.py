@@ -39,6 +39,7 @@ NUMBER_RANGES = (("lr", 0.0, 1.0, True), ("g_lr", 0.0, 1.0, True), ("fake_lr", 0
                  ("alpha", 0.0, None, True), ("sigma_init", 0.0, None, True), ("t_max", 0.0, 1000.0, True),
                  ("sigma_floor", 0.0, None, False), ("gan_weight", 0.0, None, False))
 STAGES = ("all", "teacher", "distill")
+PATH_OPTIONS = ("data", "teacher")   # kept as the absolute path they name: one file, however it is spelled
 
 
 @dataclass
@@ -118,7 +119,8 @@ class TrainConfig:
                   for k in PRESET_OPTIONS}
         defaults = MakeSpec(modality=self.modality)
         make = {k: getattr(defaults, k) for k in MAKE_OPTIONS} | dict(self.make)
-        return dataclasses.replace(self, preset=preset, make=make, **values)
+        paths = {k: _canonical(k, getattr(self, k)) for k in PATH_OPTIONS}
+        return dataclasses.replace(self, preset=preset, make=make, **values, **paths)
 
     def to_yaml(self, path: str | Path) -> None:
         from rsd_sci.data.atomic import atomic_path
@@ -147,6 +149,18 @@ class TrainConfig:
         return cfg
 
 
+def _canonical(name: str, value: Any) -> Any:
+    """A path option (PATH_OPTIONS) as the absolute path it names, symlinks followed, so that `--data set`,
+    `--data ./set` and `--data /home/me/set` are one data set; any other value as it is.
+
+        >>> _canonical("data", "/tmp/../tmp/set") == str(Path("/tmp/set").resolve()), _canonical("steps", 5)
+        (True, 5)
+    """
+    if name in PATH_OPTIONS and value is not None:
+        return str(Path(value).expanduser().resolve())
+    return value
+
+
 def conflicts(saved: TrainConfig, requested: dict[str, Any]) -> list[str]:
     """The explicitly requested values that contradict a saved run (RESUMABLE ones excepted).
 
@@ -160,7 +174,7 @@ def conflicts(saved: TrainConfig, requested: dict[str, Any]) -> list[str]:
         if name == "make":
             out += [f"{k}: {saved.make.get(k)!r} -> {v!r}" for k, v in value.items()
                     if k not in RESUMABLE and saved.make.get(k) != v]
-        elif getattr(saved, name) != value:
+        elif _canonical(name, getattr(saved, name)) != _canonical(name, value):
             out.append(f"{name}: {getattr(saved, name)!r} -> {value!r}")
     return out
 

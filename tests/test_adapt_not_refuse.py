@@ -78,3 +78,13 @@ def test_a_refused_start_in_the_users_folder_removes_only_what_it_added(tmp_path
     ok("train", "--out", run, "--size", 24, "--batch", 3, *phantoms)
     with h5py.File(run / "data" / "train.h5") as f:
         assert f["measurements"].shape[-2:] == (24, 24)
+
+
+def test_the_same_data_spelled_differently_is_the_same_run(three, tmp_path, monkeypatch):
+    monkeypatch.chdir(three.parent)
+    (tmp_path / "link").symlink_to(three)
+    run = tmp_path / "run"
+    ok("train", "--data", three.name, "--out", run, *QUICK, "--batch", 3)
+    for spelling in (three, f"./{three.name}/", tmp_path / "link"):
+        ok("train", "--data", spelling, "--out", run, *QUICK, "--batch", 3, "--dry-run")
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"] == str(three.resolve())   # from any folder
