@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 import h5py
+import numpy as np
 import pytest
 import yaml
 
@@ -88,3 +89,23 @@ def test_the_same_data_spelled_differently_is_the_same_run(three, tmp_path, monk
     for spelling in (three, f"./{three.name}/", tmp_path / "link"):
         ok("train", "--data", spelling, "--out", run, *QUICK, "--batch", 3, "--dry-run")
     assert yaml.safe_load((run / "config.yaml").read_text())["data"] == str(three.resolve())   # from any folder
+
+
+def _lodopab_file(folder, n_slices):
+    """A LoDoPaB ground-truth file of n slices at the published 362 x 362."""
+    folder.mkdir()
+    with h5py.File(folder / "ground_truth_train_000.hdf5", "w") as f:
+        f["data"] = np.random.default_rng(n_slices).random((n_slices, 362, 362)).astype(np.float32)
+    return folder / "ground_truth_train_000.hdf5"
+
+
+def test_one_volume_too_short_to_split_states_the_true_minimum(tmp_path):
+    """4 or 5 slices leave no training slice once 2 are dropped on each side of the test block; 6 do."""
+    make = ["data", "make", "--modality", "ct", "--source", "lodopab", "--size", 16, "--views", 30, "--input"]
+    for n in (4, 5):
+        _one_line_refusal(cli(*make, _lodopab_file(tmp_path / str(n), n), "--out", tmp_path / f"set{n}"),
+                          f"ground_truth_train_000.hdf5: has {n} slice(s): splitting one volume into train and test, "
+                          "with 2 slices dropped on each side of the test block, needs at least 6 (or give "
+                          "--test-input)")
+    ok(*make, _lodopab_file(tmp_path / "6", 6), "--out", tmp_path / "set6")
+    assert yaml.safe_load((tmp_path / "set6" / "card.yaml").read_text())["n_train"] == 1

@@ -15,6 +15,7 @@ Per source and modality, what a slice holds:
 from __future__ import annotations
 
 import functools
+import itertools
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,14 +229,27 @@ def split_volumes(volumes: list[Volume], test_fraction: float, seed: int) -> tup
 def split_slices(vol: Volume, test_fraction: float) -> tuple[list[Volume], list[Volume]]:
     """One volume of n slices: the test block is the central round(test_fraction·n) slices (at least 1),
     train the slices before and after it, GUARD_SLICES dropped on each side of both cuts:
-        train [0, a − g) ∪ [b + g, n),  test [a, b),  a = (n − n_test) // 2,  b = a + n_test."""
+        train [0, a − g) ∪ [b + g, n),  test [a, b),  a = (n − n_test) // 2,  b = a + n_test.
+    A volume too short to leave a training slice is refused, naming the fewest slices that would."""
     n = vol.n_slices
+    (a, b), blocks = _one_volume_split(n, test_fraction)
+    if not blocks:
+        fewest = next(m for m in itertools.count(n + 1) if _one_volume_split(m, test_fraction)[1])
+        raise InputError(vol.name, f"has {n} slice(s): splitting one volume into train and test, with "
+                                   f"{GUARD_SLICES} slices dropped on each side of the test block, needs at "
+                                   f"least {fewest} (or give --test-input)")
+    train = [Volume(vol.name, hi - lo, vol.read, vol.first + lo) for lo, hi in blocks]
+    return train, [Volume(vol.name, b - a, vol.read, vol.first + a)]
+
+
+def _one_volume_split(n: int, test_fraction: float) -> tuple[tuple[int, int], list[tuple[int, int]]]:
+    """`split_slices`' test block [a, b) of n slices and its non-empty training blocks [lo, hi).
+
+        >>> _one_volume_split(4, 0.2), _one_volume_split(6, 0.2)
+        (((1, 2), []), ((2, 3), [(5, 6)]))
+    """
     n_test = max(1, round(test_fraction * n))
     a = (n - n_test) // 2
     b = a + n_test
     blocks = [(0, a - GUARD_SLICES), (b + GUARD_SLICES, n)]
-    train = [Volume(vol.name, hi - lo, vol.read, vol.first + lo) for lo, hi in blocks if hi > lo]
-    if not train:
-        raise InputError(vol.name, f"has {n} slice(s): splitting one volume into train and test needs at "
-                                   f"least {n_test + GUARD_SLICES + 1} (or give --test-input)")
-    return train, [Volume(vol.name, n_test, vol.read, vol.first + a)]
+    return (a, b), [(lo, hi) for lo, hi in blocks if hi > lo]
