@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -50,7 +49,7 @@ def evaluate(
     else:
         result = _distances(samples, reference, features, device, seed)
     if json_out is not None:
-        _write_json(json_out, result)
+        _write_json(json_out, result, paired)
         typer.echo(f"wrote {json_out}")
 
 
@@ -159,13 +158,16 @@ def _distances(samples: Path, reference: Path, features: Optional[Path], device:
     return result
 
 
-def _write_json(path: Path, result: dict) -> None:
+def _write_json(path: Path, result: dict, paired: bool) -> None:
+    """The results as JSON; metrics that are not finite as null, with a note (`rsd_sci.data.finite_json`)."""
     from rsd_sci.data.atomic import atomic_path
+    from rsd_sci.data.finite_json import finite_json
     from rsd_sci.errors import InputError
+    from rsd_sci.metrics.image import NON_FINITE_CAUSE
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(result, indent=2) + "\n")
+            tmp.write_text(finite_json(result, NON_FINITE_CAUSE if paired else ""))
     except OSError as err:
         raise InputError(path, f"cannot write ({err.strerror or err})") from None

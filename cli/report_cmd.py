@@ -56,11 +56,10 @@ def report(
         written = evaluate_and_report(cfg, run, data_dir, dev, progress_bar, settings)
         path, metrics = written["report"], written["metrics"]
     else:
-        import json
-
+        from rsd_sci.data.finite_json import read_finite_json
         from rsd_sci.report.document import write_report
 
-        path, metrics = write_report(run), json.loads(metrics_path.read_text())
+        path, metrics = write_report(run), read_finite_json(metrics_path)
     from rsd_sci.report.document import headline
 
     typer.echo(f"report: {path}")

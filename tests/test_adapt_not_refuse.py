@@ -3,6 +3,7 @@ command, refusals state true counts, and what the tool writes as JSON is valid J
 
 from __future__ import annotations
 
+import json
 import logging
 
 import h5py
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from cli_runner import cli, ok
+from rsd_sci.data.finite_json import read_finite_json
 from rsd_sci.engine.run import fit_batch
 from rsd_sci.errors import InputError
 
@@ -109,3 +111,33 @@ def test_one_volume_too_short_to_split_states_the_true_minimum(tmp_path):
                           "--test-input)")
     ok(*make, _lodopab_file(tmp_path / "6", 6), "--out", tmp_path / "set6")
     assert yaml.safe_load((tmp_path / "set6" / "card.yaml").read_text())["n_train"] == 1
+
+
+def _strict_json(path):
+    """The file parsed as JSON proper: Infinity and NaN tokens are refused."""
+    def refuse(token):
+        raise ValueError(f"not JSON: {token}")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_non_finite_metrics_are_written_as_null_with_a_note(tmp_path):
+    """An all-zero target: NMSE inf, PSNR -inf and SSIM nan, and their mean and std, are null in valid JSON."""
+    for folder, key in (("targets", "reconstruction_rss"), ("predictions", "reconstruction")):
+        (tmp_path / folder).mkdir()
+        for name, value in (("zero.h5", 0.0 if folder == "targets" else 1.0), ("ones.h5", 1.0)):
+            with h5py.File(tmp_path / folder / name, "w") as f:
+                f[key] = np.full((2, 8, 8), value, np.float32)
+    out = tmp_path / "metrics.json"
+    r = cli("evaluate", "--targets", tmp_path / "targets", "--predictions", tmp_path / "predictions", "--json", out)
+    assert r.exit_code == 0 and "RuntimeWarning" not in r.output, r.output
+    written = _strict_json(out)
+    assert written["per_volume"]["zero.h5"] == {"nmse": None, "psnr": None, "ssim": None}
+    assert written["per_volume"]["ones.h5"]["ssim"] == 1.0 and written["mean"]["nmse"] is None
+    note = written["non_finite"]
+    assert note["values"]["/per_volume/zero.h5/nmse"] == "inf" and note["values"]["/std/ssim"] == "nan"
+    assert note["values"]["/per_volume/ones.h5/psnr"] == "inf"   # a prediction equal to its target
+    assert "written as null" in note["note"] and "all-zero target" in note["note"]
+    restored = read_finite_json(out)
+    assert restored["per_volume"]["zero.h5"]["nmse"] == np.inf and np.isnan(restored["std"]["ssim"])
+    assert "non_finite" not in restored

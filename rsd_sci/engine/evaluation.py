@@ -31,7 +31,6 @@ Runs on one process; everything is written atomically (a killed evaluation leave
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -42,6 +41,7 @@ import torch
 
 from rsd_sci.data.atomic import atomic_path
 from rsd_sci.data.batches import load_batch
+from rsd_sci.data.finite_json import finite_json
 from rsd_sci.data.measurement_set import open_measurement_set
 from rsd_sci.engine.model import Model, load_model
 from rsd_sci.engine.sampling import draw_samples, to_output
@@ -230,6 +230,8 @@ def evaluate_run(run_dir: str | Path, settings: EvalSettings | None = None, data
 def _write(run_dir: Path, sets: dict, recons: dict, targets, results: dict) -> None:
     import h5py
 
+    from rsd_sci.metrics.image import NON_FINITE_CAUSE
+
     (run_dir / "samples").mkdir(parents=True, exist_ok=True)
     (run_dir / "eval").mkdir(parents=True, exist_ok=True)
     for name, images in sets.items():
@@ -245,4 +247,4 @@ def _write(run_dir: Path, sets: dict, recons: dict, targets, results: dict) -> N
                 group.create_dataset("std", data=r["std"])
             group.attrs.update(seconds_per_slice=r["seconds_per_slice"], n_samples=r["n_samples"])
     with atomic_path(run_dir / "eval" / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(results, indent=2) + "\n")
+        tmp.write_text(finite_json(results, NON_FINITE_CAUSE))

@@ -39,6 +39,10 @@ __all__ = [
 ]
 
 METRICS = ("nmse", "psnr", "ssim")
+# why a metric may not be a finite number (the note of the JSON files that write it as null)
+NON_FINITE_CAUSE = ("PSNR is inf for a prediction equal to its target; NMSE, PSNR and SSIM are inf or nan for "
+                    "an all-zero target volume (NMSE divides by its energy, PSNR and SSIM take its maximum, 0, "
+                    "as the data range); a mean or std over such a value is too")
 
 
 def nmse(gt: np.ndarray, pred: np.ndarray) -> float:
@@ -104,7 +108,8 @@ def volume_metrics(target: np.ndarray, prediction: np.ndarray) -> dict[str, floa
     target (S, H, W) and prediction (S, H', W') with H' ≥ H, W' ≥ W (2-D inputs are one slice):
     complex values become magnitudes, the prediction is centre-cropped to (H, W), and the data range
     is the maximum of the whole target volume (not of each slice). ValueError when the slice counts
-    differ or the prediction is smaller than the target.
+    differ or the prediction is smaller than the target. Metrics that are not finite (NON_FINITE_CAUSE)
+    come without numpy's warnings.
     """
     target, prediction = (np.abs(a) if np.iscomplexobj(a) else np.asarray(a) for a in (target, prediction))
     target, prediction = (a[None] if a.ndim == 2 else a for a in (target, prediction))
@@ -117,7 +122,8 @@ def volume_metrics(target: np.ndarray, prediction: np.ndarray) -> dict[str, floa
     gt = target.astype(np.float64)
     pred = center_crop(prediction, gt.shape[-2:]).astype(np.float64)
     maxval = gt.max()
-    return {"nmse": nmse(gt, pred), "psnr": psnr(gt, pred, maxval), "ssim": ssim(gt, pred, maxval)}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {"nmse": nmse(gt, pred), "psnr": psnr(gt, pred, maxval), "ssim": ssim(gt, pred, maxval)}
 
 
 def summarize(per_volume: dict[str, dict[str, float]]) -> dict:
@@ -131,8 +137,9 @@ def summarize(per_volume: dict[str, dict[str, float]]) -> dict:
         raise ValueError("summarize needs at least one volume")
     names = list(next(iter(per_volume.values())))
     values = {m: np.array([v[m] for v in per_volume.values()], np.float64) for m in names}
-    return {
-        "per_volume": per_volume,
-        "mean": {m: float(v.mean()) for m, v in values.items()},
-        "std": {m: float(v.std()) for m, v in values.items()},
-    }
+    with np.errstate(invalid="ignore"):   # the std over an inf is nan
+        return {
+            "per_volume": per_volume,
+            "mean": {m: float(v.mean()) for m, v in values.items()},
+            "std": {m: float(v.std()) for m, v in values.items()},
+        }

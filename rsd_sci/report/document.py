@@ -8,12 +8,12 @@ RUN/eval/reconstructions.h5, from `rsd_sci.engine.evaluation`); sections whose i
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from rsd_sci.data.atomic import atomic_path
+from rsd_sci.data.finite_json import read_finite_json
 from rsd_sci.engine.evaluation import SETS
 from rsd_sci.measurement import family_of
 
@@ -122,7 +122,7 @@ def write_report(run_dir: str | Path) -> Path:
     fig_dir = run_dir / "figures"
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").is_file() else {}
     metrics_path = run_dir / "eval" / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
+    metrics = read_finite_json(metrics_path) if metrics_path.is_file() else None
     records = read_log(run_dir / "log.jsonl") if (run_dir / "log.jsonl").is_file() else []
     selected = ((metrics or {}).get("models", {}).get("generator") or {}).get("selected_step")
 
