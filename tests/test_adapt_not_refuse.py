@@ -3,12 +3,14 @@ command, refusals state true counts, and what the tool writes as JSON is valid J
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 
 import h5py
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from cli_runner import cli, ok
@@ -141,3 +143,28 @@ def test_non_finite_metrics_are_written_as_null_with_a_note(tmp_path):
     restored = read_finite_json(out)
     assert restored["per_volume"]["zero.h5"]["nmse"] == np.inf and np.isnan(restored["std"]["ssim"])
     assert "non_finite" not in restored
+
+
+class _WantsRGB(torch.nn.Module):
+    """A detector that refuses anything but 3 channels (as the StyleGAN2 Inception file does)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] != 3:
+            raise ValueError("wants 3 channels in [0, 255]")
+        return x.flatten(1)
+
+
+def test_a_feature_extractor_that_raises_is_one_line(tmp_path, monkeypatch):
+    import rsd_sci.metrics.distribution as distribution
+
+    monkeypatch.setattr(distribution, "patch_sliced_wasserstein",   # fewer patches: a quicker test
+                        functools.partial(distribution.patch_sliced_wasserstein, n_patches=256, n_projections=16))
+    images = np.random.default_rng(0).random((4, 16, 16)).astype(np.float32)
+    np.save(tmp_path / "a.npy", images)
+    np.save(tmp_path / "b.npy", images[::-1].copy())
+    det = tmp_path / "DET.pt"
+    torch.jit.script(_WantsRGB()).save(str(det))
+    r = cli("evaluate", "--samples", tmp_path / "a.npy", "--reference", tmp_path / "b.npy", "--features", det,
+            "--device", "cpu")
+    _one_line_refusal(r, f"{det}: the extractor fails on (B, 1, H, W) images (builtins.ValueError: wants 3 "
+                         "channels in [0, 255])")

@@ -45,8 +45,8 @@ def feature_distances(path: Path, extractor, x: np.ndarray, y: np.ndarray, devic
     `path` (named in the one-line errors)."""
     try:
         fx, fy = extract_features(extractor, x, device), extract_features(extractor, y, device)
-    except (RuntimeError, AttributeError, TypeError) as err:
-        raise InputError(path, f"the extractor fails on (B, 1, H, W) images ({str(err).splitlines()[0]})") from None
+    except Exception as err:   # the user's code: whatever it raises (torch.jit.Error is no RuntimeError) refuses
+        raise InputError(path, f"the extractor fails on (B, 1, H, W) images ({_last_line(err)})") from None
     if not (np.isfinite(fx).all() and np.isfinite(fy).all()):
         raise InputError(path, "feature extractor returned NaN or Inf")
     try:
@@ -54,6 +54,12 @@ def feature_distances(path: Path, extractor, x: np.ndarray, y: np.ndarray, devic
                 "feature_dim": int(fx.shape[1])}
     except ValueError as err:
         raise InputError(None, f"FID/KID: {err}") from None
+
+
+def _last_line(err: Exception) -> str:
+    """What went wrong, in one line: TorchScript puts its own traceback first and the error last."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[-1] if lines else type(err).__name__
 
 
 def _feature_sets(f: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
