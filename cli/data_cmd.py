@@ -54,7 +54,8 @@ def make(
     """Build a measurement set: the corrupted data a model trains on, plus a test split with clean targets."""
     values = merge_config(ctx, dict(locals()) | {"ctx": None}, config)
     from rsd_sci.data.make import MakeSpec, make_measurement_set
-    from rsd_sci.data.partial_set import resume_note
+    from rsd_sci.data.output_guard import check_outputs
+    from rsd_sci.data.partial_set import partial_folder, resume_note
     from rsd_sci.errors import InputError
 
     spec_fields = set(MakeSpec.__dataclass_fields__) - {"extra"}
@@ -66,6 +67,9 @@ def make(
 
     kwargs["device"] = str(resolve_device(values["device"]))
     spec = MakeSpec(**kwargs)
+    # --force replaces OUT, and a build that starts over empties OUT.partial: neither may hold an input
+    check_outputs([values["out"], partial_folder(values["out"])], replaced=True,
+                  inputs={"--input": values["input"], "--test-input": values["test_input"], "--config": config})
     from cli.progress import progress_bar
 
     try:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -16,6 +17,8 @@ from cli.errors import fail, guarded
 FALLBACK_TARGET_KEY = "reconstruction_esc"  # fastMRI single-coil targets, when the rss key is absent
 NO_FEATURES = "FID/KID: not computed (pass --features PATH, a TorchScript feature extractor; no weights are downloaded)"
 SHOWN_NAMES = 3  # missing file names listed in an error
+WRITTEN_BY = "rsd-sci evaluate"   # the "written_by" value of every --json file: how evaluate knows its own
+MAX_OWN_JSON = 64 * 2**20         # bytes: a larger existing file is someone else's, and is not read
 
 
 @guarded
@@ -44,12 +47,18 @@ def evaluate(
         fail("--targets and --predictions go together")
     if sets and (samples is None or reference is None):
         fail("--samples and --reference go together")
+    if json_out is not None:   # before any work
+        from rsd_sci.data.output_guard import check_outputs
+
+        check_outputs([json_out], {"--targets": targets, "--predictions": predictions, "--samples": samples,
+                                   "--reference": reference, "--features": features})
+        _check_replaceable(json_out)
     if paired:
         result = _paired(targets, predictions, key_target, key_prediction)
     else:
         result = _distances(samples, reference, features, device, seed)
     if json_out is not None:
-        _write_json(json_out, result, paired)
+        _write_json(json_out, {"written_by": WRITTEN_BY} | result, paired)
         typer.echo(f"wrote {json_out}")
 
 
@@ -156,6 +165,23 @@ def _distances(samples: Path, reference: Path, features: Optional[Path], device:
                    f"reference {result['spread_reference']:.4g}")
     typer.echo(f"FID: {result['fid']:.5g}   KID: {result['kid']:.5g}" if features is not None else NO_FEATURES)
     return result
+
+
+def _check_replaceable(path: Path) -> None:
+    """InputError unless `path` is new, empty (nothing to lose: e.g. made by mktemp) or an earlier output
+    of `evaluate --json`: a JSON object whose "written_by" is WRITTEN_BY (the key every such file holds)."""
+    from rsd_sci.errors import InputError
+
+    if not path.exists() or (path.is_file() and path.stat().st_size == 0):
+        return
+    try:   # a folder, FIFO or device, or a file too large to be ours, is not read
+        small = path.is_file() and path.stat().st_size <= MAX_OWN_JSON
+        ours = small and json.loads(path.read_bytes()).get("written_by") == WRITTEN_BY
+    except (OSError, ValueError, RecursionError, AttributeError):   # unreadable, not JSON, not an object
+        ours = False
+    if not ours:
+        raise InputError(path, "exists and is not an earlier `rsd-sci evaluate --json` output; choose "
+                               "another file name")
 
 
 def _write_json(path: Path, result: dict, paired: bool) -> None:

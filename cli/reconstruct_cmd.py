@@ -74,9 +74,16 @@ def reconstruct(
         fail(f"unknown --method {method!r} ({', '.join(METHODS)})")
     if method in LEARNED and model is None:
         fail(f"--method {method} needs --model (a run directory or model file)")
+    from rsd_sci.data.output_guard import check_outputs
+    from rsd_sci.engine.model import resolve_model_path
+
     kind, files = fr.input_kind(input)
     targets = fr.output_paths(input, out, kind, files)
-    existing = [t for t in fr.all_outputs(targets, kind, n_samples) if t.exists()]
+    model_kind = "teacher" if method == "adps" else None   # from a run directory: the teacher for A-DPS
+    model_path = None if model is None else resolve_model_path(model, model_kind)
+    outputs = fr.all_outputs(targets, kind, n_samples)
+    check_outputs(outputs, {"--input": input, "--model": model_path})   # before "exists": --force never helps
+    existing = [t for t in outputs if t.exists()]
     if existing and not force:
         raise InputError(existing[0], "exists (use --force)")
 
@@ -85,7 +92,7 @@ def reconstruct(
     info = distributed.init_distributed(device)
     try:
         distributed.barrier()  # every rank has checked the outputs before any is written
-        _run(kind, input, out, files, targets, info, method=method, model=model, modality=modality,
+        _run(kind, input, out, files, targets, info, method=method, model_path=model_path, modality=modality,
              flags=dict(accel=accel, mask=mask, center_fraction=center_fraction, views=views,
                         virtual_coils=virtual_coils),
              n_samples=n_samples, seed=seed, steps=steps, batch=batch)
@@ -93,18 +100,17 @@ def reconstruct(
         distributed.cleanup()
 
 
-def _run(kind, input, out, files, targets, info, method, model, modality, flags, **job_options) -> None:
+def _run(kind, input, out, files, targets, info, method, model_path, modality, flags, **job_options) -> None:
     from cli.progress import progress_bar
     from rsd_sci.engine import distributed
-    from rsd_sci.engine.model import load_model, resolve_model_path
+    from rsd_sci.engine.model import load_model
     from rsd_sci.errors import InputError
     from rsd_sci.posterior import file_reconstruction as fr
     from rsd_sci.data.sources import SOURCE_MODALITIES
     from rsd_sci.data.volume_samples import check_fits_model
     from rsd_sci.posterior.reconstruct import check_method
 
-    model_kind = "teacher" if method == "adps" else None   # from a run directory: the teacher for A-DPS
-    loaded = None if model is None else load_model(resolve_model_path(model, model_kind), info.device)
+    loaded = None if model_path is None else load_model(model_path, info.device)
     job = fr.Job(method=method, loaded=loaded, device=info.device, **job_options)
     with progress_bar(f"Reconstructing ({method})") as update:
         if kind == "set":

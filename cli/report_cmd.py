@@ -42,6 +42,9 @@ def report(
     if not (run / "config.yaml").is_file():
         raise InputError(run, "holds no config.yaml: not a run directory made by `rsd-sci train`")
     cfg = TrainConfig.from_yaml(run / "config.yaml")
+    from rsd_sci.data.output_guard import check_outputs
+
+    check_outputs([run], {"the run's data": cfg.data})   # RUN/report.md, figures/, eval/ (and data/)
     metrics_path = run / "eval" / "metrics.json"
     if recompute or not metrics_path.is_file():
         from cli.progress import progress_bar

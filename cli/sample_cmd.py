@@ -42,16 +42,18 @@ def sample(
     if stop_sigma is not None and stop_sigma < 0:
         fail(f"--stop-sigma must be at least 0 (got {stop_sigma:g})")
     from rsd_sci.data.image_output import output_targets
-
-    output_targets(out, n, split, force)  # a bad suffix or an existing output fails before any work
-    from cli.progress import progress_bar
-    from rsd_sci.data.image_output import write_samples
-    from rsd_sci.engine.distributed import resolve_device
     from rsd_sci.engine.model import load_model, resolve_model_path
     from rsd_sci.engine.sampling import check_sample_memory, draw_samples, model_kind_for, to_output
 
+    model_path = resolve_model_path(model, model_kind_for(sampler))
+    # a bad suffix, the model's own file or an existing output fails before any work
+    output_targets(out, n, split, force, inputs={"--model": model_path})
+    from cli.progress import progress_bar
+    from rsd_sci.data.image_output import write_samples
+    from rsd_sci.engine.distributed import resolve_device
+
     dev = resolve_device(device)
-    loaded = load_model(resolve_model_path(model, model_kind_for(sampler)), dev)
+    loaded = load_model(model_path, dev)
     check_sample_memory(loaded, n)
     with progress_bar(f"Sampling ({sampler})") as update:
         images = draw_samples(loaded, n, sampler, steps, truncate, min(batch, n), seed, dev, update, stop_sigma)

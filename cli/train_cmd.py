@@ -88,6 +88,9 @@ def train(
 
     make = requested.pop("make", {})
     run_dir = Path(values["out"] or f"runs/{_default_name(values)}")
+    from rsd_sci.data.output_guard import check_outputs
+
+    check_outputs([run_dir], {"--data": values["data"]})   # the run writes into RUN (RUN/data too)
     saved_path = run_dir / "config.yaml"
     if saved_path.is_file():
         saved = TrainConfig.from_yaml(saved_path)

@@ -214,8 +214,9 @@ def test_bad_nifti(tmp_path, kind):
 
 
 def test_folder_without_usable_files(tmp_path):
-    (tmp_path / "notes.txt").write_text("nothing here")
-    r = run("--source", "fastmri", "--input", tmp_path, "--out", tmp_path / "out")
+    (tmp_path / "src").mkdir()   # beside the output: an output inside its input is refused first
+    (tmp_path / "src" / "notes.txt").write_text("nothing here")
+    r = run("--source", "fastmri", "--input", tmp_path / "src", "--out", tmp_path / "out")
     assert r.exit_code == 2 and "no usable fastmri files" in r.output
 
 

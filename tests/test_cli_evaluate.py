@@ -119,8 +119,8 @@ def test_samples_mode_distances(tmp_path):
     assert r.exit_code == 0, r.output
     assert "FID/KID: not computed (pass --features PATH" in r.output
     same = json.loads(out.read_text())
-    assert set(same) == {"patch_sliced_wasserstein", "power_spectrum_distance", "n_samples", "n_reference",
-                         "spread_samples", "spread_reference"}
+    assert set(same) == {"written_by", "patch_sliced_wasserstein", "power_spectrum_distance", "n_samples",
+                         "n_reference", "spread_samples", "spread_reference"}
     assert same["patch_sliced_wasserstein"]["mean"] == 0 and same["spread_samples"] == same["spread_reference"] > 0
     assert same["power_spectrum_distance"] == pytest.approx(0.0, abs=1e-12)
     assert len(same["patch_sliced_wasserstein"]["scales"]) == 3 and same["n_reference"] == 6

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from rsd_sci.data.atomic import atomic_path
+from rsd_sci.data.output_guard import check_outputs
 from rsd_sci.disk_space import check_free_space
 from rsd_sci.errors import InputError
 
@@ -174,10 +175,12 @@ def write_samples(
     return targets
 
 
-def output_targets(path: str | Path, n: int, split: bool = False, overwrite: bool = False) -> list[Path]:
+def output_targets(path: str | Path, n: int, split: bool = False, overwrite: bool = False,
+                   inputs: dict[str, str | Path | None] | None = None) -> list[Path]:
     """The files that writing n samples to `path` makes (with `split`: <stem>_0000<suffix>, ...);
-    InputError for a bad suffix, `split` with .h5/.npy, a target that is a folder, or one that exists
-    (unless `overwrite`). The CLI calls it before sampling, so nothing is computed for a refused output."""
+    InputError for a bad suffix, `split` with .h5/.npy, a target that is a folder, one that is (or lies
+    in) one of `inputs` (`check_outputs`, `overwrite` or not), or one that exists (unless `overwrite`).
+    The CLI calls it before sampling, so nothing is computed for a refused output."""
     kind = output_kind(path)
     if split and kind in ("h5", "npy"):
         raise InputError(path, "--split applies to NIfTI and PNG output only")
@@ -187,6 +190,7 @@ def output_targets(path: str | Path, n: int, split: bool = False, overwrite: boo
         targets = [path.with_name(f"{stem}_{k:04d}{suffix}") for k in range(n)]
     else:
         targets = [path]
+    check_outputs(targets, inputs or {})
     for target in targets:
         if target.is_dir():
             raise InputError(target, "is a folder, not a file")
