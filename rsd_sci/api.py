@@ -80,10 +80,11 @@ def sample(model: Model, n: int, sampler: str | None = None, steps: int = 18, se
 
 def read_measurements(path: str | Path, split: str = "test", indices=None, device: str | torch.device = "cpu"
                       ) -> Measurement:
-    """Rows `indices` (default all) of a measurement set's split ("test" or "train") as a Measurement on
-    `device`: m.y and the operator, and in m.batch the per-sample masks, coil maps, σ_n, scale, offset
-    and, in the test split, the clean targets (N, 1, h, w) (docs/file-formats.md). Each row keeps its
-    index in the split, so reconstructions equal `rsd-sci reconstruct --input SET`'s."""
+    """Rows of a measurement set's split ("test" or "train") as a Measurement on `device`: m.y and the
+    operator, and in m.batch the per-sample masks, coil maps, σ_n, scale, offset and, in the test split,
+    the clean targets (N, 1, h, w) (docs/file-formats.md). indices: a list of rows or a slice (e.g.
+    slice(16): the first 16, or fewer), default all. Each row keeps its index in the split, so
+    reconstructions equal `rsd-sci reconstruct --input SET`'s."""
     from rsd_sci.data.batches import load_batch
     from rsd_sci.data.measurement_set import open_measurement_set
     from rsd_sci.measurement import family_of
@@ -94,7 +95,9 @@ def read_measurements(path: str | Path, split: str = "test", indices=None, devic
     ms = splits[split]
     if ms is None:
         raise InputError(path, f"holds no {split} split")
-    rows = range(len(ms)) if indices is None else indices
+    rows = range(len(ms))
+    if indices is not None:
+        rows = rows[indices] if isinstance(indices, slice) else indices
     return family_of(ms.info.operator).measure(load_batch(ms, rows, device))
 
 
