@@ -4,11 +4,11 @@ spread, and FID/KID through your own feature extractor.
     python examples/compare_samples.py --model runs/mri-r4 -n 64
     python examples/compare_samples.py --model runs/mri-r4 --reference clean.npy --features extractor.pt
 
-The reference is the clean test split of the run's measurement set (default; never seen in training) or
-an image-set file (.npy, .h5, .nii.gz, as `rsd-sci evaluate --reference` reads it, in the units of the
-model's data). Compared with it: the run's data (R(y) of n training measurements: the zero-filled, FBP or
-corrupted images naive training would learn from), n one-step generator samples and, when the run has a
-teacher, n teacher samples. Lower distances are closer; a spread far below the reference's is a
+The reference is the first n clean test images of the run's measurement set (default; never seen in
+training) or an image-set file (.npy, .h5, .nii.gz, as `rsd-sci evaluate --reference` reads it; in the
+units of the model's data). Compared with it: the run's data (R(y) of n training measurements: the
+zero-filled, FBP or corrupted images naive training would learn from), n one-step generator samples
+and, when the run has a teacher, n teacher samples. Lower distances are closer; a spread far below the reference's is a
 collapsed set. A smoke run: `-n 4 --teacher-steps 2`.
 """
 
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
     run = Path(args.model)
     generator = rsd_sci.load_model(run, args.device, kind="generator")
     family = generator.family
-    test = rsd_sci.read_measurements(run / "data", "test")
+    test = rsd_sci.read_measurements(run / "data", "test", slice(args.n))
     offset = float(test.batch["offset"][0])   # one normalisation offset per set (CT: −1, else 0)
     if args.reference is None:
         reference = as_compared(test.batch["targets"], family, offset, test.batch["targets"].shape[-2:])
@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"reference: n = {len(reference)}, spread {results['reference']['spread']:.4g}")
     for name, images in sets.items():
         x = as_compared(images, family, offset, size)
-        results[name] = {"patch_sliced_wasserstein": rsd_sci.patch_sliced_wasserstein(x, reference, seed=args.seed)["mean"],
+        sw = rsd_sci.patch_sliced_wasserstein(x, reference, seed=args.seed)
+        results[name] = {"patch_sliced_wasserstein": sw["mean"],
                          "power_spectrum_distance": rsd_sci.power_spectrum_distance(x, reference),
                          "spread": rsd_sci.sample_spread(x), "n": len(x)}
         if args.features:

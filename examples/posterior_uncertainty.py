@@ -6,9 +6,10 @@
 The slice is row `--index` of the test split of the run's measurement set (or of `--data SET`). Its K
 posterior samples are A-DPS runs with seeds seed, ..., seed + K − 1 (what `reconstruct(..., n_samples=K)`
 averages). The figure shows the clean target, the zero-filled / FBP / corrupted image, two samples, their
-mean, its error and the std (of the images as compared: magnitudes for MRI); the printout scores the mean and the zero-filled image against the target
-(fastMRI's metrics) and says how well the std tracks the error: their correlation over the pixels and the
-share of pixels whose error is within 2 std. A smoke run: `--n-samples 2 --steps 3`.
+mean, its error and the samples' std (of the images as compared: magnitudes for MRI); the printout scores
+the mean and the zero-filled image against the target (fastMRI's metrics) and says how well the std
+tracks the error: their correlation over the pixels and the share of pixels whose error is within 2 std.
+A smoke run: `--n-samples 2 --steps 3`.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def main(argv: list[str] | None = None) -> dict:
     linear = metric_view(m, rsd_sci.reconstruct(m, m.family.zero_filled)[0])[0]
     mean, std = views.mean(0), views.std(0, ddof=1)
     error = np.abs(mean - target)
-    result = {"mean": rsd_sci.volume_metrics(target, mean), m.family.zero_filled: rsd_sci.volume_metrics(target, linear),
+    result = {"mean": rsd_sci.volume_metrics(target, mean),
+              m.family.zero_filled: rsd_sci.volume_metrics(target, linear),
               "error_std_correlation": float(np.corrcoef(error.ravel(), std.ravel())[0, 1]),
               "within_2_std": float(np.mean(error <= 2 * std))}
     for name in ("mean", m.family.zero_filled):

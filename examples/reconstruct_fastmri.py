@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"wrote {args.out}; no file had a target to score against")
         return {}
     summary = rsd_sci.summarize(scores)
-    print("mean ± std: " + ", ".join(f"{k} {summary['mean'][k]:.4g} ± {summary['std'][k]:.2g}" for k in summary["mean"]))
+    mean, std = summary["mean"], summary["std"]
+    print("mean ± std: " + ", ".join(f"{k} {mean[k]:.4g} ± {std[k]:.2g}" for k in mean))
     (args.out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

@@ -44,7 +44,8 @@ def train(out: str | Path, **settings) -> dict:
     from rsd_sci.engine.run import run_training
 
     out = Path(out)
-    unknown = set(settings) - set(MAKE_OPTIONS) - {f.name for f in dataclasses.fields(TrainConfig)} - {"make"}
+    known = set(MAKE_OPTIONS) | ({f.name for f in dataclasses.fields(TrainConfig)} - {"make"})
+    unknown = set(settings) - known
     if unknown:
         raise TypeError(f"train() got unknown settings: {', '.join(sorted(unknown))}")
     requested = {k: v for k, v in settings.items() if k not in MAKE_OPTIONS}
@@ -143,10 +144,11 @@ def reconstruct(m: Measurement, method: str, model: Model | str | Path | None = 
     run folder (its teacher for adps, its generator otherwise), loaded on m.y's device. steps: A-DPS
     noise levels (300), generator-prior iterations (200), cg-sense 30, l1-wavelet 50, tv 100.
     """
-    from rsd_sci.posterior.reconstruct import reconstruct_batch
+    from rsd_sci.posterior.reconstruct import LEARNED, reconstruct_batch
 
     if isinstance(model, (str, Path)):
-        model = load_model(model, m.y.device, kind="teacher" if method == "adps" else None)
+        kind = "teacher" if method == "adps" else None
+        model = load_model(model, m.y.device, kind=kind) if method in LEARNED else None   # baselines take none
     return reconstruct_batch(method, m, model, n_samples, seed, steps, progress)
 
 
