@@ -21,9 +21,10 @@ from rsd_sci.errors import InputError
 SET_KEYS = ("samples", "reconstruction", "targets")  # datasets of an image-set .h5, first found wins
 
 
-def read_image_set(path: Path) -> np.ndarray:
+def read_image_set(path: str | Path) -> np.ndarray:
     """Images as float32 (N, C, H, W): .npy (N, H, W) / (N, C, H, W); .h5 dataset samples, reconstruction
     or targets, same shapes; .nii(.gz) volume (H, W, N) or (H, W, N, C). Complex values become magnitudes."""
+    path = Path(path)
     name = path.name.lower()
     if name.endswith((".nii", ".nii.gz")):
         data = read_nifti(path).data

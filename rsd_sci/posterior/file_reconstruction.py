@@ -15,7 +15,7 @@ How files are simulated or undersampled (`data_options`): with a model, as the m
 (its operator spec: mask, coils, views, corruption; its config's `make` options: noise, the resampling
 `size` when it was trained on a raw source folder, the seed); without one, from the baseline flags.
 Fully sampled fastMRI files take that mask seeded by the file name; files with their own `mask` are
-used as measured.
+used as measured. `load_scan` reads one file as such samples (a `Scan`) and takes images back to its units.
 
 Under torchrun (W processes, `rsd_sci.engine.distributed`): the files of a folder are dealt round-robin
 (rank r takes files r, r + W, ...) and each rank writes its own; a measurement set's batches are dealt
@@ -103,7 +103,7 @@ def all_outputs(targets: list[Path], kind: str, n_samples: int) -> list[Path]:
     return list(targets) + extra
 
 
-def modality_of(method: str, loaded=None, requested: str | None = None) -> str:
+def modality_of(method: str | None, loaded=None, requested: str | None = None) -> str:
     """The data's modality: the model's (a conflicting `requested` is an InputError), else `requested`,
     else the family whose baseline it is (fbp, tv: ct), else data make's default (mri)."""
     from rsd_sci.data.make import MakeSpec
@@ -140,6 +140,64 @@ def my_share(items: list, info=None) -> list:
     if info is None or not info.distributed:
         return list(items)
     return list(items)[info.rank::info.world_size]
+
+
+# -- one file as samples ------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Scan:
+    """One fastMRI or NIfTI file as the samples `data make` builds from it (`load_scan`), and the way
+    back to the file's units. volume: the reader's record (`rsd_sci.data.volume_samples.fastmri_volume`
+    or `nifti_volume`): the operator spec, the per-slice samples and what undoes their normalisation."""
+
+    path: Path
+    volume: dict
+
+    def __len__(self) -> int:
+        return len(self.volume["samples"])
+
+    @property
+    def spec(self) -> dict:
+        return self.volume["spec"]
+
+    def batch(self, indices=None, device: torch.device | str = "cpu") -> dict:
+        """The samples `indices` (default all) collated into a batch (`rsd_sci.data.batches.collate`)."""
+        from rsd_sci.data.batches import collate
+
+        samples = self.volume["samples"]
+        return collate([samples[i] for i in (range(len(samples)) if indices is None else indices)], device)
+
+    def measurement(self, indices=None, device: torch.device | str = "cpu"):
+        """The samples `indices` (default all) as a `rsd_sci.measurement.Measurement`, normalised units."""
+        from rsd_sci.measurement import family_of
+
+        return family_of(self.spec).measure(self.batch(indices, device))
+
+    def to_file_units(self, images: torch.Tensor, std: bool = False) -> np.ndarray:
+        """Images of every sample (S, 1, H, W) in normalised units (complex for MRI) -> float32 in the
+        file's units: fastMRI magnitudes (S, h, w) cropped to the reconstruction size; NIfTI slices of the
+        volume (its slice count, in-plane shape and units). std=True: a std map (no offset)."""
+        from rsd_sci.data.volume_samples import to_file_magnitudes, to_volume_units
+
+        if "file_scale" in self.volume:   # fastMRI: magnitudes have no offset, std and mean alike
+            return to_file_magnitudes(images, self.volume["file_scale"], self.volume["recon_size"])
+        return to_volume_units(images, self.volume, std=std)
+
+
+def load_scan(path: Path, options: dict) -> Scan:
+    """A fastMRI or NIfTI file with `data_options` (a fastMRI file's mask: theirs, or the options' mask
+    seeded by its name; NIfTI: simulated as `data make --source nifti`)."""
+    from rsd_sci.data.nifti import is_nifti_name
+    from rsd_sci.data.sources import SOURCE_MODALITIES
+    from rsd_sci.data.volume_samples import fastmri_volume, nifti_volume
+
+    path = Path(path)
+    if is_nifti_name(path):
+        return Scan(path, nifti_volume(path, options))
+    if options.get("modality") not in (None, *SOURCE_MODALITIES["fastmri"]):
+        raise InputError(path, f"fastMRI files hold mri data, not {options['modality']}")
+    mask_spec = dict(kind=options.get("mask", "random"), acceleration=options.get("accel", 4.0),
+                     center_fraction=options.get("center_fraction", 0.08))
+    return Scan(path, fastmri_volume(path, mask_spec, options.get("virtual_coils")))
 
 
 # -- batches -----------------------------------------------------------------------------------------------
@@ -221,45 +279,33 @@ def reconstruct_fastmri_file(path: Path, target: Path, job: Job, options: dict) 
     import h5py
 
     from rsd_sci.data.atomic import atomic_path
-    from rsd_sci.data.batches import collate
     from rsd_sci.data.fastmri import write_reconstruction
-    from rsd_sci.data.sources import SOURCE_MODALITIES
-    from rsd_sci.data.volume_samples import fastmri_volume, to_file_magnitudes
 
-    if options.get("modality") not in (None, *SOURCE_MODALITIES["fastmri"]):
-        raise InputError(path, f"fastMRI files hold mri data, not {options['modality']}")
-    mask_spec = dict(kind=options.get("mask", "random"), acceleration=options.get("accel", 4.0),
-                     center_fraction=options.get("center_fraction", 0.08))
-    vol = fastmri_volume(path, mask_spec, options.get("virtual_coils"))
-    samples = vol["samples"]
-    means, stds = reconstruct_samples(lambda idx: collate([samples[i] for i in idx], job.device), len(samples),
-                                      vol["spec"], job)
-    recon = to_file_magnitudes(torch.cat(means), vol["file_scale"], vol["recon_size"])
+    scan = load_scan(path, options)
+    means, stds = reconstruct_samples(lambda idx: scan.batch(idx, job.device), len(scan), scan.spec, job)
+    recon = scan.to_file_units(torch.cat(means))
     attrs = _attrs(job) | dict(source=path.name, units="the file's (reconstruction_rss) units")
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as tmp:
         write_reconstruction(tmp, recon, attrs=attrs, overwrite=True)
         if stds[0] is not None:
-            std = to_file_magnitudes(torch.cat(stds).to(torch.complex64), vol["file_scale"], vol["recon_size"])
+            std = scan.to_file_units(torch.cat(stds), std=True)
             with h5py.File(tmp, "a") as f:
                 f.create_dataset("std", data=std, chunks=(1, *std.shape[1:]))
 
 
 def reconstruct_nifti_file(path: Path, target: Path, job: Job, options: dict) -> None:
     """One NIfTI volume -> a NIfTI volume in the input's geometry and units (and NAME_std beside it)."""
-    from rsd_sci.data.batches import collate
-    from rsd_sci.data.volume_samples import nifti_volume, std_path, to_volume_units, write_volume
+    from rsd_sci.data.volume_samples import std_path, write_volume
 
-    vol = nifti_volume(path, options)
-    samples = vol["samples"]
-    means, stds = reconstruct_samples(lambda idx: collate([samples[i] for i in idx], job.device), len(samples),
-                                      vol["spec"], job)
+    scan = load_scan(path, options)
+    means, stds = reconstruct_samples(lambda idx: scan.batch(idx, job.device), len(scan), scan.spec, job)
     description = f"rsd-sci reconstruct --method {job.method}"
     target.parent.mkdir(parents=True, exist_ok=True)
     if stds[0] is not None:  # the std first: the reconstruction's presence marks a finished volume
-        write_volume(std_path(target), to_volume_units(torch.cat(stds), vol, std=True), vol, overwrite=True,
+        write_volume(std_path(target), scan.to_file_units(torch.cat(stds), std=True), scan.volume, overwrite=True,
                      description=description + " (std)")
-    write_volume(target, to_volume_units(torch.cat(means), vol), vol, overwrite=True, description=description)
+    write_volume(target, scan.to_file_units(torch.cat(means)), scan.volume, overwrite=True, description=description)
 
 
 def _attrs(job: Job) -> dict:
