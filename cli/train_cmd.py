@@ -84,23 +84,14 @@ def train(
     import torch
     import yaml
 
-    from rsd_sci.config import TrainConfig, conflicts, merge_resumable
+    from rsd_sci.config import run_config
 
     make = requested.pop("make", {})
     run_dir = Path(values["out"] or f"runs/{_default_name(values)}")
     from rsd_sci.data.output_guard import check_outputs
 
     check_outputs([run_dir], {"--data": values["data"]})   # the run writes into RUN (RUN/data too)
-    saved_path = run_dir / "config.yaml"
-    if saved_path.is_file():
-        saved = TrainConfig.from_yaml(saved_path)
-        clash = conflicts(saved, requested | {"make": make})
-        if clash:
-            fail(f"{run_dir}: the flags conflict with the run there ({'; '.join(clash)}); "
-                 "use another --out, or the same flags to resume")
-        cfg = merge_resumable(saved, requested | {"make": make})
-    else:
-        cfg = TrainConfig(**requested, make=make).resolved(torch.cuda.is_available())
+    cfg = run_config(run_dir, requested | {"make": make}, torch.cuda.is_available())
     if values["dry_run"]:
         typer.echo(yaml.safe_dump(__import__("dataclasses").asdict(cfg), sort_keys=False), nl=False)
         return

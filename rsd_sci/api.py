@@ -40,7 +40,7 @@ def train(out: str | Path, **settings) -> dict:
     InputError (more steps or another device may change). Returns {"data", "teacher", "generator",
     "report", "metrics"}, those made.
     """
-    from rsd_sci.config import MAKE_OPTIONS, TrainConfig, conflicts, merge_resumable
+    from rsd_sci.config import MAKE_OPTIONS, TrainConfig, run_config
     from rsd_sci.engine.run import run_training
 
     out = Path(out)
@@ -50,15 +50,7 @@ def train(out: str | Path, **settings) -> dict:
         raise TypeError(f"train() got unknown settings: {', '.join(sorted(unknown))}")
     requested = {k: v for k, v in settings.items() if k not in MAKE_OPTIONS}
     requested["make"] = {k: v for k, v in settings.items() if k in MAKE_OPTIONS}
-    if (out / "config.yaml").is_file():
-        saved = TrainConfig.from_yaml(out / "config.yaml")
-        clash = conflicts(saved, requested)
-        if clash:
-            raise InputError(out, f"holds a run with other settings ({'; '.join(clash)})")
-        cfg = merge_resumable(saved, requested)
-    else:
-        cfg = TrainConfig(**requested).resolved(torch.cuda.is_available())
-    return run_training(cfg, out)
+    return run_training(run_config(out, requested, torch.cuda.is_available()), out)
 
 
 def sample(model: Model, n: int, sampler: str | None = None, steps: int = 18, seed: int = 0, batch: int = 16,

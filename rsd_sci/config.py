@@ -185,3 +185,18 @@ def merge_resumable(saved: TrainConfig, requested: dict[str, Any]) -> TrainConfi
     top = {k: v for k, v in requested.items() if k in RESUMABLE}
     make = dict(saved.make) | {k: v for k, v in requested.get("make", {}).items() if k in RESUMABLE}
     return dataclasses.replace(saved, make=make, **top).resolved()
+
+
+def run_config(run_dir: Path, requested: dict[str, Any], cuda_available: bool = False) -> TrainConfig:
+    """The configuration a run in `run_dir` trains with: the saved one with the resumable values of
+    `requested` (what the user typed, data-make options under "make"), or a new one resolved from it.
+    InputError when `requested` contradicts the saved run."""
+    saved_path = Path(run_dir) / "config.yaml"
+    if not saved_path.is_file():
+        return TrainConfig(**requested).resolved(cuda_available)
+    saved = TrainConfig.from_yaml(saved_path)
+    clash = conflicts(saved, requested)
+    if clash:
+        raise InputError(run_dir, f"the settings conflict with the run there ({'; '.join(clash)}); use another "
+                                  "output folder, or the same settings to resume")
+    return merge_resumable(saved, requested)
