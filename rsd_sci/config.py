@@ -72,7 +72,7 @@ class TrainConfig:
     adps_steps: int | None = None         # the evaluation's A-DPS noise levels (None: 300)
     generator_steps: int | None = None    # the evaluation's generator-prior iterations (None: 200)
     device: str = "auto"                  # auto | cpu | cuda
-    precision: str = "auto"               # training's autocast: auto (bf16 on CUDA and bf16 CPUs) | bf16 | float32
+    precision: str = "auto"               # training's autocast: auto (rsd_sci.engine.precision) | bf16 | float32
     seed: int = 0
     checkpoint_every: int = 200           # steps between checkpoints
     log_every: int = 10                   # steps between log.jsonl lines

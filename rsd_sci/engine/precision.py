@@ -1,12 +1,17 @@
-"""Where the networks train under bf16 autocast: `--precision auto` is CUDA and CPUs with bf16 instructions.
+"""Which training stage runs its networks under bf16 autocast.
 
 Autocast runs the UNet's convolutions and matrix products in bf16 while the physics stays in
-float32/complex64 (`rsd_sci.physics.precision`). On a CPU it only pays where the hardware has bf16
-arithmetic (AVX512-BF16 or AMX, named in /proc/cpuinfo's flags); elsewhere torch emulates it, slower than
-float32. The evaluation (samplers, A-DPS, the generator prior) always runs in float32.
+float32/complex64 (`rsd_sci.physics.precision`). `--precision auto`: both stages on CUDA; on a CPU with
+bf16 arithmetic (AVX512-BF16 or AMX in /proc/cpuinfo's flags; elsewhere torch emulates it, slower than
+float32) the distillation only, as the CPU teachers trained under bf16 drew CT further from the clean
+images while the distillation under bf16 did not (docs/method.md, "bf16 on the main job"). The
+evaluation (samplers, A-DPS, the generator prior) always runs in float32.
 
-    >>> use_bf16("float32", torch.device("cuda")), use_bf16("bf16", torch.device("cpu"))
+    >>> cpu = torch.device("cpu")
+    >>> use_bf16("float32", torch.device("cuda"), "teacher"), use_bf16("bf16", cpu, "teacher")
     (False, True)
+    >>> use_bf16("auto", cpu, "teacher")
+    False
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ def cpu_bf16_flags() -> tuple[str, ...]:
     return tuple(f for f in BF16_FLAGS if f in flags)
 
 
-def use_bf16(precision: str, device: torch.device) -> bool:
-    """Whether training on `device` autocasts to bf16: "bf16", "float32", or "auto" (CUDA, bf16 CPUs)."""
+def use_bf16(precision: str, device: torch.device, stage: str) -> bool:
+    """Whether `stage` ("teacher" | "distill") on `device` autocasts to bf16 under `precision` ("bf16",
+    "float32", or "auto": CUDA, and the distillation on CPUs with bf16 arithmetic)."""
     if precision != "auto":
         return precision == "bf16"
-    return device.type == "cuda" or (device.type == "cpu" and bool(cpu_bf16_flags()))
+    return device.type == "cuda" or (device.type == "cpu" and stage == "distill" and bool(cpu_bf16_flags()))

@@ -82,7 +82,7 @@ def train_teacher(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
     heldout_set = test_set or train_set
     heldout = teacher.family.measure(load_batch(heldout_set, range(min(HELDOUT_SAMPLES, len(heldout_set))),
                                                 info.device))
-    bf16 = use_bf16(cfg.precision, info.device)
+    bf16 = use_bf16(cfg.precision, info.device, "teacher")
     clock = {"t": time.perf_counter()}
 
     def step_fn(step: int) -> dict:
