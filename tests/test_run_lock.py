@@ -48,6 +48,14 @@ def test_a_dead_holders_lock_is_broken_with_a_warning(tmp_path, caplog):
     assert f"process {pid}" in caplog.text and "no longer running" in caplog.text
 
 
+def test_an_empty_lock_left_by_a_kill_is_broken_with_a_warning(tmp_path, caplog):
+    (tmp_path / LOCK_NAME).write_text("")   # a process killed between creating the lock and writing it
+    with caplog.at_level(logging.WARNING), RunLock(tmp_path):
+        assert json.loads((tmp_path / LOCK_NAME).read_text())["pid"] == os.getpid()
+    assert "empty lock" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == []   # no temporary left beside it
+
+
 def test_a_holder_on_another_host_or_an_unreadable_lock_is_refused(tmp_path):
     (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": 1, "host": "elsewhere", "started": "then"}))
     with pytest.raises(InputError, match="elsewhere"):
