@@ -100,6 +100,8 @@ def train(
 
 
 def _run(cfg, run_dir: Path, adapt_batch: bool) -> None:
+    import signal
+
     import torch
 
     from cli.errors import Terminated, stopped
@@ -113,9 +115,9 @@ def _run(cfg, run_dir: Path, adapt_batch: bool) -> None:
         written = run_training(cfg, run_dir, progress_bar, adapt_batch)
     except (Terminated, KeyboardInterrupt) as stop:   # outside a stage: e.g. while it built RUN/data
         stopped(stop, resume_note(run_dir / "data"))
-    except StageInterrupted as e:
+    except StageInterrupted as e:   # exit 128 + the signal's number (SIGINT 130, SIGTERM 143)
         typer.echo(f"rsd-sci: {e}", err=True)
-        raise typer.Exit(130)
+        raise typer.Exit(128 + getattr(signal.Signals, e.signal_name or "SIGINT"))
     except TrainingStopped as e:
         typer.echo(f"rsd-sci: error: {e}", err=True)
         raise typer.Exit(1)

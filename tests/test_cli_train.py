@@ -69,6 +69,21 @@ def test_interrupt_and_resume_equals_an_uninterrupted_run(tmp_path, mri_set):
     assert steps[-1] == 6
 
 
+@pytest.mark.parametrize("name, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_stage_stopped_by_a_signal_exits_128_plus_its_number_with_one_line(tmp_path, monkeypatch, mri_set,
+                                                                             name, code):
+    import rsd_sci.engine.run as run_module
+    from rsd_sci.engine.loop import StageInterrupted
+
+    def interrupted(*args, **kwargs):
+        raise StageInterrupted(f"teacher: interrupted ({name}) at step 3 of 5; checkpoint saved; resume with "
+                               "the same command", 3, name)
+
+    monkeypatch.setattr(run_module, "run_training", interrupted)
+    r = train("--data", mri_set, "--out", tmp_path / "run", "--steps", "5", *SMALL)
+    assert r.exit_code == code and r.output.count("\n") == 1 and f"interrupted ({name})" in r.output
+
+
 def test_conflicting_flags_are_refused(tmp_path, mri_set):
     run = tmp_path / "run"
     ok("--data", mri_set, "--out", run, "--steps", "2", *SMALL)

@@ -50,7 +50,7 @@ def test_interrupt_and_resume_equals_a_straight_run(tmp_path, one_process):
     with pytest.raises(StageInterrupted, match="at step 8 of 20.*resume with the same command") as info:
         run_stage(step_fn=step_then_ctrl_c, total_steps=20, start_step=0, save_fn=first.save,
                   checkpoint_every=5, is_main=True, log=logged, checkpoint_path=first.checkpoint)
-    assert info.value.steps_done == 8
+    assert info.value.steps_done == 8 and info.value.signal_name == "SIGINT"
     assert signal.getsignal(signal.SIGINT) is before  # the previous handler is back
     assert [r["step"] for r in read_log(tmp_path / "log.jsonl")] == list(range(1, 9))
 

@@ -66,12 +66,14 @@ class TrainingStopped(RuntimeError):
 class StageInterrupted(Exception):
     """SIGINT/SIGTERM stopped the stage after a completed step; its checkpoint was saved.
 
-    steps_done: the number of completed steps, the checkpoint's position (resume from it).
+    steps_done: the number of completed steps, the checkpoint's position (resume from it); signal_name:
+    "SIGINT" or "SIGTERM", the signal that stopped it ("" when another process asked).
     """
 
-    def __init__(self, message: str, steps_done: int):
+    def __init__(self, message: str, steps_done: int, signal_name: str = ""):
         super().__init__(message)
         self.steps_done = steps_done
+        self.signal_name = signal_name
 
 
 def warmup_lr(step: int, base_lr: float, warmup_steps: int) -> float:
@@ -105,9 +107,8 @@ class _StopRequest:
         if self.requested:  # a second signal: the user insists
             raise KeyboardInterrupt(f"{name} received twice: stopping at once without saving")
         self.requested = True
-        self.signal_name = name
-        logger.warning("%s received: finishing the current step, then saving a checkpoint "
-                    "(send it again to stop at once without saving)", name)
+        self.signal_name = name   # the one line comes when the step is done (StageInterrupted)
+        logger.debug("%s received: finishing the current step, then saving a checkpoint", name)
 
     def __enter__(self) -> _StopRequest:
         if threading.current_thread() is not threading.main_thread():
@@ -188,5 +189,5 @@ def run_stage(*, step_fn: Callable[[int], Mapping[str, Any]], total_steps: int, 
                 why = stop.signal_name or "a stop request on another process"
                 raise StageInterrupted(f"{stage}: interrupted ({why}) at step {done} of {total_steps}; "
                                        f"checkpoint saved{_where(checkpoint_path)}; resume with the "
-                                       "same command", done)
+                                       "same command", done, stop.signal_name)
     return dict(metrics)
