@@ -36,7 +36,27 @@ def _root(
 
 
 def main() -> None:
+    """The console script: the commands' own exit codes; a mistyped option or argument as one line
+    (`rsd-sci: error: ...`, exit 2) instead of the parser's usage box."""
+    import sys
+
+    try:   # Typer vendors click since 0.20; before, it used the click package
+        from typer._click.exceptions import ClickException
+    except ImportError:
+        from click.exceptions import ClickException
     from cli.errors import stop_on_sigterm
 
     stop_on_sigterm()
-    app()
+    try:
+        code = app(standalone_mode=False)
+    except ClickException as e:
+        command = e.ctx.command_path if getattr(e, "ctx", None) is not None else "rsd-sci"
+        message = e.format_message()
+        if type(e).__name__ == "NoSuchOption":
+            message += f"; a path that starts with '-' goes after '--' ({command} -- PATH)"
+        if message:   # empty: the help was shown (no arguments)
+            typer.echo(f"rsd-sci: error: {message} (see {command} --help)", err=True)
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
