@@ -17,7 +17,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, 
 
 
 def _write_slice(path, pixels, *, series, modality="CT", position=None, instance=None,
-                 slope=1.0, intercept=-1024.0, orientation=(1, 0, 0, 0, 1, 0)):
+                 slope=1.0, intercept=-1024.0, orientation=(1, 0, 0, 0, 1, 0), spacing=(0.7, 0.8)):
     sop_class = CTImageStorage if modality == "CT" else MRImageStorage
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class
@@ -29,7 +29,7 @@ def _write_slice(path, pixels, *, series, modality="CT", position=None, instance
     ds.Rows, ds.Columns = pixels.shape
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-    ds.PixelSpacing = [0.7, 0.8]
+    ds.PixelSpacing = list(spacing)
     ds.SliceThickness = 3.0
     if modality == "CT":
         ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
@@ -121,4 +121,20 @@ def test_a_rescale_slope_of_nan_is_refused(tmp_path):
         _write_slice(tmp_path / f"IM{k}", np.ones((8, 8)), series=series, position=(0.0, 0.0, float(k)),
                      slope=float("nan") if k == 1 else 1.0)
     with pytest.raises(InputError, match="NaN or Inf after RescaleSlope"):
+        read_dicom_series(tmp_path)
+
+
+@pytest.mark.parametrize("case, says", [("orientation", "2 different orientations"),
+                                        ("spacing", "2 different pixel spacings"),
+                                        ("position", "at the same slice position")])
+def test_slices_that_are_not_one_grid_are_refused(tmp_path, case, says):
+    """A localiser among axials, a reformat at another spacing, a repeated acquisition: not one volume."""
+    series = generate_uid()
+    for k in range(3):
+        odd = k == 1
+        _write_slice(tmp_path / f"IM{k}", np.full((4, 4), k), series=series,
+                     position=(0.0, 0.0, 0.0 if case == "position" and odd else 2.0 * k),
+                     orientation=(1, 0, 0, 0, 0, -1) if case == "orientation" and odd else (1, 0, 0, 0, 1, 0),
+                     spacing=(0.5, 0.5) if case == "spacing" and odd else (0.7, 0.8))
+    with pytest.raises(InputError, match=says):
         read_dicom_series(tmp_path)

@@ -11,6 +11,10 @@ ascending; when positions or orientation are missing, by InstanceNumber; else by
 Spacing (dz, dy, dx) in mm: dz = median |Δs| (else SpacingBetweenSlices, else SliceThickness, else 1),
 (dy, dx) = PixelSpacing (row spacing, column spacing; else 1).
 
+One grid: every slice must share ImageOrientationPatient and PixelSpacing (to GEOMETRY_TOLERANCE) and
+no two may sit at the same position along the normal; a folder that breaks this (a localiser among
+the axials, a reformat, a repeated acquisition) is refused rather than stacked into one volume.
+
 Files that are not DICOM, hold no image (DICOMDIR, reports), or whose pixels cannot be decoded
 (compressed without a decoder) are skipped with a log message; multi-frame files are not supported.
 pydicom is an optional dependency (`pip install 'rsd-sci[dicom]'`), imported on use.
@@ -36,6 +40,7 @@ from rsd_sci.errors import InputError
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "reading DICOM needs pydicom: pip install 'rsd-sci[dicom]'"
+GEOMETRY_TOLERANCE = 1e-3   # direction cosines (unitless) and mm: what counts as the same orientation/spacing
 
 
 @dataclass
@@ -119,11 +124,26 @@ def _sort(slices: list[_Slice]) -> tuple[list[_Slice], np.ndarray | None]:
     return slices, None
 
 
+def _check_one_grid(folder: Path, slices: list[_Slice], along: np.ndarray | None) -> None:
+    """InputError unless the (sorted) slices share orientation and pixel spacing and no position repeats."""
+    for keyword, n, what in (("ImageOrientationPatient", 6, "orientations"), ("PixelSpacing", 2, "pixel spacings")):
+        values = [_floats(s.ds.get(keyword), n) for s in slices]
+        known = [v for v in values if v is not None]
+        if known and (len(known) < len(values) or any(np.abs(v - known[0]).max() > GEOMETRY_TOLERANCE for v in known)):
+            kinds = len({tuple(np.round(v, 3)) for v in known}) + (len(known) < len(values))
+            raise InputError(folder, f"its slices have {kinds} different {what} ({keyword}); give one "
+                                     "series of parallel slices per folder")
+    if along is not None and len(along) > 1 and np.min(np.diff(along)) <= GEOMETRY_TOLERANCE:
+        k = int(np.argmin(np.diff(along)))
+        raise InputError(folder, f"{slices[k].path.name} and {slices[k + 1].path.name} are at the same slice "
+                                 f"position ({along[k]:.4g} mm along the normal); give one acquisition per folder")
+
+
 def read_dicom_series(folder: str | Path) -> DicomVolume:
     """Read one DICOM series from a folder as a float32 (S, H, W) volume (see the module docstring).
 
     InputError if pydicom is missing, the folder has no readable image, holds several series, its
-    images differ in size, or a rescale makes values that are not finite.
+    images differ in size or do not lie on one grid, or a rescale makes values that are not finite.
     """
     folder = Path(folder)
     try:
@@ -144,6 +164,7 @@ def read_dicom_series(folder: str | Path) -> DicomVolume:
         raise InputError(folder, f"images differ in size: {dict(shapes)}")
 
     slices, along = _sort(slices)
+    _check_one_grid(folder, slices, along)
     data = np.empty((len(slices),) + slices[0].pixels.shape, np.float32)
     for k, s in enumerate(slices):
         slope = _number(s.ds, "RescaleSlope", 1.0)
