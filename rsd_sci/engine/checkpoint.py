@@ -14,6 +14,12 @@ Two kinds of file, two formats:
 Both writers are atomic (temporary file in the same folder, then `os.replace`): a killed process leaves
 the previous file intact. Readers turn unreadable files into `InputError` (one-line CLI message).
 
+Both files carry a digest of their contents (`content_digest`: a training state under "digest", a model
+under the metadata key "rsd_sci_digest"), written with them and checked when they are read back, so a
+changed byte is refused rather than trained on or sampled from; files written before digests existed are
+read without the check. A stage keeps its previous checkpoint beside the current one
+(`previous_checkpoint`); `resume_stage` falls back to it, with a warning, when the current one is damaged.
+
 Example:
     >>> import tempfile, pathlib, torch
     >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -26,7 +32,10 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import logging
+import os
 import pickle
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -40,11 +49,15 @@ from rsd_sci.data.atomic import atomic_path
 from rsd_sci.disk_space import full_disk_message
 from rsd_sci.errors import InputError
 
+log = logging.getLogger(__name__)
 MODEL_FORMAT = "rsd-sci model"
 _FORMAT_KEY = "format"
 _VERSION_KEY = "rsd_sci_version"
 _JSON_KEYS_KEY = "rsd_sci_json_keys"
-_RESERVED = (_FORMAT_KEY, _VERSION_KEY, _JSON_KEYS_KEY)
+_DIGEST_KEY = "rsd_sci_digest"
+_RESERVED = (_FORMAT_KEY, _VERSION_KEY, _JSON_KEYS_KEY, _DIGEST_KEY)
+_STATE_DIGEST = "digest"   # the training state's entry that holds the digest of the others
+_DAMAGED = "damaged: its contents do not match the digest written with them (a changed byte)"
 _PLAIN = (int, float, bool, str, type(None))
 
 
@@ -66,26 +79,71 @@ def _check_loadable(value: Any, where: str) -> None:
                     "(tensors, numbers, strings and dicts/lists of them only)")
 
 
-def save_training_state(path: str | Path, state: Mapping[str, Any]) -> None:
-    """Write `state` to `path` atomically with torch.save (parent folders are created).
+def content_digest(value: Any) -> str:
+    """sha256 (hex) of a nest of dicts, lists/tuples, tensors (dtype, shape and bytes) and plain values,
+    in their order: what a training state or a model file holds, the same after a save and a load.
+
+    >>> content_digest({"w": torch.ones(2)}) == content_digest({"w": torch.ones(2)}), content_digest([1]) == content_digest([True])
+    (True, False)
+    """
+    digest = hashlib.sha256()
+    _feed(digest, value)
+    return digest.hexdigest()
+
+
+def _feed(digest, value: Any) -> None:
+    """Add `value` to a running hash (`content_digest`), with markers so that nests cannot alias."""
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().to("cpu").contiguous()
+        digest.update(f"T{tensor.dtype}{tuple(tensor.shape)}:".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(value, Mapping):
+        digest.update(b"{")
+        for key, item in value.items():
+            digest.update(f"{key!r}:".encode())
+            _feed(digest, item)
+        digest.update(b"}")
+    elif isinstance(value, (list, tuple)):
+        digest.update(b"[")
+        for item in value:
+            _feed(digest, item)
+        digest.update(b"]")
+    else:
+        digest.update(f"{type(value).__name__}={value!r};".encode())
+
+
+def previous_checkpoint(path: str | Path) -> Path:
+    """Where a stage keeps its checkpoint before the last one: state.pt -> state.previous.pt."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.previous{path.suffix}")
+
+
+def save_training_state(path: str | Path, state: Mapping[str, Any], keep_previous: bool = False) -> None:
+    """Write `state` and its `content_digest` to `path` atomically with torch.save (parent folders are
+    created); keep_previous: the file it replaces becomes `previous_checkpoint(path)`.
 
     Values may be tensors, ints, floats, bools, strings, None and dicts/lists/tuples of them (state
     dicts of modules and optimisers qualify; store RNG states with `rng_state()`). Anything else raises
     TypeError before a byte is written. Tensors are moved to the CPU by the caller or kept as they are
     (load_training_state maps them to the CPU).
     """
-    _check_loadable(dict(state), "state")
+    state = dict(state)
+    _check_loadable(state, "state")
+    state[_STATE_DIGEST] = content_digest(state)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _disk_full_as_input_error(path), atomic_path(path) as tmp:
-        torch.save(dict(state), tmp)
+        torch.save(state, tmp)
+        if keep_previous and path.is_file():   # killed between the two renames: resume_stage takes it
+            os.replace(path, previous_checkpoint(path))
 
 
 def load_training_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a training state written by `save_training_state` (torch.load with weights_only=True).
 
-    Raises InputError for a missing or unreadable file and for one that holds pickled objects other than
-    tensors and plain containers (such objects are refused, never constructed).
+    Raises InputError for a missing or unreadable file, for one that holds pickled objects other than
+    tensors and plain containers (such objects are refused, never constructed) and for one whose contents
+    do not match their digest. The digest itself is not returned.
     """
     path = Path(path)
     if not path.is_file():
@@ -102,26 +160,48 @@ def load_training_state(path: str | Path, map_location: str | torch.device = "cp
         raise InputError(path, f"not a readable training checkpoint ({_first_line(err)})") from err
     if not isinstance(state, dict):
         raise InputError(path, f"a training checkpoint holds a dict, this one a {type(state).__name__}")
+    stored = state.pop(_STATE_DIGEST, None)   # None: written before checkpoints carried a digest
+    if stored is not None and stored != content_digest(state):
+        raise InputError(path, _DAMAGED)
     return state
 
 
 def save_stage_state(path: str | Path, steps_done: int, **parts) -> None:
     """save_training_state of {name: part.state_dict()} for each part (modules, optimisers, EMAs), the
-    step and the RNG states: what `resume_stage` reads back."""
+    step and the RNG states: what `resume_stage` reads back. The checkpoint it replaces is kept as the
+    previous one."""
     save_training_state(path, {name: part.state_dict() for name, part in parts.items()}
-                        | dict(step=steps_done, rng=rng_state()))
+                        | dict(step=steps_done, rng=rng_state()), keep_previous=True)
 
 
 def resume_stage(path: str | Path, **parts) -> int:
     """Load a `save_stage_state` checkpoint into the named parts and the RNGs; returns its step (0 when
-    there is no checkpoint yet)."""
-    if not Path(path).is_file():
+    there is no checkpoint yet). A damaged or unreadable checkpoint gives way to the previous one with a
+    warning; with none, or a damaged one too, its InputError stands."""
+    found = [p for p in (Path(path), previous_checkpoint(path)) if p.is_file()]
+    if not found:
         return 0
-    state = load_training_state(path)
+    state = _first_readable(found)
     for name, part in parts.items():
         part.load_state_dict(state[name])
     set_rng_state(state["rng"])
     return int(state["step"])
+
+
+def _first_readable(paths: list[Path]) -> dict[str, Any]:
+    """The training state of the first of `paths` that reads back whole; the first one's InputError when
+    none does. Passing over one says so (a warning)."""
+    try:
+        return load_training_state(paths[0])
+    except InputError as err:
+        if len(paths) == 1:
+            raise
+        try:
+            state = load_training_state(paths[1])
+        except InputError:
+            raise err from None
+        log.warning("%s; resuming from the previous checkpoint %s (step %s)", err, paths[1], state.get("step"))
+        return state
 
 
 def rng_state() -> dict[str, Any]:
@@ -193,7 +273,8 @@ def export_safetensors(path: str | Path, state_dict: Mapping[str, torch.Tensor],
 
     Tensors are copied to the CPU as contiguous, unshared tensors (tied weights are stored twice;
     safetensors refuses shared storage). Metadata values that are not strings are JSON-encoded;
-    "format" = "rsd-sci model" and "rsd_sci_version" are added (reserved keys).
+    "format" = "rsd-sci model", "rsd_sci_version" and the digest of the tensors and metadata,
+    "rsd_sci_digest", are added (reserved keys).
     """
     from safetensors.torch import save_file
 
@@ -203,6 +284,7 @@ def export_safetensors(path: str | Path, state_dict: Mapping[str, torch.Tensor],
             raise TypeError(f"state_dict[{name!r}] is a {type(tensor).__name__}, not a tensor")
         tensors[name] = tensor.detach().to("cpu").contiguous().clone()
     encoded = _encode_metadata(metadata)
+    encoded[_DIGEST_KEY] = _model_digest(tensors, encoded)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _disk_full_as_input_error(path), atomic_path(path) as tmp:
@@ -213,20 +295,28 @@ def load_safetensors(path: str | Path,
                      device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read an rsd-sci model file -> (state_dict, metadata with JSON values decoded).
 
-    Raises InputError(path, ...) for a missing file, a file that is not safetensors (text, truncated)
-    and a safetensors file without rsd-sci metadata (another tool's file).
+    Raises InputError(path, ...) for a missing file, a file that is not safetensors (text, truncated),
+    a safetensors file without rsd-sci metadata (another tool's file) and one whose tensors or metadata
+    do not match the digest written with them.
     """
-    return _read_model_file(path, lambda handle, name: handle.get_tensor(name), device)
+    return _read_model_file(path, lambda handle, name: handle.get_tensor(name), device, verify=True)
 
 
 def read_model_header(path: str | Path) -> tuple[dict[str, list[int]], dict[str, Any]]:
     """The shapes (name -> shape) and decoded metadata of an rsd-sci model file, no tensor read
-    (`rsd-sci info`); the same refusals as `load_safetensors`."""
-    return _read_model_file(path, lambda handle, name: list(handle.get_slice(name).get_shape()), "cpu")
+    (`rsd-sci info`); the same refusals as `load_safetensors` but the digest's, which needs the tensors."""
+    return _read_model_file(path, lambda handle, name: list(handle.get_slice(name).get_shape()), "cpu",
+                            verify=False)
 
 
-def _read_model_file(path, read, device) -> tuple[dict[str, Any], dict[str, Any]]:
-    """{name: read(handle, name)} and the decoded metadata of an rsd-sci safetensors file."""
+def _model_digest(tensors: Mapping[str, torch.Tensor], encoded: Mapping[str, str]) -> str:
+    """`content_digest` of a model file's tensors (by name) and its metadata strings but the digest's."""
+    return content_digest([sorted(tensors.items()), sorted((k, v) for k, v in encoded.items() if k != _DIGEST_KEY)])
+
+
+def _read_model_file(path, read, device, verify: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """{name: read(handle, name)} and the decoded metadata of an rsd-sci safetensors file; verify: the
+    entries are the tensors, checked against the file's digest (files without one are not checked)."""
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
@@ -241,15 +331,17 @@ def _read_model_file(path, read, device) -> tuple[dict[str, Any], dict[str, Any]
     if raw.get(_FORMAT_KEY) != MODEL_FORMAT or _VERSION_KEY not in raw:
         raise InputError(path, "a safetensors file without rsd-sci metadata (not an rsd-sci model: "
                                f"expected format {MODEL_FORMAT!r})")
+    if verify and _DIGEST_KEY in raw and raw[_DIGEST_KEY] != _model_digest(entries, raw):
+        raise InputError(path, _DAMAGED)
     return entries, _decode_metadata(path, raw)
 
 
 def _decode_metadata(path: Path, raw: Mapping[str, str]) -> dict[str, Any]:
-    """Inverse of `_encode_metadata`: JSON-decode the listed keys; keep format and version."""
+    """Inverse of `_encode_metadata`: JSON-decode the listed keys; keep format and version (not the digest)."""
     try:
         json_keys = set(json.loads(raw.get(_JSON_KEYS_KEY, "[]")))
         meta = {key: (json.loads(value) if key in json_keys else value)
-                for key, value in raw.items() if key != _JSON_KEYS_KEY}
+                for key, value in raw.items() if key not in (_JSON_KEYS_KEY, _DIGEST_KEY)}
     except json.JSONDecodeError as err:
         raise InputError(path, f"corrupt rsd-sci metadata ({err})") from err
     return meta

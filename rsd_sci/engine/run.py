@@ -2,6 +2,8 @@
 
     RUN/.lock           while a run works here (`rsd_sci.data.run_lock`: a second one is refused)
     RUN/config.yaml     the resolved configuration (a re-run with the same flags resumes)
+    RUN/data_identity.json  what identifies the measurement set the run started on
+                        (`rsd_sci.data.set_identity`): a resume on a set changed since is refused
     RUN/data/           the measurement set, when built from phantoms or a raw source folder
     RUN/log.jsonl       one line per logged step, with its stage
     RUN/checkpoints/    training state per stage (atomic; resumed from)
@@ -21,12 +23,14 @@ config.yaml, whose flags would make the corrected command "conflict", nor the da
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import shutil
 from pathlib import Path
 from typing import Callable
 
 from rsd_sci.config import TrainConfig
+from rsd_sci.data.atomic import atomic_path
 from rsd_sci.data.resolve import prepare_data
 from rsd_sci.engine import distributed
 from rsd_sci.data.run_lock import RunLock
@@ -53,6 +57,7 @@ def run_training(cfg: TrainConfig, run_dir: Path, progress_factory: Callable[[st
                     prepare_data(cfg.data, cfg.modality, cfg.make, cfg.seed, run_dir, update)
             distributed.barrier()
             data_dir = prepare_data(cfg.data, cfg.modality, cfg.make, cfg.seed, run_dir)  # exists by now
+            check_data_identity(run_dir, data_dir, write=info.is_main)
             cfg = _fit_to_data(cfg, data_dir, info, adapt_batch)   # the same on every rank
             if info.is_main:
                 cfg.to_yaml(run_dir / "config.yaml")
@@ -85,6 +90,31 @@ def _remove_added(run_dir: Path, before: set[Path]) -> None:
             shutil.rmtree(path)
         else:
             path.unlink()
+
+
+def check_data_identity(run_dir: Path, data_dir: Path, write: bool = True) -> None:
+    """InputError naming the split file when the measurement set in `data_dir` is not the one the run
+    started on (RUN/data_identity.json); with no record yet, `write` records it (atomically)."""
+    from rsd_sci.data.set_identity import set_identity, what_changed
+
+    record = run_dir / "data_identity.json"
+    current = set_identity(data_dir)
+    if not record.is_file():
+        if write:
+            with atomic_path(record) as tmp:
+                tmp.write_text(json.dumps(current, indent=1))
+        return
+    try:
+        recorded = json.loads(record.read_text())
+    except (OSError, ValueError) as err:
+        raise InputError(record, f"unreadable ({type(err).__name__}); delete it to record the set anew") from None
+    if not (isinstance(recorded, dict) and all(isinstance(v, dict) for v in recorded.values())):
+        raise InputError(record, "not a record of a measurement set; delete it to record the set anew")
+    changed = what_changed(recorded, current)
+    if changed:
+        name, difference = changed
+        raise InputError(data_dir / name, f"changed since this run started: {difference}; restore the set "
+                                          "this run was trained on, or train on this one with a new --out")
 
 
 def _fit_to_data(cfg: TrainConfig, data_dir: Path, info: distributed.DistInfo, adapt: bool) -> TrainConfig:
