@@ -22,8 +22,11 @@ MACHINE_REFUSALS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno
 
 
 def fail(message: str) -> None:
-    """Print `rsd-sci: error: message` to stderr and exit 2."""
-    typer.echo(f"rsd-sci: error: {message}", err=True)
+    """Print `rsd-sci: error: message` to stderr and exit 2; a message over 300 characters loses its middle
+    (it echoes a value the user gave), so the line names the file and the problem and stays short."""
+    from rsd_sci.errors import shorten
+
+    typer.echo(f"rsd-sci: error: {shorten(message)}", err=True)
     raise typer.Exit(EXIT_BAD_INPUT)
 
 
