@@ -35,32 +35,37 @@ class Terminated(BaseException):
     raised in the main thread so that every writer's clean-up runs (temporaries removed)."""
 
 
-_sigterm_received = False
+_signal_received: int | None = None
 
 
 def stop_on_sigterm() -> None:
-    """Make SIGTERM raise `Terminated` (the default action kills the process before any clean-up).
+    """Make SIGTERM raise `Terminated` (the default action kills the process before any clean-up), and
+    SIGINT (Ctrl-C) KeyboardInterrupt, as Python's own handler does.
 
     Python runs the handler between two bytecodes of the main thread, which may be inside a weakref
-    callback or a `__del__`, where an exception is printed and dropped; so the handler also sets a flag
-    that `raise_if_terminated` (called by every progress update) turns into `Terminated` again."""
+    callback or a `__del__`, where an exception is printed and dropped; so the handler also records the
+    signal, which `raise_if_terminated` (called by every progress update) raises again."""
     def _raise(signum, frame):
-        global _sigterm_received
-        _sigterm_received = True
-        raise Terminated()
+        global _signal_received
+        _signal_received = signum
+        raise_if_terminated()
 
-    def _drop_swallowed_sigterm(unraisable):
-        if not isinstance(unraisable.exc_value, Terminated):   # no "Exception ignored" for our own stop
+    def _drop_swallowed_stop(unraisable):
+        if not isinstance(unraisable.exc_value, (Terminated, KeyboardInterrupt)):   # no "Exception ignored"
             sys.__unraisablehook__(unraisable)
 
     signal.signal(signal.SIGTERM, _raise)
-    sys.unraisablehook = _drop_swallowed_sigterm
+    signal.signal(signal.SIGINT, _raise)
+    sys.unraisablehook = _drop_swallowed_stop
 
 
 def raise_if_terminated() -> None:
-    """Raise `Terminated` if SIGTERM arrived (its first raise may have been swallowed, see above)."""
-    if _sigterm_received:
+    """Raise `Terminated` if SIGTERM arrived, KeyboardInterrupt if SIGINT did (their first raise may have
+    been swallowed, see above)."""
+    if _signal_received == signal.SIGTERM:
         raise Terminated()
+    if _signal_received == signal.SIGINT:
+        raise KeyboardInterrupt()
 
 
 def stopped(stop: BaseException, kept: str | None = None) -> NoReturn:
