@@ -6,8 +6,10 @@ Every command is wrapped in `guarded`, so the in-process CliRunner sees exactly 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
+import logging
 import signal
 import sys
 from typing import NoReturn
@@ -76,26 +78,63 @@ def stopped(stop: BaseException, kept: str | None = None) -> NoReturn:
     raise typer.Exit(128 + sig) from None
 
 
+class _HeldWarnings(logging.Handler):
+    """Keeps the warnings logged while a command runs (`warnings_held`)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def warnings_held():
+    """Hold the warnings a command says (logged, or Python's `warnings`, logged meanwhile) until it ends:
+    dropped when it ends with its one line (an error, a stop: typer.Exit with a non-zero code), printed
+    otherwise, in order. With --debug they are printed as they come."""
+    if DEBUG:
+        yield
+        return
+    held = _HeldWarnings()
+    logging.getLogger().addHandler(held)
+    logging.captureWarnings(True)
+    try:
+        yield
+    except typer.Exit as done:
+        if done.exit_code:
+            held.records.clear()
+        raise
+    finally:
+        logging.captureWarnings(False)
+        logging.getLogger().removeHandler(held)
+        for record in held.records:
+            logging.lastResort.handle(record)
+
+
 def guarded(command):
     """Turn `rsd_sci.errors.InputError`, and an OSError the machine raised (MACHINE_REFUSALS: no space,
-    read-only, no permission, ...), raised by a command into the one-line error. The writers are atomic
+    read-only, no permission, ...), raised by a command into the one-line error, with no warning line
+    before it (`warnings_held`). The writers are atomic
     (temporary file, then rename), so a refused write leaves the previous file or nothing."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         from rsd_sci.errors import InputError
 
-        try:
-            return command(*args, **kwargs)
-        except InputError as e:
-            if DEBUG:
-                raise
-            fail(str(e))
-        except OSError as e:
-            if DEBUG or e.errno not in MACHINE_REFUSALS:
-                raise
-            fail(f"{e.filename}: {e.strerror}" if e.filename else f"cannot write: {e.strerror or e}")
-        except (Terminated, KeyboardInterrupt) as stop:
-            stopped(stop)
+        with warnings_held():
+            try:
+                return command(*args, **kwargs)
+            except InputError as e:
+                if DEBUG:
+                    raise
+                fail(str(e))
+            except OSError as e:
+                if DEBUG or e.errno not in MACHINE_REFUSALS:
+                    raise
+                fail(f"{e.filename}: {e.strerror}" if e.filename else f"cannot write: {e.strerror or e}")
+            except (Terminated, KeyboardInterrupt) as stop:
+                stopped(stop)
 
     return wrapper

@@ -9,6 +9,7 @@ import shutil
 import signal
 import struct
 import sys
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -155,3 +156,23 @@ def test_a_ctrl_c_swallowed_by_a_finalizer_still_stops_at_the_next_progress_upda
         for s, handler in previous.items():
             signal.signal(s, handler)
     assert "Exception ignored" not in capsys.readouterr().err
+
+
+def test_warnings_are_not_printed_before_an_error(tmp_path):
+    """A LoDoPaB file of another size than 362 x 362 is said in a warning; a later file without slices
+    refuses the command, whose one line is then all that is printed (a subprocess: under pytest, logging
+    has handlers that the console script's output does not go through)."""
+    import subprocess
+
+    import h5py
+
+    folder = tmp_path / "lodopab"
+    folder.mkdir()
+    for i, n in enumerate((4, 4, 0)):
+        with h5py.File(folder / f"ground_truth_train_{i:03d}.hdf5", "w") as f:
+            f["data"] = np.random.default_rng(i).random((n, 64, 64)).astype(np.float32)
+    p = subprocess.run([sys.executable, "-m", "cli", "data", "make", "--modality", "ct", "--source", "lodopab",
+                        "--input", folder, "--out", tmp_path / "set", "--size", "16"], capture_output=True, text=True,
+                       cwd=Path(__file__).resolve().parents[1], env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert p.returncode == 2 and p.stderr.splitlines() == [
+        f"rsd-sci: error: {folder / 'ground_truth_train_002.hdf5'}: holds no slices"], p.stderr
