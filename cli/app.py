@@ -40,16 +40,16 @@ def main() -> None:
     (`rsd-sci: error: ...`, exit 2) instead of the parser's usage box."""
     import sys
 
-    try:   # Typer vendors click since 0.20; before, it used the click package
-        from typer._click.exceptions import ClickException
-    except ImportError:
-        from click.exceptions import ClickException
     from cli.errors import stop_on_sigterm
 
     stop_on_sigterm()
     try:
         code = app(standalone_mode=False)
-    except ClickException as e:
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as e:
+        if not (hasattr(e, "format_message") and hasattr(e, "exit_code")):   # not the parser's (click's) error
+            raise
         command = e.ctx.command_path if getattr(e, "ctx", None) is not None else "rsd-sci"
         message = e.format_message()
         if type(e).__name__ == "NoSuchOption":
@@ -57,6 +57,4 @@ def main() -> None:
         if message:   # empty: the help was shown (no arguments)
             typer.echo(f"rsd-sci: error: {message} (see {command} --help)", err=True)
         sys.exit(e.exit_code)
-    except typer.Abort:
-        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

@@ -6,8 +6,10 @@ Every command is wrapped in `guarded`, so the in-process CliRunner sees exactly 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
+import logging
 import signal
 import sys
 from typing import NoReturn
@@ -22,8 +24,11 @@ MACHINE_REFUSALS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno
 
 
 def fail(message: str) -> None:
-    """Print `rsd-sci: error: message` to stderr and exit 2."""
-    typer.echo(f"rsd-sci: error: {message}", err=True)
+    """Print `rsd-sci: error: message` to stderr and exit 2; a message over 300 characters loses its middle
+    (it echoes a value the user gave), so the line names the file and the problem and stays short."""
+    from rsd_sci.errors import shorten
+
+    typer.echo(f"rsd-sci: error: {shorten(message)}", err=True)
     raise typer.Exit(EXIT_BAD_INPUT)
 
 
@@ -32,32 +37,37 @@ class Terminated(BaseException):
     raised in the main thread so that every writer's clean-up runs (temporaries removed)."""
 
 
-_sigterm_received = False
+_signal_received: int | None = None
 
 
 def stop_on_sigterm() -> None:
-    """Make SIGTERM raise `Terminated` (the default action kills the process before any clean-up).
+    """Make SIGTERM raise `Terminated` (the default action kills the process before any clean-up), and
+    SIGINT (Ctrl-C) KeyboardInterrupt, as Python's own handler does.
 
     Python runs the handler between two bytecodes of the main thread, which may be inside a weakref
-    callback or a `__del__`, where an exception is printed and dropped; so the handler also sets a flag
-    that `raise_if_terminated` (called by every progress update) turns into `Terminated` again."""
+    callback or a `__del__`, where an exception is printed and dropped; so the handler also records the
+    signal, which `raise_if_terminated` (called by every progress update) raises again."""
     def _raise(signum, frame):
-        global _sigterm_received
-        _sigterm_received = True
-        raise Terminated()
+        global _signal_received
+        _signal_received = signum
+        raise_if_terminated()
 
-    def _drop_swallowed_sigterm(unraisable):
-        if not isinstance(unraisable.exc_value, Terminated):   # no "Exception ignored" for our own stop
+    def _drop_swallowed_stop(unraisable):
+        if not isinstance(unraisable.exc_value, (Terminated, KeyboardInterrupt)):   # no "Exception ignored"
             sys.__unraisablehook__(unraisable)
 
     signal.signal(signal.SIGTERM, _raise)
-    sys.unraisablehook = _drop_swallowed_sigterm
+    signal.signal(signal.SIGINT, _raise)
+    sys.unraisablehook = _drop_swallowed_stop
 
 
 def raise_if_terminated() -> None:
-    """Raise `Terminated` if SIGTERM arrived (its first raise may have been swallowed, see above)."""
-    if _sigterm_received:
+    """Raise `Terminated` if SIGTERM arrived, KeyboardInterrupt if SIGINT did (their first raise may have
+    been swallowed, see above)."""
+    if _signal_received == signal.SIGTERM:
         raise Terminated()
+    if _signal_received == signal.SIGINT:
+        raise KeyboardInterrupt()
 
 
 def stopped(stop: BaseException, kept: str | None = None) -> NoReturn:
@@ -68,26 +78,77 @@ def stopped(stop: BaseException, kept: str | None = None) -> NoReturn:
     raise typer.Exit(128 + sig) from None
 
 
+class _HeldWarnings(logging.Handler):
+    """Keeps the warnings logged while a command runs (`warnings_held`)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+_held: _HeldWarnings | None = None   # the command's held warnings until released
+
+
+@contextlib.contextmanager
+def warnings_held():
+    """Hold the warnings a command says (logged, or Python's `warnings`, logged meanwhile) until its long
+    work starts (`release_warnings`: train's first stage after its input was read) or it ends: dropped when it ends with its one
+    line (an error, a stop: typer.Exit with a non-zero code), printed otherwise, in order. With --debug
+    they are printed as they come."""
+    global _held
+    if DEBUG:
+        yield
+        return
+    _held = _HeldWarnings()
+    logging.getLogger().addHandler(_held)
+    logging.captureWarnings(True)
+    try:
+        yield
+    except typer.Exit as done:
+        if done.exit_code and _held is not None:
+            _held.records.clear()
+        raise
+    finally:
+        release_warnings()
+        logging.captureWarnings(False)
+
+
+def release_warnings() -> None:
+    """Print the held warnings and let later ones through as they come (the command's work has begun)."""
+    global _held
+    if _held is None:
+        return
+    logging.getLogger().removeHandler(_held)
+    for record in _held.records:
+        logging.lastResort.handle(record)
+    _held = None
+
+
 def guarded(command):
     """Turn `rsd_sci.errors.InputError`, and an OSError the machine raised (MACHINE_REFUSALS: no space,
-    read-only, no permission, ...), raised by a command into the one-line error. The writers are atomic
+    read-only, no permission, ...), raised by a command into the one-line error, with no warning line
+    before it (`warnings_held`). The writers are atomic
     (temporary file, then rename), so a refused write leaves the previous file or nothing."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         from rsd_sci.errors import InputError
 
-        try:
-            return command(*args, **kwargs)
-        except InputError as e:
-            if DEBUG:
-                raise
-            fail(str(e))
-        except OSError as e:
-            if DEBUG or e.errno not in MACHINE_REFUSALS:
-                raise
-            fail(f"{e.filename}: {e.strerror}" if e.filename else f"cannot write: {e.strerror or e}")
-        except (Terminated, KeyboardInterrupt) as stop:
-            stopped(stop)
+        with warnings_held():
+            try:
+                return command(*args, **kwargs)
+            except InputError as e:
+                if DEBUG:
+                    raise
+                fail(str(e))
+            except OSError as e:
+                if DEBUG or e.errno not in MACHINE_REFUSALS:
+                    raise
+                fail(f"{e.filename}: {e.strerror}" if e.filename else f"cannot write: {e.strerror or e}")
+            except (Terminated, KeyboardInterrupt) as stop:
+                stopped(stop)
 
     return wrapper

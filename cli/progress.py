@@ -1,6 +1,6 @@
 """A rich progress bar as a `progress(done, total, where=None)` callback (on stderr, rank 0 only,
 terminals only): count, bar, done/total and the time remaining; `where` says which part is running.
-Each update is also where a pending SIGTERM stops the command."""
+Each update is also where a pending SIGTERM or Ctrl-C stops the command."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def progress_bar(description: str):
         task = bar.add_task(description, total=None)
 
         def update(done: int, total: int, where: str | None = None) -> None:
-            """`where` (e.g. "train, volume 3 of 20") is shown after the description. A SIGTERM whose
+            """`where` (e.g. "train, volume 3 of 20") is shown after the description. A SIGTERM or Ctrl-C whose
             exception was swallowed stops the work here (cli.errors.stop_on_sigterm)."""
             raise_if_terminated()
             bar.update(task, completed=done, total=total,

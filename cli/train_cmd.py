@@ -104,15 +104,20 @@ def _run(cfg, run_dir: Path, adapt_batch: bool) -> None:
 
     import torch
 
-    from cli.errors import Terminated, stopped
+    from cli.errors import Terminated, release_warnings, stopped
     from cli.progress import progress_bar
     from rsd_sci.engine.loop import StageInterrupted, TrainingStopped
-    from rsd_sci.engine.run import run_training
+    from rsd_sci.engine.run import DATA_BUILD, run_training
     from rsd_sci.data.partial_set import resume_note
     from rsd_sci.engine.runlog import read_log
 
+    def bars(description: str):   # training has begun once its input is read: the held warnings show now
+        if description != DATA_BUILD:
+            release_warnings()
+        return progress_bar(description)
+
     try:
-        written = run_training(cfg, run_dir, progress_bar, adapt_batch)
+        written = run_training(cfg, run_dir, bars, adapt_batch)
     except (Terminated, KeyboardInterrupt) as stop:   # outside a stage: e.g. while it built RUN/data
         stopped(stop, resume_note(run_dir / "data"))
     except StageInterrupted as e:   # exit 128 + the signal's number (SIGINT 130, SIGTERM 143)

@@ -22,6 +22,19 @@ class InputError(Exception):
         super().__init__(problem if path is None else f"{path}: {problem}")
 
 
+def shorten(text: str, limit: int = 300) -> str:
+    """`text`, or its start and end around " ... " when it is longer than `limit` characters: an error's
+    one line may echo a value the user gave, however long (a 10 MB string, a YAML alias bomb).
+
+    >>> shorten("x" * 1000, 25)
+    'xxxxxxxxxx ... xxxxxxxxxx'
+    """
+    if len(text) <= limit:
+        return text
+    keep = (limit - 5) // 2
+    return f"{text[:keep]} ... {text[-keep:]}"
+
+
 def check_range(flag: str, value, low: float | None = None, high: float | None = None, low_open: bool = True) -> None:
     """InputError (one line naming the flag) unless `value` is a finite number within the bounds; None passes.
 

@@ -180,7 +180,7 @@ def test_data_make_stopped_says_how_to_continue(tmp_path, monkeypatch, stop, cod
         if len(slices) == 3 and stop == "ctrl-c":
             raise KeyboardInterrupt
         if len(slices) == 3:   # a SIGTERM: the next progress update stops the command
-            monkeypatch.setattr(errors, "_sigterm_received", True)
+            monkeypatch.setattr(errors, "_signal_received", signal.SIGTERM)
         return real(*args)
 
     monkeypatch.setattr(make, "_slice_of_set", third_slice_stops)

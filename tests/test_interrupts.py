@@ -55,7 +55,7 @@ def test_a_sigterm_swallowed_by_a_finalizer_still_stops_at_the_next_progress_upd
 
     previous = signal.getsignal(signal.SIGTERM)
     monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)
-    monkeypatch.setattr(errors, "_sigterm_received", False)
+    monkeypatch.setattr(errors, "_signal_received", None)
 
     class SignalledWhileCollected:
         def __del__(self):

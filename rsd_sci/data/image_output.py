@@ -44,6 +44,7 @@ from rsd_sci.disk_space import check_free_space
 from rsd_sci.errors import InputError
 
 SAMPLE_SUFFIXES = (".nii.gz", ".nii", ".h5", ".npy", ".png")
+NIFTI1_MAX_SLICES = 32767   # a NIfTI-1 header's dimensions are int16
 _KINDS = {".nii.gz": "nifti", ".nii": "nifti", ".h5": "h5", ".npy": "npy", ".png": "png"}
 _GAP = 2  # pixels of black between the tiles of a PNG grid
 _WINDOW_PERCENTILES = (0.5, 99.5)  # PNG grey window: lo = min(0, 0.5th), hi = 99.5th percentile
@@ -178,12 +179,16 @@ def write_samples(
 def output_targets(path: str | Path, n: int, split: bool = False, overwrite: bool = False,
                    inputs: dict[str, str | Path | None] | None = None) -> list[Path]:
     """The files that writing n samples to `path` makes (with `split`: <stem>_0000<suffix>, ...);
-    InputError for a bad suffix, `split` with .h5/.npy, a target that is a folder, one that is (or lies
-    in) one of `inputs` (`check_outputs`, `overwrite` or not), or one that exists (unless `overwrite`).
+    InputError for a bad suffix, `split` with .h5/.npy, more images than one NIfTI-1 volume holds, a
+    target that is a folder, one that is (or lies in) one of `inputs` (`check_outputs`, `overwrite` or
+    not), or one that exists (unless `overwrite`).
     The CLI calls it before sampling, so nothing is computed for a refused output."""
     kind = output_kind(path)
     if split and kind in ("h5", "npy"):
         raise InputError(path, "--split applies to NIfTI and PNG output only")
+    if kind == "nifti" and not split and n > NIFTI1_MAX_SLICES:
+        raise InputError(path, f"{n} images do not fit in one NIfTI-1 volume (at most {NIFTI1_MAX_SLICES} "
+                               "slices): use --split, or .h5 or .npy output")
     path = Path(path)
     if split:
         stem, suffix = _split_suffix(path)

@@ -58,8 +58,8 @@ def read_nifti(path: str | Path) -> NiftiVolume:
     """Read one NIfTI-1/2 file as float32 (scaling slope/intercept applied).
 
     Trailing length-1 dimensions beyond the third are dropped and a 2-D image becomes (X, Y, 1).
-    InputError for: a missing file, a file that is not NIfTI (or is truncated), complex data, more than
-    4 dimensions, NaN/Inf values, an all-zero image.
+    InputError for: a missing file, a file that is not NIfTI (or is truncated), a NaN/Inf affine, complex
+    data, more than 4 dimensions, NaN/Inf values, an all-zero image.
     """
     path = Path(path)
     if not path.is_file():
@@ -70,6 +70,8 @@ def read_nifti(path: str | Path) -> NiftiVolume:
         raise InputError(path, f"not a NIfTI file ({err})") from None
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise InputError(path, f"not a NIfTI file (nibabel reads it as {type(img).__name__})")
+    if not np.isfinite(img.affine).all():
+        raise InputError(path, "its affine (voxel-to-world matrix) holds NaN or Inf values")
     shape = tuple(int(n) for n in img.shape)
     while len(shape) > 3 and shape[-1] == 1:
         shape = shape[:-1]

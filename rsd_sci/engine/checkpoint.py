@@ -174,18 +174,28 @@ def save_stage_state(path: str | Path, steps_done: int, **parts) -> None:
                         | dict(step=steps_done, rng=rng_state()), keep_previous=True)
 
 
-def resume_stage(path: str | Path, **parts) -> int:
+def resume_stage(path: str | Path, total_steps: int, **parts) -> int:
     """Load a `save_stage_state` checkpoint into the named parts and the RNGs; returns its step (0 when
     there is no checkpoint yet). A damaged or unreadable checkpoint gives way to the previous one with a
-    warning; with none, or a damaged one too, its InputError stands."""
+    warning; with none, or a damaged one too, its InputError stands. InputError too when the checkpoint
+    does not fit the parts (another stage's or run's) or its step is outside 0 to the stage's `total_steps`."""
     found = [p for p in (Path(path), previous_checkpoint(path)) if p.is_file()]
     if not found:
         return 0
     state = _first_readable(found)
-    for name, part in parts.items():
-        part.load_state_dict(state[name])
-    set_rng_state(state["rng"])
-    return int(state["step"])
+    try:
+        for name, part in parts.items():
+            part.load_state_dict(state[name])
+        set_rng_state(state["rng"])
+        step = int(state["step"])
+    except KeyError as err:
+        raise InputError(path, f"is not a checkpoint of this stage (it has no {err} entry)") from None
+    except (RuntimeError, ValueError, TypeError) as err:   # load_state_dict's mismatches, a damaged index
+        raise InputError(path, f"does not fit this stage's model ({_last_line(err)})") from None
+    if not 0 <= step <= total_steps:
+        raise InputError(path, f"is at step {step}, outside this stage's 0 to {total_steps} steps "
+                               "(--steps for the teacher, --distill-steps for the distillation)")
+    return step
 
 
 def _first_readable(paths: list[Path]) -> dict[str, Any]:
@@ -242,6 +252,12 @@ def _first_line(err: BaseException) -> str:
     """The first line of an exception message (library messages can span many lines)."""
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def _last_line(err: BaseException) -> str:
+    """The last line of an exception message: load_state_dict's first line only names the module."""
+    text = str(err).strip()
+    return text.splitlines()[-1].strip() if text else type(err).__name__
 
 
 def _encode_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:

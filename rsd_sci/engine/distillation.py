@@ -187,7 +187,7 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
     state_path = run_dir / "checkpoints" / "distill" / "state.pt"
     parts = dict(fake=fake, generator=G, ema=ema, fake_opt=fake_opt, g_opt=g_opt, best=best)
     parts |= {} if critic is None else dict(critic=critic, critic_opt=critic_opt)
-    start = checkpoint.resume_stage(state_path, **parts)
+    start = checkpoint.resume_stage(state_path, cfg.distill_steps, **parts)
     if start:
         log.info("resumed the distillation at iteration %d from %s", start, state_path)
     chunks = spectrum_chunks((test_set, train_set))

@@ -37,6 +37,7 @@ from rsd_sci.data.run_lock import RunLock
 from rsd_sci.errors import InputError
 
 log = logging.getLogger(__name__)
+DATA_BUILD = "Building the measurement set"   # the progress description of the one stage that reads input
 
 
 def run_training(cfg: TrainConfig, run_dir: Path, progress_factory: Callable[[str], object] | None = None,
@@ -53,7 +54,7 @@ def run_training(cfg: TrainConfig, run_dir: Path, progress_factory: Callable[[st
         before = set(run_dir.iterdir()) if info.is_main and not (run_dir / "config.yaml").exists() else None
         try:
             if info.is_main:
-                with _progress(progress_factory, "Building the measurement set") as update:
+                with _progress(progress_factory, DATA_BUILD) as update:
                     prepare_data(cfg.data, cfg.modality, cfg.make, cfg.seed, run_dir, update)
             distributed.barrier()
             data_dir = prepare_data(cfg.data, cfg.modality, cfg.make, cfg.seed, run_dir)  # exists by now

@@ -3,9 +3,9 @@
 Each line holds "stage" (teacher, distill, ...), "step" and the step's fields (loss, lr, held-out
 measurement-domain loss, images/s, ...): numbers, strings, booleans or null. Non-finite floats are
 written as null (JSON has no NaN). Lines are appended and flushed one at a time, so a killed run loses
-at most its last line: the next write starts on a fresh line, and `read_log` skips (with a warning) a
-line cut short by such a kill. After a resume, steps between the last checkpoint and the kill may
-appear twice; readers keep the last line for a step.
+at most its last line: the next write starts on a fresh line, and `read_log` skips a line cut short by
+such a kill, or otherwise damaged (one warning for all). After a resume, steps between the last
+checkpoint and the kill may appear twice; readers keep the last line for a step.
 
 Example:
     >>> import tempfile, pathlib
@@ -77,17 +77,24 @@ class RunLog:
 
 
 def read_log(path: str | Path) -> list[dict[str, Any]]:
-    """All records of a log.jsonl in order; lines cut short by a killed writer are skipped."""
+    """All records of a log.jsonl in order; lines that are not a JSON object (cut short by a killed writer,
+    or damaged: invalid UTF-8 too) are skipped, with one warning for all of them."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "no such log file")
-    lines = path.read_text(encoding="utf-8").splitlines()
-    records = []
-    for number, line in enumerate(lines, start=1):
+    records, skipped = [], []
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            log.warning("%s: skipping line %d, not JSON (a write cut short?): %s", path, number, err.msg)
+            record = json.loads(line)   # bytes: decoded as UTF-8, a UnicodeDecodeError is a ValueError
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            skipped.append(number)
+    if skipped:
+        log.warning("%s: skipped %d line(s) that are not JSON records (a write cut short?), the first line %d",
+                    path, len(skipped), skipped[0])
     return records

@@ -76,7 +76,7 @@ def train_teacher(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
     model = distributed.wrap_ddp(D, info)
     optimizer = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
     state_path = run_dir / "checkpoints" / "teacher" / "state.pt"
-    start = checkpoint.resume_stage(state_path, model=D, ema=ema, optimizer=optimizer)
+    start = checkpoint.resume_stage(state_path, cfg.steps, model=D, ema=ema, optimizer=optimizer)
     if start:
         log.info("resumed the teacher at step %d from %s", start, state_path)
     heldout_set = test_set or train_set
