@@ -33,8 +33,8 @@ TINY = dict(
     g_lr=6e-5,                          # generator rate; larger than published (1e-6–1e-5): short runs
     fake_lr=1.5e-4,                     # fake-score rate; both 3x the first CPU settings, which left the
                                         # generator smoother than its teacher (docs/method.md)
-    alpha=1.2, sigma_init=2.5, t_max=800,   # published (METHOD.md)
-    loss_space="auto",                  # L_G on full images for MRI, through P (METHOD.md) otherwise:
+    alpha=1.2, sigma_init=2.5, t_max=800,   # published (docs/method.md)
+    loss_space="auto",                  # L_G on full images for MRI, through P (docs/method.md) otherwise:
                                         # the measured winners (docs/method.md, "Distillation")
     sigma_floor=0.0,                    # σ_t from the whole published range
     fake_updates=1,                     # fake-score updates per generator update (published: 1)

@@ -153,7 +153,7 @@ def test_view_mask_zeroes_rows_per_sample():
 def test_further_view_mask_drops_exactly_and_stays_inside():
     mask = torch.stack([torch.from_numpy(view_mask(180, 60)), torch.from_numpy(view_mask(180, 60, offset=1))])
     drop = default_view_drop(180, 60)
-    assert drop == 15 and default_view_drop(320, 80) == 16  # R + 1 rule (METHOD.md: 16 of 80 at R = 4)
+    assert drop == 15 and default_view_drop(320, 80) == 16  # R + 1 rule (docs/method.md: 16 of 80 at R = 4)
     thin = further_view_mask(mask, drop, torch.Generator().manual_seed(0))
     assert thin.dtype == torch.bool and thin.shape == mask.shape
     assert torch.equal(thin.sum(-1), torch.tensor([45, 45]))

@@ -9,7 +9,7 @@ discs score ~0.04, from their edges).
 
     measured, seed 0, one thread (`python -m pytest -s tests/test_image_distillation.py`)
     noisy data                                   0.260
-    teacher, Heun to σ_min                       0.199 (untrained below σ_n: METHOD.md)
+    teacher, Heun to σ_min                       0.199 (untrained below σ_n: docs/method.md)
     teacher, truncated at σ_n (its default)      0.079
     generator (EMA) after 400 iterations         0.102, asserted below 0.7× the data and the full sampler
 

@@ -4,7 +4,7 @@ Clean x ~ N(0, U·diag(1, 0.6, 0.3)·Uᵀ) in dimension 16 (U: 3 random orthonor
 samples, seen only corrupted. MLP denoisers (two hidden layers of 256, SiLU, EDM preconditioning) are
 trained with the project's own teacher losses; the project's `Distiller` then trains a LINEAR generator
 G(z) = W·z (W small and random) against a fake score copied from the teacher. Settings as issue 4 and
-METHOD.md state them: teacher Adam lr 1e-3, batch 512; fake score lr 1e-4, betas (0, 0.999); generator
+docs/method.md state them: teacher Adam lr 1e-3, batch 512; fake score lr 1e-4, betas (0, 0.999); generator
 lr 1e-3, betas (0, 0.999); α 1.2, t_max 800, batch 512; samples from the generator's EMA (with its ramp).
 
     noise (DSD):  y = x + 0.5·ε, Ambient-Tweedie teacher     relative covariance error ≤ 0.3 (data 0.83),
@@ -91,7 +91,7 @@ def train_teacher(family, member: str, y: torch.Tensor, masks: torch.Tensor | No
 
 
 def distill(teacher: Model, ops_fn, gen: torch.Generator) -> torch.Tensor:
-    """Distil a linear generator; returns 20,000 samples of its EMA, G_ema(σ_init·z) (METHOD.md, Sampling)."""
+    """Distil a linear generator; returns 20,000 samples of its EMA, G_ema(σ_init·z) (docs/method.md, Phase 1)."""
     fake, G = copy.deepcopy(teacher.denoiser).requires_grad_(True), Linear(gen)
     settings = DistillSettings(alpha=1.2, t_max=800)
     distiller = Distiller(teacher, fake, G, torch.optim.Adam(fake.parameters(), lr=1e-4, betas=(0.0, 0.999)),

@@ -3,14 +3,14 @@ than the data and than the teacher's own sampler.
 
 Clean x: 2-D points in 8 tight clusters on the unit circle (angles 2πk/8 + 0.05·N(0, 1)), seen only as
 y = x + 0.2·n (DSD: A = I). An MLP teacher is trained with the project's Ambient-Tweedie loss on y alone;
-the project's `Distiller` (Adam 3e-4 for both, batch 256, 1,200 iterations) then trains an MLP generator that starts as a copy of the teacher (METHOD.md,
+the project's `Distiller` (Adam 3e-4 for both, batch 256, 1,200 iterations) then trains an MLP generator that starts as a copy of the teacher (docs/method.md,
 Phase 2), G(σ_init·z, σ_init), against a fake score that starts as another copy. The measure of
 cleanness needs no model: the mean distance to the circle, E| ‖x‖ − 1 | (the clusters' own spread is
 tangential, so clean data score ~0).
 
                                                seeds 0 / 1 / 2 (measured, 2 cores, ~20 s each)
     noisy data                                 0.157 / 0.157 / 0.159
-    teacher, EDM Heun to σ_min                 0.143 / 0.132 / 0.144 (untrained below σ_n: METHOD.md)
+    teacher, EDM Heun to σ_min                 0.143 / 0.132 / 0.144 (untrained below σ_n: docs/method.md)
     teacher, truncated at σ_n (the fair one)   0.077 / 0.083 / 0.076
     generator's start (the teacher at σ_init)  0.684 / 0.777 / 0.794
     generator (EMA), asserted below 0.8× the   0.085 / 0.083 / 0.082

@@ -1,4 +1,4 @@
-"""Data scaling (METHOD.md "Scale"): per-slice MRI scale, affine CT normalisation, robust image scale.
+"""Data scaling (docs/method.md, "Data preparation"): per-slice MRI scale, affine CT normalisation, robust image scale.
 
 Clean data should sit roughly in [-1, 1] (sigma_d = 0.5 assumes it). Every scale here is linear in the
 data, so the noise level follows it: after y -> y / s, sigma_n -> sigma_n / s; after x -> a x + b,

@@ -1,6 +1,6 @@
 """One CT sample of a measurement set: a normalised sparse-view sinogram with its view mask.
 
-Attenuation μ (1/mm) is normalised by the affine map of METHOD.md, x' = a·μ + b, with [0, 2·μ_water]
+Attenuation μ (1/mm) is normalised by the affine map of docs/method.md, x' = a·μ + b, with [0, 2·μ_water]
 (air to +1000 HU, dense bone) mapped to [-1, 1] and no clipping. By linearity the measured sinogram of
 the normalised image is y' = A(x') = a·A(μ) + b·A𝟙, so we project x' directly; Gaussian noise σ_n
 (normalised units) is added on the sampled views only.

@@ -1,4 +1,4 @@
-"""The teacher's loss family (METHOD.md, Phase 1): one function per member, no modality branches.
+"""The teacher's loss family (docs/method.md, Phase 1): one function per member, no modality branches.
 
 Every member shares σ sampling, the weight λ(σ) = (σ² + σ_d²)/(σ·σ_d)² (`precond.loss_weight`, kept with
 the preconditioning) and the denoiser signature D(x, σ, cond) -> x0 (EDM preconditioning lives in D).
@@ -141,7 +141,7 @@ def teacher_loss(member: str, D: Denoiser, m: Measurement, sigma, noise: torch.T
 
 
 def ambient_denoiser(D: Denoiser, m_hat: Measurement) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The Ambient sampler's denoiser (METHOD.md, Sampling): denoise(x, σ) = D(R̂·Â x, σ, cond(Â)).
+    """The Ambient sampler's denoiser (docs/method.md, Phase 1): denoise(x, σ) = D(R̂·Â x, σ, cond(Â)).
 
     x: the current iterate in network channels (B, channels, H, W); m_hat: the batch with one fixed
     further operator Â per sample at the training density. Returns x0 in network channels.

@@ -1,5 +1,5 @@
 """Samples from a teacher: EDM Heun (data-space teachers, optionally truncated at σ_n) or the Ambient
-sampler (masked and measurement-domain teachers), METHOD.md "Sampling".
+sampler (masked and measurement-domain teachers), docs/method.md, Phase 1.
 
 The Ambient sampler needs one further operator per sample "at the training density": it is drawn from
 the operators of real (held-out) measurements, as in training; their values are never used, only their

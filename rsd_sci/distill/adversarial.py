@@ -1,5 +1,5 @@
 """An adversarial term on MEASUREMENTS against the one-step generator's collapse (AmbientGAN's idea
-beside score distillation; METHOD.md, "Collapse"): a critic tells the data image of a real measurement
+beside score distillation; docs/method.md, "Issue 24"): a critic tells the data image of a real measurement
 from that of a synthetic one measured under the SAME operators, so it needs no clean image.
 
     real   v = R(y)                         y a training measurement, R the family's data image

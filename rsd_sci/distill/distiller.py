@@ -1,4 +1,4 @@
-"""One distillation iteration: a fake-score update, then a generator update (METHOD.md, Phase 2).
+"""One distillation iteration: a fake-score update, then a generator update (docs/method.md, Phase 2).
 
     distiller = Distiller(teacher, fake, generator, fake_opt, g_opt, DistillSettings())
     metrics = distiller.iteration(m_fake, m_gen, draws_fake, draws_gen)
@@ -47,7 +47,7 @@ class DistillSettings:
     g_loss_scale: float = 100.0        # generator loss = scale · mean over the batch
     fake_grad_clip: float = 1.0        # gradient-norm clip of the fake score
     bf16: bool = False                 # bf16 autocast of the network calls (physics stays float32)
-    loss_space: str = "projected"      # L_G compared through P ("projected", METHOD.md) or on the full
+    loss_space: str = "projected"      # L_G compared through P ("projected", docs/method.md) or on the full
                                        # images x_g, f_φ, f_ψ ("full", as the published MRI code does)
     sigma_floor: float = 0.0           # t drawn from [t(σ_floor), t_max/1000]: no σ_t below σ_floor
     gan_weight: float = 0.0            # weight of the critic's term in the generator loss (0: no critic)
@@ -58,7 +58,7 @@ def generate(G: nn.Module, m: Measurement, draws, sigma_init: float = SIGMA_INIT
     """x_g = G(z_in, σ_init, c): one clean image per sample of the batch m, in network channels (B, C, H, W).
 
     z ~ N(0, I) of the clean image's shape; z_in, c = generator_input(σ_init·z) of a fresh further
-    operator Â (Ambient teachers; METHOD.md), or `generator_input(m, z_image)` when given.
+    operator Â (Ambient teachers; docs/method.md), or `generator_input(m, z_image)` when given.
     """
     z = draws.normal(m.generator_shape()[1:], Stream.DISTILL_Z)
     m_in = draws.further(m, FurtherDraw.GENERATOR_INPUT)

@@ -1,4 +1,4 @@
-"""The distillation losses (METHOD.md, Phase 2): Score identity Distillation with the operator in the loop.
+"""The distillation losses (docs/method.md, Phase 2): Score identity Distillation with the operator in the loop.
 
 Networks: the frozen teacher f_φ, the fake score f_ψ, the generator G_θ, all D(x, σ, cond) -> x0 in the
 teacher's network space (`rsd_sci.measurement`), which also supplies P, the teacher's view of a clean

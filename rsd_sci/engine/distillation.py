@@ -10,7 +10,7 @@ with every random draw keyed by (seed, s, key, stream), the keys (s·(K + 1) + j
 processes agree (`rsd_sci.distill.draws.KeyedDraws`). Only the operators of the training samples are
 used (masks, maps, σ_n): the distillation never reads a measurement.
 
-Two signals are logged; neither needs clean data (METHOD.md). Both compare the generator's synthetic
+Two signals are logged; neither needs clean data (docs/method.md). Both compare the generator's synthetic
 measurements A(x_g) + noise with real ones y under the same operators (x_g from the generator's EMA,
 with draws fixed across evaluations):
     heldout_sw            the multi-scale patch sliced Wasserstein distance between R(A(x_g) + noise)

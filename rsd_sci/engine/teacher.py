@@ -1,13 +1,13 @@
 """Phase 1: train the diffusion teacher on corrupted measurements only (`train --stage teacher`).
 
-One step (METHOD.md, Phase 1), for the global batch of step s (`data.batches.global_batch_indices`),
+One step (docs/method.md, Phase 1), for the global batch of step s (`data.batches.global_batch_indices`),
 each process taking its shard:
     σ = exp(-1.2 + 1.2·ξ), ξ and the diffusion noise n keyed by (seed, s, sample index)
     Â = the Ambient further operator of each sample (keyed by its index alone: fixed per sample)
     loss = mean_b teacher_loss(member)(D, y_b, A_b, Â_b, σ_b, n_b)    (the member the data call for)
 then Adam with warm-up, gradient clipping, the EMA with its ramp. The held-out measurement-domain loss
 (the same loss on test-split measurements with fixed draws, EMA weights) needs no clean data and is
-the model-selection signal. The run directory follows DESIGN.md; the EMA weights are exported to
+the model-selection signal. The run directory follows docs/architecture.md; the EMA weights are exported to
 RUN/teacher.safetensors with the config, operator spec and network in their metadata.
 """
 

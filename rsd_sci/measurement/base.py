@@ -6,7 +6,7 @@ the default sampler stop, the baselines that fit, the metric view. `Family.measu
 batch's operator ONCE and returns a `Measurement`, which every consumer takes as deepinv's methods take
 `physics`: losses, samplers, the distiller, A-DPS, the generator prior and the evaluation.
 
-Two kinds (METHOD.md, Phase 1):
+Two kinds (docs/method.md, Phase 1):
 
     "data"     the teacher models the corrupted images y themselves (noise, blur, down-sampling:
                members 1 and 2). Network image = y, (B, 1, h, w); no conditioning.

@@ -15,7 +15,7 @@ from rsd_sci.measurement.base import Family
 from rsd_sci.physics.base import Identity
 from rsd_sci.physics.precision import promote
 
-DEFAULT_DELTA = 0.1           # pixel further-mask drop rate when the spec has none (METHOD.md: δ ≈ 0.1)
+DEFAULT_DELTA = 0.1           # pixel further-mask drop rate when the spec has none (docs/method.md: δ ≈ 0.1)
 DATA_CORRUPTIONS = ("noise", "blur", "downsample")
 
 

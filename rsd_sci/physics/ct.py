@@ -129,7 +129,7 @@ def view_mask(n_angles: int, n_views: int, kind: str = "sparse", offset: int = 0
 
 
 def default_view_drop(n_angles: int, n_views: int) -> int:
-    """Views to drop for the Ambient further mask by the "R + 1" rule (METHOD.md item 4).
+    """Views to drop for the Ambient further mask by the "R + 1" rule (docs/method.md, "Forward operators").
 
     R = n_angles / n_views; keep round(n_views · R / (R + 1)) views (at least one), drop the rest.
     E.g. 60 of 180 views (R = 3): keep 45, drop 15. Every view measured: drop none (Â = A, plain

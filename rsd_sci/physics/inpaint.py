@@ -4,7 +4,7 @@
     M      (B or 1, 1 or C, H, W) of 0/1 (a float buffer; broadcast against x)
     A x    M ⊙ x (same shape as x);  A is an orthogonal projection, so ‖A‖ = 1 when a pixel is kept.
 
-Ambient Diffusion (METHOD.md item 3): each sample has M ~ Bernoulli(1 − p) (each pixel missing with
+Ambient Diffusion (docs/method.md, "Forward operators"): each sample has M ~ Bernoulli(1 − p) (each pixel missing with
 probability p), and training draws a further mask M̂ = M ⊙ Bernoulli(1 − δ) ⊂ M.
 
 Example:

@@ -1,6 +1,6 @@
 """The one place that converts between complex images and real network channels.
 
-Networks see real tensors; the physics sees torch complex tensors (DESIGN.md). The real layout is
+Networks see real tensors; the physics sees torch complex tensors (docs/architecture.md). The real layout is
 STACKED: all real parts first, then all imaginary parts,
 
     complex (B, C, H, W)  <->  real (B, 2C, H, W) = [Re x_0, ..., Re x_{C-1}, Im x_0, ..., Im x_{C-1}]

@@ -1,7 +1,7 @@
 """Measurement noise models: additive Gaussian (σ per real component) and Poisson photon noise for CT.
 
 Gaussian: y_noisy = y + σ·n, n ~ N(0, I); for complex y, n = n_re + i·n_im with both N(0, 1), so σ is
-the standard deviation of EACH real component (METHOD.md). σ is a scalar or one value per sample (B,),
+the standard deviation of EACH real component (docs/method.md). σ is a scalar or one value per sample (B,),
 broadcast over the non-batch dimensions.
 
 Poisson (CT line integrals after the log): with I0 photons per ray and attenuation scale μ,

@@ -1,4 +1,4 @@
-"""A-DPS: posterior sampling with the teacher (METHOD.md, Sampling: Posterior), Chung et al.'s DPS with
+"""A-DPS: posterior sampling with the teacher (docs/method.md, Phase 1: Posterior), Chung et al.'s DPS with
 the Ambient teacher's denoiser.
 
 Euler steps of the probability-flow ODE dx/dσ = (x − D(x, σ))/σ on the Karras levels σ_0 = σ_max > ... >

@@ -1,4 +1,4 @@
-"""Data consistency from a starting image: conjugate gradients on the normal equations (METHOD.md,
+"""Data consistency from a starting image: conjugate gradients on the normal equations (docs/method.md,
 Sampling: Posterior, "Finish with data consistency").
 
     A^H A x = A^H y,   x_0 = the start (e.g. the generator's image),   `iters` CG steps per sample

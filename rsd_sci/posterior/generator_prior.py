@@ -1,4 +1,4 @@
-"""Reconstruction with the one-step generator as the prior (METHOD.md, Sampling: Posterior): optimise the
+"""Reconstruction with the one-step generator as the prior (docs/method.md, Phase 1: Posterior): optimise the
 generator's INPUT noise z for data consistency, one network call per iteration.
 
 The generator maps noise to a clean image in one call, as in `rsd_sci.distill.distiller.generate`:
