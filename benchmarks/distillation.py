@@ -2,7 +2,7 @@
 gets to CLEAN held-out images, and whether the held-out signals (no clean data) pick its best iteration.
 
     python benchmarks/distillation.py --teachers runs/mri-t0 runs/mri-t1 --variants projected full \\
-        --iterations 200 --every 50 [--out runs/distill-sweep]
+        --iterations 200 --every 50 [--out runs/distill-sweep] [--figures]
 
 Each teacher is a run directory with teacher.safetensors and data/ (`rsd-sci train --stage teacher`); its
 seed is the run's. Each variant distils it with the engine's own `train_distill` (the run's config with
@@ -11,7 +11,9 @@ is measured: the two signals it logs (`heldout_sw`, `measurement_spectrum`) and,
 clean held-out images, the multi-scale patch sliced Wasserstein (SW) and power-spectrum distance (PSD) of
 32 one-step samples (the held-out operators, fixed draws), and their spread (how much they differ from
 one another: mode collapse). The teacher's default sampler on the same operators is the line to beat.
-Then: which iteration each signal selects and the clean SW/PSD there.
+Then: which iteration each signal selects and the clean SW/PSD there. `--figures` also writes
+OUT/<run>-<variant>/samples-<iteration>.png at every evaluation and samples-teacher.png (the clean images
+above the samples), to look at what the numbers say.
 Run alone: the timings (seconds per iteration) are this machine's.
 """
 
@@ -40,6 +42,7 @@ from rsd_sci.engine.distillation import train_distill  # noqa: E402
 from rsd_sci.engine.model import load_model  # noqa: E402
 from rsd_sci.engine.sampling import to_output  # noqa: E402
 from rsd_sci.metrics.distribution import sample_spread  # noqa: E402
+from rsd_sci.report.figures import samples_figure  # noqa: E402
 
 VARIANTS = {   # the settings each variant changes (TrainConfig keys); the rest is the teacher run's preset
     "projected": {},
@@ -87,22 +90,24 @@ class CleanProbe:
     def view(self, x: torch.Tensor):
         return self.teacher.family.metric_view(to_output(self.teacher, x.float().cpu()), self.offset)
 
-    def distances(self, images) -> dict:
+    def distances(self, images, figure: Path | None = None, row: str = "generator") -> dict:
+        if figure is not None:
+            samples_figure({"reference": self.reference, row: images}, figure, titles={row: figure.stem})
         d = evaluation.distribution_distances({"reference": self.reference, "x": images}, self.seed, names=("x",))["x"]
         return {"clean_sw": d["patch_sliced_wasserstein"], "clean_psd": d["power_spectrum_distance"],
                 "spread": d["spread"]}
 
-    def generator(self, G) -> dict:
+    def generator(self, G, figure: Path | None = None) -> dict:
         with torch.no_grad():
             x = generate(G, self.m, KeyedDraws(self.m.index, self.seed, 0), self.sigma_init)
-        return self.distances(self.view(x))
+        return self.distances(self.view(x), figure, "generator")
 
-    def teacher_sampler(self) -> dict:
+    def teacher_sampler(self, figure: Path | None = None) -> dict:
         with torch.no_grad():
-            return self.distances(self.view(sample_teacher(self.teacher, self.m, seed=self.seed)))
+            return self.distances(self.view(sample_teacher(self.teacher, self.m, seed=self.seed)), figure, "teacher")
 
 
-def sweep(run: Path, variant: str, iterations: int, every: int, out: Path) -> dict:
+def sweep(run: Path, variant: str, iterations: int, every: int, out: Path, figures: bool = False) -> dict:
     cfg = TrainConfig.from_yaml(run / "config.yaml")
     cfg = dataclasses.replace(cfg, stage="distill", teacher=str(run / "teacher.safetensors"), distill_steps=iterations,
                               heldout_every=every, checkpoint_every=10 ** 9, evaluate=False, **VARIANTS[variant]
@@ -117,7 +122,7 @@ def sweep(run: Path, variant: str, iterations: int, every: int, out: Path) -> di
     def observe(done: int, G, metrics: dict) -> None:
         start = time.perf_counter()
         rows.append(dict(iteration=done, heldout_sw=metrics["heldout_sw"], measurement_spectrum=metrics["measurement_spectrum"],
-                         **probe.generator(G)))
+                         **probe.generator(G, work / f"samples-{done}.png" if figures else None)))
         clock["probe"] += time.perf_counter() - start
 
     work = out / f"{run.name}-{variant}"
@@ -127,7 +132,7 @@ def sweep(run: Path, variant: str, iterations: int, every: int, out: Path) -> di
     cfg.to_yaml(work / "config.yaml")
     train_distill(cfg, work, run / "data", info, observe=observe)
     seconds = time.perf_counter() - clock["t"] - clock["probe"]
-    return dict(run=run.name, seed=cfg.seed, variant=variant, rows=rows, teacher=probe.teacher_sampler(),
+    return dict(run=run.name, seed=cfg.seed, variant=variant, rows=rows, teacher=probe.teacher_sampler(work / "samples-teacher.png" if figures else None),
                 clean_spread=sample_spread(torch.from_numpy(probe.reference)), seconds_per_iteration=seconds / iterations)
 
 
@@ -142,12 +147,13 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--every", type=int, default=50)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "distill-sweep")
+    parser.add_argument("--figures", action="store_true", help="the samples at every evaluation as PNGs")
     args = parser.parse_args()
     torch.manual_seed(0)
     results = []
     for variant in args.variants:   # variants outer: a partial sweep still compares them on the first teacher
         for run in args.teachers:
-            results.append(sweep(run, variant, args.iterations, args.every, args.out))
+            results.append(sweep(run, variant, args.iterations, args.every, args.out, args.figures))
             r = results[-1]
             print(f"{r['run']} {variant}: teacher sampler SW {r['teacher']['clean_sw']:.4f} PSD "
                   f"{r['teacher']['clean_psd']:.3f} spread {r['teacher']['spread']:.4f} (clean images "
