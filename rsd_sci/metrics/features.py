@@ -21,8 +21,8 @@ from rsd_sci.metrics.extractors import INTERFACE_INPUT, extract_features, interf
 
 
 def feature_distances(path: Path, extractor, x: np.ndarray, y: np.ndarray, device) -> dict:
-    """{"fid", "kid", "feature_dim", "feature_interface"} of image sets x and y (N, C, H, W) through the extractor read from
-    `path` (named in the one-line errors; None for a module given as such)."""
+    """{"fid", "kid", "feature_dim", "feature_interface"} of image sets x and y (N, C, H, W) through the
+    extractor read from `path` (named in the one-line errors; None for a module given as such)."""
     try:
         interface = interface_of(extractor)
     except ValueError as err:
