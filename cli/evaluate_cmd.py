@@ -18,7 +18,8 @@ FALLBACK_TARGET_KEY = "reconstruction_esc"  # fastMRI single-coil targets, when 
 NO_FEATURES = ("FID/KID: not computed (pass --features PATH, a TorchScript feature extractor or the StyleGAN2-ADA "
                "Inception detector file; no weights are downloaded)")
 FEATURE_INPUT = {"magnitude": "one-channel extractor, magnitudes as they are",
-                 "inception": "StyleGAN2-ADA Inception detector: magnitudes / their own maximum, 0-255, 3 channels"}
+                 "inception": "StyleGAN2-ADA Inception detector, the published protocol: magnitudes as they are, "
+                              "a centred square, 3 channels"}
 SHOWN_NAMES = 3  # missing file names listed in an error
 WRITTEN_BY = "rsd-sci evaluate"   # the "written_by" value of every --json file: how evaluate knows its own
 MAX_OWN_JSON = 64 * 2**20         # bytes: a larger existing file is someone else's, and is not read

@@ -154,8 +154,9 @@ def fid_kid(samples, reference, extractor, device: str | torch.device = "cpu") -
     """{"fid", "kid", "feature_dim", "feature_interface"} of two image sets (N, C, H, W) and (M, C, H, W)
     (tensors or arrays; complex: magnitudes) through your feature extractor: a TorchScript file (loaded
     without pickle) or a module, one-channel (forward(x): fed (B, 1, H, W) float32) or the StyleGAN2-ADA
-    Inception detector (forward(x, return_features): fed (B, 3, H, W) uint8, each magnitude scaled by its
-    own maximum to 0-255), returning (B, d) features (`rsd_sci.metrics.extractors`)."""
+    Inception detector (forward(x, return_features): fed the magnitudes as they are, zero-padded to a
+    centred square, in 3 channels: the published protocol), returning (B, d) features
+    (`rsd_sci.metrics.extractors`)."""
     from rsd_sci.metrics.extractors import load_extractor
     from rsd_sci.metrics.features import feature_distances
 

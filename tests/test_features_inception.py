@@ -1,5 +1,6 @@
-"""FID/KID through the StyleGAN2-ADA Inception detector's interface: told from the module, fed 3 channels
-in 0-255 with return_features=True, each magnitude scaled by its own maximum; a stand-in, no download."""
+"""FID/KID through the StyleGAN2-ADA Inception detector's interface: told from the module, fed the
+published protocol (magnitudes in the sets' own units, a centred square, 3 equal channels, float32,
+return_features=True); a stand-in of the interface, no download."""
 
 import json
 
@@ -16,18 +17,20 @@ FEATURES = 16   # the stand-in's feature width (the real detector's is 2048)
 
 
 class _InceptionStandIn(torch.nn.Module):
-    """The StyleGAN2-ADA detector's interface: forward(x, return_features) on (B, 3, H, W) uint8 0-255.
-    Refuses anything else (1 channel, float, channels that differ, logits asked for); its features are
-    4×4 average pools of the first channel divided by 255 (16 values)."""
+    """The StyleGAN2-ADA detector's interface: forward(x, return_features) on (B, 3, H, W) in 0-255.
+    Refuses anything else (1 channel, values outside 0-255, channels that differ, logits asked for); its
+    features are 4×4 average pools of the first channel (16 values)."""
 
     def forward(self, x: torch.Tensor, return_features: bool = False, use_fp16: bool = False) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != 3 or x.dtype != torch.uint8:
-            raise ValueError("wants (B, 3, H, W) uint8")
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError("wants (B, 3, H, W)")
+        if bool((x < 0).any()) or bool((x > 255).any()):
+            raise ValueError("wants values in 0-255")
         if not bool((x[:, 1] == x[:, 0]).all()) or not bool((x[:, 2] == x[:, 0]).all()):
             raise ValueError("wants a grey image repeated to 3 channels")
         if not return_features:
             raise ValueError("called for logits, not features")
-        return torch.nn.functional.adaptive_avg_pool2d(x[:, :1].float() / 255, 4).flatten(1)
+        return torch.nn.functional.adaptive_avg_pool2d(x[:, :1].float(), 4).flatten(1)
 
 
 class _TwoInputs(torch.nn.Module):
@@ -46,16 +49,17 @@ def _save(module, path):
 
 
 def _stand_in_features(images: np.ndarray) -> np.ndarray:
-    """The stand-in's features computed here from the stated rule: per image v / max v, 0-255, rounded."""
-    v = np.sqrt((images.astype(np.float64) ** 2).sum(1, keepdims=True))
-    u = np.round(255 * np.clip(v / v.max(axis=(1, 2, 3), keepdims=True), 0, 1)) / 255
-    return u.reshape(len(u), 1, 4, u.shape[2] // 4, 4, u.shape[3] // 4).mean((3, 5)).reshape(len(u), -1)
+    """The stand-in's features computed here from the published rule: |Re + i Im| as it is, the (32, 24)
+    images zero-padded to 32 × 32 (4 columns each side)."""
+    v = np.abs(images[:, 0].astype(np.float64) + 1j * images[:, 1])
+    u = np.pad(v, ((0, 0), (0, 0), (4, 4)))
+    return u.reshape(len(u), 4, 8, 4, 8).mean((2, 4)).reshape(len(u), -1)
 
 
 def _sets(tmp_path):
-    """Two sets of complex images as (Re, Im) channels (N, 2, 32, 32): blobs of random widths and scales."""
+    """Two sets of complex images as (Re, Im) channels (N, 2, 32, 24): blobs of random widths and scales."""
     rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[-1:1:32j, -1:1:32j]
+    yy, xx = np.mgrid[-1:1:32j, -1:1:24j]
 
     def blobs(n, width):
         w = rng.uniform(*width, (n, 1, 1))
@@ -80,14 +84,15 @@ def test_the_interface_is_told_from_the_module(tmp_path):
             interface_of(module)
 
 
-def test_inception_input_is_3_equal_channels_of_each_magnitude_over_its_maximum():
-    images = np.zeros((2, 2, 3, 4), np.float32)
-    images[0, 0] = np.arange(12).reshape(3, 4)           # real, max 11
-    images[1, 1] = 1000 * np.arange(12).reshape(3, 4)    # imaginary, another unit: the same image
-    u = inception_input(images)
-    assert u.dtype == torch.uint8 and u.shape == (2, 3, 3, 4)
-    assert torch.equal(u[0], u[1]) and torch.equal(u[:, 0], u[:, 2])
-    assert u[0, 0].flatten().tolist() == [round(255 * i / 11) for i in range(12)]
+def test_inception_input_is_the_magnitude_as_it_is_in_a_centred_square_of_3_equal_channels():
+    images = np.zeros((2, 2, 3, 5), np.float32)
+    images[0, 0] = np.arange(15).reshape(3, 5)           # real
+    images[1, 1] = -np.arange(15).reshape(3, 5)          # imaginary: the same magnitude
+    x = inception_input(images)
+    assert x.dtype == torch.float32 and x.shape == (2, 3, 5, 5)
+    assert torch.equal(x[0], x[1]) and torch.equal(x[:, 0], x[:, 2])
+    assert x[0, 0, 0].tolist() == [0] * 5 and x[0, 0, 4].tolist() == [0] * 5   # a zero row above and below
+    assert x[0, 0, 1:4].flatten().tolist() == list(range(15))                  # not rescaled
 
 
 def test_cli_fid_through_the_stand_in(tmp_path):
@@ -109,11 +114,11 @@ def test_cli_fid_through_the_stand_in(tmp_path):
     assert other["fid"] == pytest.approx(frechet_distance(_stand_in_features(b), _stand_in_features(a)), rel=1e-6)
 
 
-def test_each_image_is_scaled_by_its_own_maximum_so_units_do_not_matter(tmp_path):
+def test_units_matter_as_published(tmp_path):
     a, _ = _sets(tmp_path)
     det = torch.jit.script(_InceptionStandIn())
-    scaled = a * np.random.default_rng(1).uniform(10, 1000, (len(a), 1, 1, 1)).astype(np.float32)
-    assert feature_distances(None, det, scaled, a, "cpu")["fid"] == pytest.approx(0.0, abs=1e-9)
+    assert feature_distances(None, det, a, a, "cpu")["fid"] == pytest.approx(0.0, abs=1e-9)
+    assert feature_distances(None, det, 2 * a, a, "cpu")["fid"] > 0.01
 
 
 def test_a_module_with_neither_interface_is_one_line_naming_the_file(tmp_path):
@@ -129,13 +134,13 @@ def test_a_module_with_neither_interface_is_one_line_naming_the_file(tmp_path):
 
 
 def test_a_detector_that_refuses_its_input_names_the_3_channel_input(tmp_path):
-    class _WantsFloat(torch.nn.Module):
+    class _WantsUint8(torch.nn.Module):
         def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
-            if x.dtype != torch.float32:
-                raise ValueError("wants float32")
+            if x.dtype != torch.uint8:
+                raise ValueError("wants uint8")
             return x.flatten(1)
 
     a, _ = _sets(tmp_path)
-    with pytest.raises(InputError, match=r"det.pt: the extractor fails on \(B, 3, H, W\) uint8 images in 0-255 "
-                                         r"\(.*wants float32\)"):
-        feature_distances(tmp_path / "det.pt", torch.jit.script(_WantsFloat()), a, a, "cpu")
+    with pytest.raises(InputError, match=r"det.pt: the extractor fails on \(B, 3, S, S\) magnitude images "
+                                         r"\(.*wants uint8\)"):
+        feature_distances(tmp_path / "det.pt", torch.jit.script(_WantsUint8()), a, a, "cpu")

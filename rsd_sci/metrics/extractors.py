@@ -7,15 +7,17 @@ schema, `module.forward.schema.arguments`; for a Python module its signature), n
                                                      they are (rsd-sci's own one-channel extractors)
     "inception"  forward(x, return_features, ...)    the StyleGAN2-ADA Inception TorchScript detector:
                                                      called as module(x, return_features=True) with
-                                                     x (B, 3, H, W) uint8, returning (B, 2048) features
+                                                     x (B, 3, S, S) float32, returning (B, 2048) features
 
 A forward with an argument named `return_features` is "inception"; otherwise one with exactly one
 argument without a default is "magnitude"; any other forward is refused.
 
-The "inception" input (the paper's FID protocol, docs/guide.md): per image, the magnitude v (C > 1:
-the root-sum-of-squares over channels, i.e. |Re + i Im|; C = 1: the image as it is) scaled by its own
-maximum, u = round(255 · clip(v / max v, 0, 1)) (an image with max v ≤ 0 is all zeros), as uint8,
-repeated to 3 channels, at its own size (the detector resizes to 299 × 299 itself).
+The "inception" input is the published RSD MRI protocol (the official code's metric utilities, read for
+the facts): per image the magnitude v (C > 1: the root-sum-of-squares over channels, i.e. |Re + i Im|;
+C = 1: the image as it is) in the set's own units, NOT rescaled to 0-255 (in the normalised units, where
+the 99th percentile of the calibration image is 1, the detector sees values of about 0-1.5 of its
+0-255 range, as published), zero-padded to a centred square S = max(H, W) (384 × 320 -> 384 × 384,
+as the published images are), repeated to 3 channels; not resized (the detector resizes to 299 itself).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import torch
 from rsd_sci.errors import InputError
 
 FEATURE_BATCH = 64  # images per call of the feature extractor
-INTERFACE_INPUT = {"magnitude": "(B, 1, H, W) images", "inception": "(B, 3, H, W) uint8 images in 0-255"}
+INTERFACE_INPUT = {"magnitude": "(B, 1, H, W) images", "inception": "(B, 3, S, S) magnitude images"}
 
 
 def load_extractor(path: Path, device) -> torch.jit.ScriptModule:
@@ -79,23 +81,25 @@ def magnitudes(images: np.ndarray) -> np.ndarray:
 
 
 def inception_input(images: np.ndarray) -> torch.Tensor:
-    """(N, 3, H, W) uint8 of images (N, C, H, W): each magnitude scaled by its own maximum to 0-255,
-    u = round(255 · clip(v / max v, 0, 1)), repeated to 3 channels (module docstring).
+    """(N, 3, S, S) float32 of images (N, C, H, W), S = max(H, W): each magnitude in its own units,
+    zero-padded to a centred square (left and top pads (S − W) // 2, (S − H) // 2), in 3 equal channels.
 
     Example:
-        >>> inception_input(np.array([[[[0.0, 1.0, 2.0]]], [[[-1.0, 0.0, 0.0]]]]))[:, 0].tolist()
-        [[[0, 128, 255]], [[0, 0, 0]]]
+        >>> x = inception_input(np.array([[[[3.0, 0.0]], [[4.0, 2.0]]]], np.float32))   # (Re, Im), 1 × 2
+        >>> x.shape, x[0, 0].tolist(), bool((x[0, 2] == x[0, 0]).all())
+        (torch.Size([1, 3, 2, 2]), [[5.0, 2.0], [0.0, 0.0]], True)
     """
     v = torch.from_numpy(magnitudes(images))
-    peak = v.amax(dim=(1, 2, 3), keepdim=True)
-    scaled = torch.where(peak > 0, v / peak.clamp_min(torch.finfo(v.dtype).tiny), torch.zeros_like(v))
-    return (255 * scaled.clamp(0, 1)).round().to(torch.uint8).repeat(1, 3, 1, 1)
+    (h, w), side = v.shape[-2:], max(v.shape[-2:])
+    top, left = (side - h) // 2, (side - w) // 2
+    square = torch.nn.functional.pad(v, (left, side - w - left, top, side - h - top))
+    return square.repeat(1, 3, 1, 1)
 
 
 def extract_features(extractor, images: np.ndarray, device) -> np.ndarray:
     """Features (N, d) float64 of images (N, C, H, W) through the extractor, fed by its interface:
-    (B, 1, H, W) float32 magnitudes, or the StyleGAN2-ADA detector's (B, 3, H, W) uint8 with
-    return_features=True (module docstring)."""
+    (B, 1, H, W) float32 magnitudes, or the StyleGAN2-ADA detector's (B, 3, S, S) float32 magnitudes
+    with return_features=True (module docstring)."""
     inception = interface_of(extractor) == "inception"
     x = inception_input(images) if inception else torch.from_numpy(magnitudes(images))
     with torch.no_grad():
