@@ -38,7 +38,8 @@ def test_the_data_recipe_holds_the_published_preparation():
 
 def test_the_recipe_runs_end_to_end_at_smoke_size(tmp_path):
     """3 volumes of 2 slices, 6 coils, 64 × 96 k-space (×2 read-out oversampling; 6 calibration lines): the
-    data recipe (4 virtual coils), then the train recipe with the tiny network and 2 steps of each stage."""
+    data recipe (4 virtual coils), then the train recipe with the tiny network and 2 steps of each stage,
+    and the distillation again at another batch from the teacher (as the guide runs the published 24)."""
     src = tmp_path / "brain"
     src.mkdir()
     for v in range(3):
@@ -53,3 +54,8 @@ def test_the_recipe_runs_end_to_end_at_smoke_size(tmp_path):
     assert (run / "teacher.safetensors").is_file() and (run / "generator.safetensors").is_file()
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert (saved["g_lr"], saved["fake_lr"], saved["lr"], saved["t_max"]) == (1e-6, 5e-6, 2e-4, 800)
+    ok("train", "--config", TRAIN, "--stage", "distill", "--teacher", run / "teacher.safetensors", "--data",
+       tmp_path / "set", "--out", tmp_path / "run-b3", "--preset", "tiny", "--distill-steps", 2, "--batch", 3,
+       "--device", "cpu")
+    assert (tmp_path / "run-b3" / "generator.safetensors").is_file()
+    assert yaml.safe_load((tmp_path / "run-b3" / "config.yaml").read_text())["batch"] == 3
