@@ -15,7 +15,11 @@ import typer
 from cli.errors import fail, guarded
 
 FALLBACK_TARGET_KEY = "reconstruction_esc"  # fastMRI single-coil targets, when the rss key is absent
-NO_FEATURES = "FID/KID: not computed (pass --features PATH, a TorchScript feature extractor; no weights are downloaded)"
+NO_FEATURES = ("FID/KID: not computed (pass --features PATH, a TorchScript feature extractor or the StyleGAN2-ADA "
+               "Inception detector file; no weights are downloaded)")
+FEATURE_INPUT = {"magnitude": "one-channel extractor, magnitudes as they are",
+                 "inception": "StyleGAN2-ADA Inception detector, the published protocol: magnitudes as they are, "
+                              "a centred square, 3 channels"}
 SHOWN_NAMES = 3  # missing file names listed in an error
 WRITTEN_BY = "rsd-sci evaluate"   # the "written_by" value of every --json file: how evaluate knows its own
 MAX_OWN_JSON = 64 * 2**20         # bytes: a larger existing file is someone else's, and is not read
@@ -31,7 +35,8 @@ def evaluate(
     key_prediction: str = typer.Option("reconstruction", "--key-prediction", help="Prediction dataset."),
     samples: Optional[Path] = typer.Option(None, "--samples", help="Image set: .npy, .h5 or .nii(.gz)."),
     reference: Optional[Path] = typer.Option(None, "--reference", help="Reference image set, same formats."),
-    features: Optional[Path] = typer.Option(None, "--features", help="TorchScript feature extractor for FID/KID."),
+    features: Optional[Path] = typer.Option(None, "--features", help="TorchScript feature extractor for FID/KID: "
+                                                  "one-channel, or the StyleGAN2-ADA Inception detector file."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results to this JSON file."),
     device: str = typer.Option("auto", help="auto | cpu | cuda (image-set distances and features)."),
     seed: int = typer.Option(0, help="Seed of the patches and directions of the sliced Wasserstein distance."),
@@ -138,7 +143,8 @@ def _distances(samples: Path, reference: Path, features: Optional[Path], device:
     from rsd_sci.engine.distributed import resolve_device
     from rsd_sci.errors import InputError
     from rsd_sci.metrics.distribution import patch_sliced_wasserstein, power_spectrum_distance, sample_spread
-    from rsd_sci.metrics.features import feature_distances, load_extractor
+    from rsd_sci.metrics.extractors import load_extractor
+    from rsd_sci.metrics.features import feature_distances
 
     dev = resolve_device(device)
     extractor = None if features is None else load_extractor(features, dev)
@@ -163,7 +169,11 @@ def _distances(samples: Path, reference: Path, features: Optional[Path], device:
     if "spread_samples" in result:
         typer.echo(f"spread (per-pixel std across the set): samples {result['spread_samples']:.4g}, "
                    f"reference {result['spread_reference']:.4g}")
-    typer.echo(f"FID: {result['fid']:.5g}   KID: {result['kid']:.5g}" if features is not None else NO_FEATURES)
+    if features is None:
+        typer.echo(NO_FEATURES)
+    else:
+        fed = FEATURE_INPUT[result["feature_interface"]]
+        typer.echo(f"FID: {result['fid']:.5g}   KID: {result['kid']:.5g}   ({fed})")
     return result
 
 

@@ -26,8 +26,9 @@ def train(
                                                   "folder (built into RUN/data once). Default: the phantoms."),
     out: Optional[Path] = typer.Option(None, help="Run directory (default runs/<modality>-<corruption>). "
                                                   "The same command again resumes."),
-    preset: Optional[str] = typer.Option(None, help="tiny | quality | small | base (default tiny on CPU, small "
-                                                    "on CUDA; quality: the tiny network trained longer)."),
+    preset: Optional[str] = typer.Option(None, help="tiny | quality | small | base | fastmri (default tiny on CPU, "
+                                                    "small on CUDA; quality: the tiny network trained longer; "
+                                                    "fastmri: the published fastMRI network and rates)."),
     steps: Optional[int] = typer.Option(None, help="Teacher steps (default: the preset's)."),
     batch: Optional[int] = typer.Option(None, help="Global batch (all processes together)."),
     lr: Optional[float] = typer.Option(None, help="Teacher learning rate after warm-up."),

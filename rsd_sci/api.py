@@ -151,10 +151,14 @@ def _image_array(images) -> np.ndarray:
 
 
 def fid_kid(samples, reference, extractor, device: str | torch.device = "cpu") -> dict:
-    """{"fid", "kid", "feature_dim"} of two image sets (N, C, H, W) and (M, C, H, W) (tensors or arrays;
-    complex: magnitudes) through your feature extractor: a TorchScript file (loaded without pickle) or
-    a module, fed (B, 1, H, W) float32 and returning (B, d) features (`rsd_sci.metrics.features`)."""
-    from rsd_sci.metrics.features import feature_distances, load_extractor
+    """{"fid", "kid", "feature_dim", "feature_interface"} of two image sets (N, C, H, W) and (M, C, H, W)
+    (tensors or arrays; complex: magnitudes) through your feature extractor: a TorchScript file (loaded
+    without pickle) or a module, one-channel (forward(x): fed (B, 1, H, W) float32) or the StyleGAN2-ADA
+    Inception detector (forward(x, return_features): fed the magnitudes as they are, zero-padded to a
+    centred square, in 3 channels: the published protocol), returning (B, d) features
+    (`rsd_sci.metrics.extractors`)."""
+    from rsd_sci.metrics.extractors import load_extractor
+    from rsd_sci.metrics.features import feature_distances
 
     path = None
     if isinstance(extractor, (str, Path)):

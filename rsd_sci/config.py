@@ -49,7 +49,7 @@ class TrainConfig:
     teacher: str | None = None            # distill: a teacher.safetensors (default RUN/teacher.safetensors)
     data: str | None = None               # measurement set, raw source folder, or None: the phantoms
     make: dict = field(default_factory=dict)   # data-make options (MAKE_OPTIONS) for built sets
-    preset: str | None = None             # tiny | small | base; None: tiny on CPU, small on CUDA
+    preset: str | None = None             # rsd_sci.presets.PRESETS; None: tiny on CPU, small on CUDA
     steps: int | None = None              # teacher steps (None: the preset's)
     batch: int | None = None              # global batch (all processes together)
     lr: float | None = None               # Adam learning rate after warm-up

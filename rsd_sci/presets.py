@@ -95,4 +95,31 @@ PRESETS: dict[str, dict] = {
         alpha=1.2, sigma_init=2.5, t_max=800, loss_space="auto", sigma_floor=0.0,
         fake_updates=1, fake_warmup=0, gan_weight=0.0, eval_slices=64,
     ),
+    # ~18.6 M parameters: MONAI's UNet sized to the published fastMRI teacher, EDM's DDPM++ with channel
+    # multipliers 1,1,1,1 (128 channels at every level, 4 blocks per level; its attention at 16×16 is
+    # never reached at 384×384 in 4 levels); no dropout (MONAI has none; published 0.1). The rates,
+    # batch, clip and SiD settings are the published ones (recipes/fastmri-brain-r4.yaml, docs/method.md,
+    # "The published fastMRI recipe"); steps, warm-up, EMA and evaluation are rsd-sci's (not published).
+    "fastmri": dict(
+        features=(128, 128, 128, 128),
+        num_res_blocks=4,
+        attention_levels=(False, False, False, False),
+        num_head_channels=64,
+        norm_num_groups=32,
+        lr=2e-4,                            # published teacher rate
+        batch=8,                            # published teacher batch (distillation: 24, a second command)
+        steps=100_000,                      # 0.8 Mimg; not published
+        warmup_steps=5_000,                 # not published
+        ema_half_life_images=500_000,       # EDM's
+        grad_clip=1.0,                      # published, both stages
+        distill_steps=20_000,               # not published
+        g_lr=1e-6,                          # published
+        fake_lr=5e-6,                       # published
+        alpha=1.2, sigma_init=2.5, t_max=800,   # published
+        loss_space="auto",                  # full images for MRI, as the published MRI code compares them
+        sigma_floor=0.0,
+        fake_updates=1, fake_warmup=0,      # published: one fake update per generator update from the start
+        gan_weight=0.0,                     # published: no critic
+        eval_slices=32,
+    ),
 }

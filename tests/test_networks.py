@@ -43,7 +43,8 @@ def test_tiny_preset_size_and_cpu_step_time():
           f"(batch 8, 64x64, 2 + 2 channels, {torch.get_num_threads()} threads)")
 
 
-@pytest.mark.parametrize("name, low, high", [("quality", 0.8e6, 1.5e6), ("small", 5e6, 15e6), ("base", 35e6, 60e6)])
+@pytest.mark.parametrize("name, low, high", [("quality", 0.8e6, 1.5e6), ("small", 5e6, 15e6), ("base", 35e6, 60e6),
+                                             ("fastmri", 15e6, 25e6)])
 def test_larger_preset_sizes(name, low, high):
     with torch.device("meta"):   # counts shapes without allocating memory
         net = build_backbone(name, channels=2, cond_channels=2)

@@ -1,8 +1,9 @@
 """FID and KID of two image sets through a feature extractor the user supplies (no weights downloaded).
 
-The extractor is a TorchScript file (`torch.jit.load`: no pickle), fed (B, 1, H, W) float32 images (the
-magnitude of multi-channel ones) and returning (B, d) features. For features f (N, d) and g (M, d)
-(FID with Inception features is Heusel et al. 2017, KID is Bińkowski et al. 2018):
+The extractor is a TorchScript file (`torch.jit.load`: no pickle) of one of two interfaces, told from its
+forward (`rsd_sci.metrics.extractors`): one-channel, fed (B, 1, H, W) float32 magnitudes, or the
+StyleGAN2-ADA Inception detector, fed (B, 3, H, W) uint8 in 0-255; either returns (B, d) features.
+For features f (N, d) and g (M, d) (FID with Inception features is Heusel et al. 2017, KID is Bińkowski et al. 2018):
 
     FID(f, g) = ‖μ_f − μ_g‖² + tr(Σ_f + Σ_g − 2 (Σ_f Σ_g)^{1/2})     (Gaussian fits, ddof = 1)
     KID(f, g) = 1/(N(N−1)) Σ_{i≠j} k(f_i, f_j) + 1/(M(M−1)) Σ_{i≠j} k(g_i, g_j) − 2/(NM) Σ_{i,j} k(f_i, g_j),
@@ -14,44 +15,27 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from rsd_sci.errors import InputError
-
-FEATURE_BATCH = 64  # images per call of the feature extractor
-
-
-def load_extractor(path: Path, device) -> torch.jit.ScriptModule:
-    """A TorchScript module from `path` (torch.jit.load: no pickle), in eval mode on `device`."""
-    if not path.is_file():
-        raise InputError(path, "no such file")
-    try:
-        return torch.jit.load(str(path), map_location=device).eval()
-    except (RuntimeError, ValueError, OSError):
-        raise InputError(path, "not a TorchScript file (write one with torch.jit.script(module).save(PATH))") from None
-
-
-def extract_features(extractor, images: np.ndarray, device) -> np.ndarray:
-    """Features (N, d) float64 of images (N, C, H, W) through the extractor, fed (B, 1, H, W) float32
-    (C > 1: the root-sum-of-squares over channels, i.e. the magnitude of (real, imaginary) pairs)."""
-    x = torch.from_numpy(images if images.shape[1] == 1 else np.sqrt((images ** 2).sum(1, keepdims=True)))
-    with torch.no_grad():
-        out = [extractor(batch.to(device)).reshape(len(batch), -1) for batch in x.split(FEATURE_BATCH)]
-    return torch.cat(out).to("cpu", torch.float64).numpy()
+from rsd_sci.metrics.extractors import INTERFACE_INPUT, extract_features, interface_of
 
 
 def feature_distances(path: Path, extractor, x: np.ndarray, y: np.ndarray, device) -> dict:
-    """{"fid", "kid", "feature_dim"} of image sets x and y (N, C, H, W) through the extractor read from
-    `path` (named in the one-line errors)."""
+    """{"fid", "kid", "feature_dim", "feature_interface"} of image sets x and y (N, C, H, W) through the
+    extractor read from `path` (named in the one-line errors; None for a module given as such)."""
+    try:
+        interface = interface_of(extractor)
+    except ValueError as err:
+        raise InputError(path, str(err)) from None
     try:
         fx, fy = extract_features(extractor, x, device), extract_features(extractor, y, device)
     except Exception as err:   # the user's code: whatever it raises (torch.jit.Error is no RuntimeError) refuses
-        raise InputError(path, f"the extractor fails on (B, 1, H, W) images ({_last_line(err)})") from None
+        raise InputError(path, f"the extractor fails on {INTERFACE_INPUT[interface]} ({_last_line(err)})") from None
     if not (np.isfinite(fx).all() and np.isfinite(fy).all()):
         raise InputError(path, "feature extractor returned NaN or Inf")
     try:
         return {"fid": frechet_distance(fx, fy), "kid": kernel_inception_distance(fx, fy),
-                "feature_dim": int(fx.shape[1])}
+                "feature_dim": int(fx.shape[1]), "feature_interface": interface}
     except ValueError as err:
         raise InputError(None, f"FID/KID: {err}") from None
 
