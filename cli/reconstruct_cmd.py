@@ -1,5 +1,5 @@
 """`rsd-sci reconstruct`: posterior (A-DPS, generator prior) or classical reconstructions of a measurement
-set's test split, of fastMRI files or of NIfTI volumes (what is written: `rsd_sci.posterior.file_reconstruction`).
+set's test split, of fastMRI files or of NIfTI volumes (what is written: `rsd_sci.apps.reconstruct_files`).
 
     rsd-sci reconstruct --input SET --out recon.h5 --method cg-sense
     rsd-sci reconstruct --input file.h5 --out recon.h5 --method adps --model RUN
@@ -67,7 +67,7 @@ def reconstruct(
     if seed < 0:
         fail(f"--seed must be non-negative (got {seed})")
     from rsd_sci.errors import InputError
-    from rsd_sci.posterior import file_reconstruction as fr
+    from rsd_sci.apps import reconstruct_files as fr
     from rsd_sci.posterior.reconstruct import LEARNED, METHODS
 
     if method not in METHODS:
@@ -105,7 +105,7 @@ def _run(kind, input, out, files, targets, info, method, model_path, modality, f
     from rsd_sci.engine import distributed
     from rsd_sci.engine.model import load_model
     from rsd_sci.errors import InputError
-    from rsd_sci.posterior import file_reconstruction as fr
+    from rsd_sci.apps import reconstruct_files as fr
     from rsd_sci.data.sources import SOURCE_MODALITIES
     from rsd_sci.data.volume_samples import check_fits_model
     from rsd_sci.posterior.reconstruct import check_method

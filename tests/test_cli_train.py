@@ -72,7 +72,7 @@ def test_interrupt_and_resume_equals_an_uninterrupted_run(tmp_path, mri_set):
 @pytest.mark.parametrize("name, code", [("SIGTERM", 143), ("SIGINT", 130)])
 def test_a_stage_stopped_by_a_signal_exits_128_plus_its_number_with_one_line(tmp_path, monkeypatch, mri_set,
                                                                              name, code):
-    import rsd_sci.engine.run as run_module
+    import rsd_sci.apps.train as run_module
     from rsd_sci.engine.loop import StageInterrupted
 
     def interrupted(*args, **kwargs):
@@ -118,7 +118,7 @@ def test_modality_must_match_the_data(tmp_path, mri_set):
 
 
 def test_out_of_memory_is_a_one_line_error(tmp_path, monkeypatch, mri_set):
-    import rsd_sci.engine.run as run_module
+    import rsd_sci.apps.train as run_module
 
     def oom(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
