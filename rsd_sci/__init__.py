@@ -35,7 +35,7 @@ __version__ = "0.1.0"
 
 _HOMES = {
     "train": "rsd_sci.api",
-    "Model": "rsd_sci.engine.model",
+    "Model": "rsd_sci.diffusion.model",
     "load_model": "rsd_sci.engine.model",
     "sample": "rsd_sci.api",
     "Measurement": "rsd_sci.measurement",

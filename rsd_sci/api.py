@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from rsd_sci.apps.reconstruct_files import Scan
-from rsd_sci.engine.model import Model, load_model
+from rsd_sci.diffusion.model import Model
+from rsd_sci.engine.model import load_model
 from rsd_sci.errors import InputError
 from rsd_sci.measurement import Measurement
 

@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 from cli.app import app
 from rsd_sci.data.batches import load_batch
 from rsd_sci.data.measurement_set import open_measurement_set
+from rsd_sci.diffusion.model import build_model
 from rsd_sci.engine.runlog import read_log
-from rsd_sci.engine.model import build_model, load_model
+from rsd_sci.engine.model import load_model
 from rsd_sci.engine.teacher import heldout_loss
 
 runner = CliRunner()

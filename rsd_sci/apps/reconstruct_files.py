@@ -42,7 +42,7 @@ class Job:
     """What to run on every batch (see `rsd_sci.posterior.reconstruct.reconstruct_batch`)."""
 
     method: str
-    loaded: object = None            # a `rsd_sci.engine.model.Model` (learned methods) or None
+    loaded: object = None            # a `rsd_sci.diffusion.model.Model` (learned methods) or None
     n_samples: int = 1
     seed: int = 0
     steps: int | None = None

@@ -26,10 +26,10 @@ from rsd_sci.config import TrainConfig
 from rsd_sci.data.batches import global_batch_indices, load_batch
 from rsd_sci.data.measurement_set import MeasurementSet, open_measurement_set
 from rsd_sci.diffusion.losses import sample_sigma, teacher_loss
+from rsd_sci.diffusion.model import Model, build_model
 from rsd_sci.engine import checkpoint, distributed
 from rsd_sci.engine.ema import EMA
 from rsd_sci.engine.loop import run_stage, set_lr, warmup_lr
-from rsd_sci.engine.model import Model, build_model
 from rsd_sci.engine.operator_bank import bank_metadata, bank_tensors, operator_bank
 from rsd_sci.engine.precision import use_bf16
 from rsd_sci.engine.runlog import RunLog
