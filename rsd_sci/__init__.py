@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from rsd_sci.version import __version__
 
 _HOMES = {
     "train": "rsd_sci.api",

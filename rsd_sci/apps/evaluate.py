@@ -48,8 +48,7 @@ from rsd_sci.engine.model import load_model
 from rsd_sci.engine.sampling import draw_samples, to_output
 from rsd_sci.measurement import family_of
 from rsd_sci.posterior.reconstruct import DEFAULT_STEPS, reconstruct_batch
-
-SETS = ("data", "teacher", "generator")
+from rsd_sci.report.document import SETS
 
 
 @dataclasses.dataclass

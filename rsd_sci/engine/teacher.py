@@ -21,7 +21,6 @@ from typing import Callable
 
 import torch
 
-from rsd_sci import __version__
 from rsd_sci.config import TrainConfig
 from rsd_sci.data.batches import global_batch_indices, load_batch
 from rsd_sci.data.measurement_set import MeasurementSet, open_measurement_set
@@ -36,6 +35,7 @@ from rsd_sci.engine.runlog import RunLog
 from rsd_sci.keyed_random import Stream, keyed_randn
 from rsd_sci.measurement import Measurement
 from rsd_sci.presets import NETWORK_KEYS, PRESETS
+from rsd_sci.version import __version__
 
 log = logging.getLogger(__name__)
 HELDOUT_STEP = -2          # the key "step" of the held-out draws: the same every evaluation

@@ -14,9 +14,9 @@ import numpy as np
 
 from rsd_sci.data.atomic import atomic_path
 from rsd_sci.data.finite_json import read_finite_json
-from rsd_sci.apps.evaluate import SETS
 from rsd_sci.measurement import family_of
 
+SETS = ("data", "teacher", "generator")   # RUN/samples/<set>.npy beside reference.npy (`rsd_sci.apps.evaluate`)
 SET_NAMES = {"data": "corrupted data R(y)", "teacher": "teacher samples", "generator": "generator samples"}
 
 
