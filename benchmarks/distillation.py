@@ -31,13 +31,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rsd_sci.apps import evaluate  # noqa: E402
 from rsd_sci.config import TrainConfig  # noqa: E402
 from rsd_sci.data.batches import load_batch  # noqa: E402
 from rsd_sci.data.measurement_set import open_measurement_set  # noqa: E402
 from rsd_sci.diffusion.teacher_sampling import sample_teacher  # noqa: E402
 from rsd_sci.distill.distiller import generate  # noqa: E402
 from rsd_sci.distill.draws import KeyedDraws  # noqa: E402
-from rsd_sci.engine import distributed, evaluation  # noqa: E402
+from rsd_sci.engine import distributed  # noqa: E402
 from rsd_sci.engine.distillation import train_distill  # noqa: E402
 from rsd_sci.engine.model import load_model  # noqa: E402
 from rsd_sci.engine.sampling import to_output  # noqa: E402
@@ -84,8 +85,8 @@ class CleanProbe:
         self.teacher, self.seed, self.sigma_init = teacher, seed, sigma_init
         n = min(N_HELDOUT, len(test_set))
         self.m = teacher.family.measure(load_batch(test_set, range(n), "cpu"))
-        self.offset = float(evaluation.offsets_of(test_set, 1)[0])
-        self.reference = evaluation.clean_targets(test_set, n)
+        self.offset = float(evaluate.offsets_of(test_set, 1)[0])
+        self.reference = evaluate.clean_targets(test_set, n)
 
     def view(self, x: torch.Tensor):
         return self.teacher.family.metric_view(to_output(self.teacher, x.float().cpu()), self.offset)
@@ -93,7 +94,7 @@ class CleanProbe:
     def distances(self, images, figure: Path | None = None, row: str = "generator") -> dict:
         if figure is not None:
             samples_figure({"reference": self.reference, row: images}, figure, titles={row: figure.stem})
-        d = evaluation.distribution_distances({"reference": self.reference, "x": images}, self.seed, names=("x",))["x"]
+        d = evaluate.distribution_distances({"reference": self.reference, "x": images}, self.seed, names=("x",))["x"]
         return {"clean_sw": d["patch_sliced_wasserstein"], "clean_psd": d["power_spectrum_distance"],
                 "spread": d["spread"]}
 

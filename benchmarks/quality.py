@@ -51,10 +51,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rsd_sci.apps import evaluate  # noqa: E402
+from rsd_sci.apps.train import run_training  # noqa: E402
 from rsd_sci.config import TrainConfig  # noqa: E402
 from rsd_sci.data.measurement_set import open_measurement_set  # noqa: E402
-from rsd_sci.engine import evaluation  # noqa: E402
-from rsd_sci.engine.run import run_training  # noqa: E402
 from rsd_sci.engine.sampling import draw_samples, to_output  # noqa: E402
 from rsd_sci.report.document import write_report  # noqa: E402
 
@@ -80,7 +80,7 @@ def clean_floor(cfg: TrainConfig, n: int) -> np.ndarray:
         make = dict(cfg.make, n_train=1, n_test=n)
         make_measurement_set(MakeSpec(modality=cfg.modality, seed=cfg.seed + 1000, **make), Path(tmp) / "floor")
         _, test = open_measurement_set(Path(tmp) / "floor")
-        return evaluation.clean_targets(test, n)
+        return evaluate.clean_targets(test, n)
 
 
 def clean_control(cfg: TrainConfig, out: Path, n: int, settings) -> np.ndarray:
@@ -88,11 +88,11 @@ def clean_control(cfg: TrainConfig, out: Path, n: int, settings) -> np.ndarray:
     control = dataclasses.replace(cfg, stage="teacher", make=dict(cfg.make, **CLEAN_MAKE[cfg.modality]),
                                   evaluate=False)
     written = run_training(control, out / "control")
-    teacher = evaluation.load_models(out / "control", settings.device)["teacher"]
+    teacher = evaluate.load_models(out / "control", settings.device)["teacher"]
     _, test_set = open_measurement_set(written["data"])
     x = draw_samples(teacher, n, "heun", settings.sampler_steps, batch=settings.batch, seed=settings.seed,
                      device=settings.device)
-    return teacher.family.metric_view(to_output(teacher, x), float(evaluation.offsets_of(test_set, 1)[0]))
+    return teacher.family.metric_view(to_output(teacher, x), float(evaluate.offsets_of(test_set, 1)[0]))
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:
@@ -130,26 +130,26 @@ def main() -> None:
     timing["train_s"] = time.perf_counter() - start
 
     device = str(torch.device("cuda" if args.device == "cuda" else "cpu"))
-    settings = evaluation.EvalSettings(n_samples=32, slices=cfg.eval_slices, posterior_samples=1, seed=cfg.seed,
-                                       device=device)
+    settings = evaluate.EvalSettings(n_samples=32, slices=cfg.eval_slices, posterior_samples=1, seed=cfg.seed,
+                                     device=device)
     start = time.perf_counter()
-    metrics = evaluation.evaluate_run(out, settings, written["data"])
+    metrics = evaluate.evaluate_run(out, settings, written["data"])
     timing["evaluate_s"] = time.perf_counter() - start
 
-    models = evaluation.load_models(out, device)
+    models = evaluate.load_models(out, device)
     train_set, test_set = open_measurement_set(written["data"])
-    sets = {n: np.load(out / "samples" / f"{n}.npy") for n in ("reference", *evaluation.SETS)}
+    sets = {n: np.load(out / "samples" / f"{n}.npy") for n in ("reference", *evaluate.SETS)}
     start = time.perf_counter()
     sets["to_sigma_min"] = teacher_to_sigma_min(models["teacher"], len(sets["reference"]), settings,
-                                                float(evaluation.offsets_of(test_set, 1)[0]))
+                                                float(evaluate.offsets_of(test_set, 1)[0]))
     sets["floor"] = clean_floor(cfg, len(sets["reference"]))
     if args.control:
         sets["control"] = clean_control(cfg, out, len(sets["reference"]), settings)
-    distances = evaluation.distribution_distances(sets, cfg.seed, names=tuple(SET_LABELS))
+    distances = evaluate.distribution_distances(sets, cfg.seed, names=tuple(SET_LABELS))
     fast = dataclasses.replace(settings, generator_steps=50)
-    extra = evaluation.reconstructions(models, test_set, fast, methods=["generator"])
+    extra = evaluate.reconstructions(models, test_set, fast, methods=["generator"])
     S = min(settings.slices, len(test_set))
-    extra_metrics = evaluation.reconstruction_metrics(extra, evaluation.clean_targets(test_set, S),
+    extra_metrics = evaluate.reconstruction_metrics(extra, evaluate.clean_targets(test_set, S),
                                                       test_set.column("source", S))
     timing["extra_s"] = time.perf_counter() - start
     recon = dict(metrics["reconstruction"]) | {"generator (50 it)": extra_metrics["generator"]}

@@ -55,12 +55,12 @@ from timing import Load, best, interleave, make_sync, median, print_table, ratio
 from train_step import CASES, make_sets, train_environment  # noqa: E402  (sibling)
 
 from rsd_sci.data.batches import load_batch  # noqa: E402
+from rsd_sci.diffusion.model import build_model  # noqa: E402
 from rsd_sci.diffusion.networks import count_parameters  # noqa: E402
 from rsd_sci.presets import NETWORK_KEYS, PRESETS  # noqa: E402
 from rsd_sci.diffusion.teacher_sampling import sample_teacher  # noqa: E402
 from rsd_sci.distill.distiller import generate  # noqa: E402
 from rsd_sci.distill.draws import KeyedDraws  # noqa: E402
-from rsd_sci.engine.model import build_model  # noqa: E402
 
 GOAL, LIMIT = 30.0, 35.0   # the issue: one-step images/s ≥ 30× Heun's; 35 network calls against 1
 STEPS = 18                 # Heun steps: 2·18 − 1 = 35 denoiser calls

@@ -65,12 +65,12 @@ from timing import Load, best, environment, make_sync, median, print_table, rati
 from rsd_sci.data.batches import global_batch_indices, load_batch  # noqa: E402
 from rsd_sci.data.make import MakeSpec, make_measurement_set  # noqa: E402
 from rsd_sci.data.measurement_set import open_measurement_set  # noqa: E402
+from rsd_sci.diffusion.model import build_model  # noqa: E402
 from rsd_sci.diffusion.networks import count_parameters  # noqa: E402
 from rsd_sci.presets import NETWORK_KEYS, PRESETS  # noqa: E402
 from rsd_sci.diffusion.precond import loss_weight  # noqa: E402
 from rsd_sci.engine.ema import EMA  # noqa: E402
 from rsd_sci.engine.loop import set_lr, warmup_lr  # noqa: E402
-from rsd_sci.engine.model import build_model  # noqa: E402
 from rsd_sci.engine.teacher import batch_loss, draws  # noqa: E402
 
 GOAL = 1.15  # the issue: Ambient losses cost at most 15 % over plain EDM

@@ -17,7 +17,7 @@ def info(
 ) -> None:
     """Show shapes, dtypes, coils, slices, acceleration, noise level and attributes of PATH; for a model
     file, what it models and how it was trained (operator, preset, steps, selected iteration, size)."""
-    from rsd_sci.data.describe import describe
+    from rsd_sci.apps.describe import describe
 
     facts = describe(path)
     if as_json:

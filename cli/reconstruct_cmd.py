@@ -1,5 +1,5 @@
 """`rsd-sci reconstruct`: posterior (A-DPS, generator prior) or classical reconstructions of a measurement
-set's test split, of fastMRI files or of NIfTI volumes (what is written: `rsd_sci.posterior.file_reconstruction`).
+set's test split, of fastMRI files or of NIfTI volumes (what is written: `rsd_sci.apps.reconstruct_files`).
 
     rsd-sci reconstruct --input SET --out recon.h5 --method cg-sense
     rsd-sci reconstruct --input file.h5 --out recon.h5 --method adps --model RUN
@@ -66,73 +66,24 @@ def reconstruct(
         fail(f"--steps must be at least 1 (got {steps})")
     if seed < 0:
         fail(f"--seed must be non-negative (got {seed})")
-    from rsd_sci.errors import InputError
-    from rsd_sci.posterior import file_reconstruction as fr
     from rsd_sci.posterior.reconstruct import LEARNED, METHODS
 
     if method not in METHODS:
         fail(f"unknown --method {method!r} ({', '.join(METHODS)})")
     if method in LEARNED and model is None:
         fail(f"--method {method} needs --model (a run directory or model file)")
-    from rsd_sci.data.output_guard import check_outputs
-    from rsd_sci.engine.model import resolve_model_path
-
-    kind, files = fr.input_kind(input)
-    targets = fr.output_paths(input, out, kind, files)
-    model_kind = "teacher" if method == "adps" else None   # from a run directory: the teacher for A-DPS
-    model_path = None if model is None else resolve_model_path(model, model_kind)
-    outputs = fr.all_outputs(targets, kind, n_samples)
-    check_outputs(outputs, {"--input": input, "--model": model_path})   # before "exists": --force never helps
-    existing = [t for t in outputs if t.exists()]
-    if existing and not force:
-        raise InputError(existing[0], "exists (use --force)")
-
-    from rsd_sci.engine import distributed
-
-    info = distributed.init_distributed(device)
-    try:
-        distributed.barrier()  # every rank has checked the outputs before any is written
-        _run(kind, input, out, files, targets, info, method=method, model_path=model_path, modality=modality,
-             flags=dict(accel=accel, mask=mask, center_fraction=center_fraction, views=views,
-                        virtual_coils=virtual_coils),
-             n_samples=n_samples, seed=seed, steps=steps, batch=batch)
-    finally:
-        distributed.cleanup()
-
-
-def _run(kind, input, out, files, targets, info, method, model_path, modality, flags, **job_options) -> None:
     from cli.progress import progress_bar
-    from rsd_sci.engine import distributed
-    from rsd_sci.engine.model import load_model
-    from rsd_sci.errors import InputError
-    from rsd_sci.posterior import file_reconstruction as fr
-    from rsd_sci.data.sources import SOURCE_MODALITIES
-    from rsd_sci.data.volume_samples import check_fits_model
-    from rsd_sci.posterior.reconstruct import check_method
+    from rsd_sci.apps import reconstruct_files as rf
 
-    loaded = None if model_path is None else load_model(model_path, info.device)
-    job = fr.Job(method=method, loaded=loaded, device=info.device, **job_options)
-    with progress_bar(f"Reconstructing ({method})") as update:
-        if kind == "set":
-            n = fr.reconstruct_measurement_set(input, out, job, update, info, modality)
-            if info.is_main:
-                typer.echo(f"wrote {n} {method} reconstructions to {out}")
-            return
-        (fastmri_modality,) = SOURCE_MODALITIES["fastmri"]
-        if kind == "fastmri" and modality not in (None, fastmri_modality):
-            raise InputError(input, f"fastMRI files hold mri data, not --modality {modality}")
-        data_modality = fastmri_modality if kind == "fastmri" else fr.modality_of(method, loaded, modality)
-        check_method(method, data_modality, loaded)  # before any work
-        options = fr.data_options(loaded, modality=data_modality, **flags)
-        if kind == "nifti" and loaded is not None:  # every file, from its header, before any is written
-            for path in files:
-                check_fits_model(path, options, loaded.meta["operator"])
-        write = fr.reconstruct_nifti_file if kind == "nifti" else fr.reconstruct_fastmri_file
-        mine = fr.my_share(list(zip(files, targets)), info)
-        for i, (path, target) in enumerate(mine):
-            write(path, target, job, options)
-            update(i + 1, len(mine))
-    distributed.barrier()
-    if info.is_main:
-        typer.echo(f"wrote {len(files)} {method} reconstruction file(s) to {out}"
-                   + (f" ({info.world_size} processes)" if info.distributed else ""))
+    plan = rf.plan_outputs(input, out, method, model, n_samples, force)
+    done = rf.reconstruct_inputs(plan, method, device, modality, progress=progress_bar,
+                                 flags=dict(accel=accel, mask=mask, center_fraction=center_fraction, views=views,
+                                            virtual_coils=virtual_coils),
+                                 n_samples=n_samples, seed=seed, steps=steps, batch=batch)
+    if done is None:   # not rank 0
+        return
+    if plan.kind == "set":
+        typer.echo(f"wrote {done['count']} {method} reconstructions to {out}")
+    else:
+        typer.echo(f"wrote {done['count']} {method} reconstruction file(s) to {out}"
+                   + (f" ({done['processes']} processes)" if done["processes"] > 1 else ""))

@@ -48,9 +48,9 @@ def report(
     metrics_path = run / "eval" / "metrics.json"
     if recompute or not metrics_path.is_file():
         from cli.progress import progress_bar
-        from rsd_sci.data.resolve import prepare_data
+        from rsd_sci.apps.resolve import prepare_data
         from rsd_sci.engine.distributed import resolve_device
-        from rsd_sci.engine.run import eval_settings, evaluate_and_report
+        from rsd_sci.apps.train import eval_settings, evaluate_and_report
 
         data_dir = prepare_data(cfg.data, cfg.modality, cfg.make, cfg.seed, run)
         dev = str(resolve_device(device))

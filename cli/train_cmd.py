@@ -108,7 +108,7 @@ def _run(cfg, run_dir: Path, adapt_batch: bool) -> None:
     from cli.errors import Terminated, release_warnings, stopped
     from cli.progress import progress_bar
     from rsd_sci.engine.loop import StageInterrupted, TrainingStopped
-    from rsd_sci.engine.run import DATA_BUILD, run_training
+    from rsd_sci.apps.train import DATA_BUILD, run_training
     from rsd_sci.data.partial_set import resume_note
     from rsd_sci.engine.runlog import read_log
 

@@ -31,19 +31,19 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from rsd_sci.version import __version__
 
 _HOMES = {
     "train": "rsd_sci.api",
-    "Model": "rsd_sci.engine.model",
+    "Model": "rsd_sci.diffusion.model",
     "load_model": "rsd_sci.engine.model",
     "sample": "rsd_sci.api",
     "Measurement": "rsd_sci.measurement",
-    "mri_measurement": "rsd_sci.measurement.arrays",
-    "ct_measurement": "rsd_sci.measurement.arrays",
-    "image_measurement": "rsd_sci.measurement.arrays",
+    "mri_measurement": "rsd_sci.data.arrays",
+    "ct_measurement": "rsd_sci.data.arrays",
+    "image_measurement": "rsd_sci.data.arrays",
     "read_measurements": "rsd_sci.api",
-    "Scan": "rsd_sci.posterior.file_reconstruction",
+    "Scan": "rsd_sci.apps.reconstruct_files",
     "read_scan": "rsd_sci.api",
     "METHODS": "rsd_sci.posterior.reconstruct",
     "reconstruct": "rsd_sci.api",

@@ -1,7 +1,7 @@
 """The thin functions of the Python API (`rsd_sci.__all__`, docs/python.md) that are not already a
 function of a floor below: each calls the code the CLI runs.
 
-    train(out, **settings)                          rsd_sci.engine.run.run_training (as `rsd-sci train`)
+    train(out, **settings)                          rsd_sci.apps.train.run_training (as `rsd-sci train`)
     sample(model, n)                                rsd_sci.engine.sampling.draw_samples
     read_measurements(set_dir)                      a measurement set's rows as a Measurement
     read_scan(path, model)                          a fastMRI / NIfTI file as `reconstruct` reads it
@@ -21,10 +21,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from rsd_sci.engine.model import Model, load_model
+from rsd_sci.apps.reconstruct_files import Scan
+from rsd_sci.diffusion.model import Model
+from rsd_sci.engine.model import load_model
 from rsd_sci.errors import InputError
 from rsd_sci.measurement import Measurement
-from rsd_sci.posterior.file_reconstruction import Scan
 
 Progress = Callable[[int, int], None]
 
@@ -41,7 +42,7 @@ def train(out: str | Path, **settings) -> dict:
     "report", "metrics"}, those made.
     """
     from rsd_sci.config import MAKE_OPTIONS, TrainConfig, run_config
-    from rsd_sci.engine.run import run_training
+    from rsd_sci.apps.train import run_training
 
     out = Path(out)
     known = set(MAKE_OPTIONS) | ({f.name for f in dataclasses.fields(TrainConfig)} - {"make"})
@@ -108,7 +109,7 @@ def read_scan(path: str | Path, model: Model | None = None, modality: str | None
     of multi-coil fastMRI data (default: as the model was trained).
     """
     from rsd_sci.data.volume_samples import check_fits_model
-    from rsd_sci.posterior import file_reconstruction as fr
+    from rsd_sci.apps import reconstruct_files as fr
 
     kind, _ = fr.input_kind(Path(path))
     if kind == "set":

@@ -15,7 +15,7 @@ import yaml
 
 from cli_runner import cli, ok
 from rsd_sci.data.finite_json import read_finite_json
-from rsd_sci.engine.run import fit_batch
+from rsd_sci.apps.train import fit_batch
 from rsd_sci.errors import InputError
 
 pytestmark = pytest.mark.usefixtures("one_thread")

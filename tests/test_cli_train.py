@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 from cli.app import app
 from rsd_sci.data.batches import load_batch
 from rsd_sci.data.measurement_set import open_measurement_set
+from rsd_sci.diffusion.model import build_model
 from rsd_sci.engine.runlog import read_log
-from rsd_sci.engine.model import build_model, load_model
+from rsd_sci.engine.model import load_model
 from rsd_sci.engine.teacher import heldout_loss
 
 runner = CliRunner()
@@ -72,7 +73,7 @@ def test_interrupt_and_resume_equals_an_uninterrupted_run(tmp_path, mri_set):
 @pytest.mark.parametrize("name, code", [("SIGTERM", 143), ("SIGINT", 130)])
 def test_a_stage_stopped_by_a_signal_exits_128_plus_its_number_with_one_line(tmp_path, monkeypatch, mri_set,
                                                                              name, code):
-    import rsd_sci.engine.run as run_module
+    import rsd_sci.apps.train as run_module
     from rsd_sci.engine.loop import StageInterrupted
 
     def interrupted(*args, **kwargs):
@@ -118,7 +119,7 @@ def test_modality_must_match_the_data(tmp_path, mri_set):
 
 
 def test_out_of_memory_is_a_one_line_error(tmp_path, monkeypatch, mri_set):
-    import rsd_sci.engine.run as run_module
+    import rsd_sci.apps.train as run_module
 
     def oom(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")

@@ -203,7 +203,7 @@ def test_data_make_stopped_says_how_to_continue(tmp_path, monkeypatch, stop, cod
 def test_trains_data_build_continues_after_the_run_lock(tmp_path):
     """`train` builds RUN/data the same way: its partial folder survives the run lock's clean-up of
     dead processes' temporaries, and the next start continues it."""
-    from rsd_sci.data.resolve import prepare_data
+    from rsd_sci.apps.resolve import prepare_data
     from rsd_sci.data.run_lock import RunLock
 
     run, options = tmp_path / "run", dict(size=32, n_train=4, n_test=1, center_fraction=0.2)

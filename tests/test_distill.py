@@ -119,7 +119,7 @@ def test_keyed_draws_do_not_depend_on_the_batch():
 
 
 def test_one_iteration_trains_only_fake_and_generator():
-    from rsd_sci.engine.model import build_model
+    from rsd_sci.diffusion.model import build_model
 
     spec, batch, op, x = _mri_batch([0, 1, 2, 3])
     batch = dict(batch, sigma_n=torch.full((4,), 0.05))
@@ -159,8 +159,8 @@ class _FixedImage(torch.nn.Module):
 def test_generator_loss_space_decides_which_columns_get_gradient(space):
     """MRI: the projected loss reaches x_g only through P = R̂Â (the view's k-space columns, a subset of
     the sampled ones M); the full loss compares x_g itself and reaches every column."""
+    from rsd_sci.diffusion.model import build_model
     from rsd_sci.distill.distiller import DistillSettings
-    from rsd_sci.engine.model import build_model
     from rsd_sci.physics.fourier import fft2c
     from rsd_sci.physics.layout import channels_to_complex
 
@@ -188,8 +188,8 @@ def test_generator_loss_space_decides_which_columns_get_gradient(space):
 def test_ct_full_loss_compares_only_inside_the_scanned_disc():
     """CT: no view measures the corners outside the scanned disc, so the full-image loss gives them no
     gradient (the teacher's output there is no target), while pixels inside the disc get one."""
+    from rsd_sci.diffusion.model import build_model
     from rsd_sci.distill.distiller import DistillSettings
-    from rsd_sci.engine.model import build_model
     from rsd_sci.physics.ct import field_of_view
 
     batch, op, x = _ct_batch([0, 1, 2, 3])
@@ -215,9 +215,9 @@ def test_the_measurement_critic_alone_pulls_the_generator_towards_the_data():
     """With the SiD term switched off (g_loss_scale 0), the critic's term alone moves a one-image
     'generator' towards the only image the measurements show: the critic sees real R(y) and synthetic
     R(A x_g + noise) and the generator gets its gradient through A (here image denoising, A = I)."""
+    from rsd_sci.diffusion.model import build_model
     from rsd_sci.distill.adversarial import MeasurementCritic
     from rsd_sci.distill.distiller import DistillSettings
-    from rsd_sci.engine.model import build_model
 
     spec = {"family": "image", "shape": [8, 8], "corruption": "noise"}
     network = {"features": (8, 8), "num_res_blocks": 1, "attention_levels": (False, False),

@@ -44,8 +44,8 @@ CT = dict(family="ct", image_size=32, n_angles=180, n_views=60, view_kind="spars
 def _model_file(path, tensors=None, **meta_changes):
     """A generator file whose weights fit its metadata, with `meta_changes` (None removes a key) and
     `tensors` replacing some of its tensors."""
+    from rsd_sci.diffusion.model import build_model
     from rsd_sci.engine.checkpoint import export_safetensors
-    from rsd_sci.engine.model import build_model
 
     state = build_model(CT, NET, 0.0, "generator").denoiser.state_dict() | (tensors or {})
     meta = dict(kind="generator", modality="ct", operator=CT, network=NET, member="ambient", sigma_init=2.5,

@@ -26,13 +26,13 @@ import copy
 import torch
 
 from rsd_sci.diffusion.losses import sample_sigma, teacher_loss
+from rsd_sci.diffusion.model import Model
 from rsd_sci.diffusion.networks import build_backbone
 from rsd_sci.diffusion.precond import EDMDenoiser
 from rsd_sci.diffusion.teacher_sampling import sample_teacher
 from rsd_sci.distill.distiller import Distiller, generate
 from rsd_sci.distill.draws import GeneratorDraws
 from rsd_sci.engine.ema import EMA
-from rsd_sci.engine.model import Model
 from rsd_sci.measurement import family_of
 
 SIZE, SIGMA_N, N_DATA, BATCH = 16, 0.3, 4_096, 32

@@ -122,8 +122,8 @@ def _model_file(path):
     """A small CT generator (random weights) in rsd-sci's safetensors format, under any file name."""
     import torch
 
+    from rsd_sci.diffusion.model import build_model
     from rsd_sci.engine.checkpoint import export_safetensors
-    from rsd_sci.engine.model import build_model
 
     state = build_model(CT, NET, 0.0, "generator").denoiser.state_dict()
     meta = dict(kind="generator", modality="ct", operator=CT, network=NET, member="ambient", sigma_init=2.5,

@@ -11,7 +11,7 @@ import torch
 
 from rsd_sci.data.phantoms import ct_phantoms, mri_phantoms
 from rsd_sci.data.simulate_ct import ct_scale
-from rsd_sci.engine.model import build_model
+from rsd_sci.diffusion.model import build_model
 from rsd_sci.measurement import family_of
 from rsd_sci.physics.coil_maps import birdcage_maps
 from rsd_sci.physics.ct import view_mask

@@ -8,9 +8,9 @@ from typer.testing import CliRunner
 from cli.app import app
 from rsd_sci.data.batches import load_batch
 from rsd_sci.data.measurement_set import open_measurement_set
+from rsd_sci.diffusion.model import build_model
 from rsd_sci.presets import NETWORK_KEYS, PRESETS
 from rsd_sci.diffusion.teacher_sampling import sample_teacher
-from rsd_sci.engine.model import build_model
 
 CASES = {
     "mri": (["--modality", "mri", "--center-fraction", "0.2"], "ambient", (2, 2, 32, 32)),

@@ -22,12 +22,12 @@ import copy
 import torch
 
 from rsd_sci.diffusion.losses import sample_sigma, teacher_loss
+from rsd_sci.diffusion.model import Model
 from rsd_sci.diffusion.networks import MLPBackbone
 from rsd_sci.diffusion.precond import EDMDenoiser
 from rsd_sci.distill.distiller import Distiller, DistillSettings
 from rsd_sci.distill.draws import GeneratorDraws
 from rsd_sci.engine.ema import EMA
-from rsd_sci.engine.model import Model
 from rsd_sci.measurement import Measurement, family_of
 
 DIM, N_DATA, BATCH = 16, 20_000, 512

@@ -29,13 +29,13 @@ import math
 import torch
 
 from rsd_sci.diffusion.losses import sample_sigma, teacher_loss
+from rsd_sci.diffusion.model import Model
 from rsd_sci.diffusion.networks import MLPBackbone
 from rsd_sci.diffusion.precond import EDMDenoiser
 from rsd_sci.diffusion.teacher_sampling import sample_teacher
 from rsd_sci.distill.distiller import Distiller, DistillSettings, generate
 from rsd_sci.distill.draws import GeneratorDraws
 from rsd_sci.engine.ema import EMA
-from rsd_sci.engine.model import Model
 from rsd_sci.measurement import family_of
 
 SIGMA_N, N_DATA, BATCH = 0.2, 8_192, 256

@@ -70,7 +70,7 @@ def generate(G: nn.Module, m: Measurement, draws, sigma_init: float = SIGMA_INIT
 class Distiller:
     """The three networks, their optimisers and the two updates.
 
-    teacher: a `rsd_sci.engine.model.Model` (denoiser frozen here); fake, generator: denoisers
+    teacher: a `rsd_sci.diffusion.model.Model` (denoiser frozen here); fake, generator: denoisers
     (copies of the teacher, or any D(x, σ, cond) module); fake_train / generator_train: the modules
     to call for the updates that train them (e.g. DDP wrappers; default the modules themselves);
     generator_input(m, z_image) -> (z_in, cond): replaces the family's input rule (the theory check's

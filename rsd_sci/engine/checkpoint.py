@@ -44,10 +44,10 @@ from typing import Any
 
 import torch
 
-from rsd_sci import __version__
 from rsd_sci.data.atomic import atomic_path
 from rsd_sci.disk_space import full_disk_message
 from rsd_sci.errors import InputError
+from rsd_sci.version import __version__
 
 log = logging.getLogger(__name__)
 MODEL_FORMAT = "rsd-sci model"

@@ -47,7 +47,6 @@ from typing import Callable
 
 import torch
 
-from rsd_sci import __version__
 from rsd_sci.config import TrainConfig
 from rsd_sci.data.batches import global_batch_indices, load_batch
 from rsd_sci.data.measurement_set import open_measurement_set
@@ -67,6 +66,7 @@ from rsd_sci.engine.teacher import HELDOUT_SAMPLES, peak_memory_gb
 from rsd_sci.errors import InputError
 from rsd_sci.keyed_random import Stream
 from rsd_sci.measurement import Measurement
+from rsd_sci.version import __version__
 
 log = logging.getLogger(__name__)
 HELDOUT_STEP = -3            # the key "step" of the held-out draws: the same at every evaluation

@@ -1,8 +1,5 @@
-"""One record for a trained model, teacher or generator, and the one place model files are loaded.
-
-Both are EDM denoisers with the teacher's network and operator: a generator is the distilled copy,
-called once at σ_init. The record says how the model meets its data: its measurement family (the
-network layout and the operator, `rsd_sci.measurement`) and the teacher's loss member.
+"""The one place model files are loaded: a teacher or generator file (or a run directory) as a `Model`
+(`rsd_sci.diffusion.model`), checked against its metadata before its weights are read.
 
     model = load_model("RUN")                          # generator.safetensors, else teacher.safetensors
     model = load_model("RUN/teacher.safetensors", "cuda", kind="teacher")
@@ -11,46 +8,13 @@ network layout and the operator, `rsd_sci.measurement`) and the teacher's loss m
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 
 import torch
 
-from rsd_sci.diffusion.networks import build_backbone
-from rsd_sci.diffusion.precond import EDMDenoiser
+from rsd_sci.diffusion.model import KINDS, Model, build_model
 from rsd_sci.errors import InputError
-from rsd_sci.measurement import Family, family_of
-
-KINDS = ("teacher", "generator")
-
-
-@dataclasses.dataclass
-class Model:
-    """A denoiser and how it meets its data.
-
-    kind: "teacher" | "generator"; family: the measurement family of its operator spec; member: the
-    teacher's loss member; meta: the file's metadata (empty for a fresh model), meta["bank"] its operator
-    bank (`rsd_sci.engine.operator_bank`); path: the file it came from.
-    """
-
-    kind: str
-    denoiser: EDMDenoiser
-    family: Family
-    member: str
-    meta: dict = dataclasses.field(default_factory=dict)
-    path: Path | None = None
-
-    @property
-    def spec(self) -> dict:
-        return self.family.spec
-
-
-def build_model(spec: dict, network: dict, sigma_n_max: float, kind: str = "teacher") -> Model:
-    """A fresh model for data with operator `spec` (network: a preset's network keys)."""
-    family = family_of(spec)
-    backbone = build_backbone(network, family.channels, family.cond_channels)
-    return Model(kind, EDMDenoiser(backbone), family, family.member(sigma_n_max))
 
 
 def resolve_model_path(path: str | Path, kind: str | None = None) -> Path:

@@ -22,7 +22,7 @@ from typing import Callable
 
 import torch
 
-from rsd_sci.engine.model import Model
+from rsd_sci.diffusion.model import Model
 from rsd_sci.errors import InputError
 
 SAMPLERS = ("onestep", "heun", "ambient")

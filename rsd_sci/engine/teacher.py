@@ -21,21 +21,21 @@ from typing import Callable
 
 import torch
 
-from rsd_sci import __version__
 from rsd_sci.config import TrainConfig
 from rsd_sci.data.batches import global_batch_indices, load_batch
 from rsd_sci.data.measurement_set import MeasurementSet, open_measurement_set
 from rsd_sci.diffusion.losses import sample_sigma, teacher_loss
+from rsd_sci.diffusion.model import Model, build_model
 from rsd_sci.engine import checkpoint, distributed
 from rsd_sci.engine.ema import EMA
 from rsd_sci.engine.loop import run_stage, set_lr, warmup_lr
-from rsd_sci.engine.model import Model, build_model
 from rsd_sci.engine.operator_bank import bank_metadata, bank_tensors, operator_bank
 from rsd_sci.engine.precision import use_bf16
 from rsd_sci.engine.runlog import RunLog
 from rsd_sci.keyed_random import Stream, keyed_randn
 from rsd_sci.measurement import Measurement
 from rsd_sci.presets import NETWORK_KEYS, PRESETS
+from rsd_sci.version import __version__
 
 log = logging.getLogger(__name__)
 HELDOUT_STEP = -2          # the key "step" of the held-out draws: the same every evaluation

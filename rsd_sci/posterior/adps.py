@@ -67,7 +67,7 @@ def adps(teacher, m: Measurement, steps: int = 300,
          progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """A-DPS reconstructions of m.y, (B, C, H, W) network channels (see the module docstring).
 
-    teacher: a `rsd_sci.engine.model.Model` (or any object with .denoiser D(x, σ, cond), .family,
+    teacher: a `rsd_sci.diffusion.model.Model` (or any object with .denoiser D(x, σ, cond), .family,
     .member); m: the batch as a `Measurement` (y, index, the operator, sigma_n for Tweedie teachers).
     """
     y = m.y

@@ -94,7 +94,7 @@ def generator_prior(model, m: Measurement, iters: int = 200,
                     ) -> torch.Tensor:
     """Generator-prior reconstructions of m.y (see the module docstring).
 
-    model: the generator (`rsd_sci.engine.model.Model`, or any object with .denoiser G); m: the batch as
+    model: the generator (`rsd_sci.diffusion.model.Model`, or any object with .denoiser G); m: the batch as
     a `Measurement` (y, index, the operator). Returns (B, C, H, W) network channels, or
     (R, B, C, H, W) for restarts = R > 1. `progress(i, iters·R)` after every iteration.
     """

@@ -55,7 +55,7 @@ AMBIENT_SIGMA_MIN = 0.05   # A-DPS's last level for Ambient teachers (measured, 
 
 def check_method(method: str, family: str, model=None) -> None:
     """InputError unless `method` fits data of the operator family named `family` and `model` (a
-    `rsd_sci.engine.model.Model` or None)."""
+    `rsd_sci.diffusion.model.Model` or None)."""
     if method not in METHODS:
         raise InputError(None, f"unknown method {method!r} ({', '.join(METHODS)})")
     if method in LEARNED:
@@ -109,7 +109,7 @@ def reconstruct_batch(method: str, m: Measurement, model=None,
     std None when n_samples == 1 (see the module docstring).
 
     m: a measurement-set batch as a `Measurement` (y, masks, centers, coil_maps, sigma_n, index and its
-    operator); model: a `rsd_sci.engine.model.Model` (teacher for adps, generator for generator);
+    operator); model: a `rsd_sci.diffusion.model.Model` (teacher for adps, generator for generator);
     `progress(i, total)` from the learned methods.
     """
     spec = m.family.spec

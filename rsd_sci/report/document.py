@@ -1,7 +1,7 @@
 """RUN/report.md and RUN/figures/*.png from what a run holds (`rsd-sci report`, the end of `train`).
 
 Reads RUN/config.yaml, RUN/log.jsonl, RUN/eval/metrics.json (with RUN/samples/*.npy and
-RUN/eval/reconstructions.h5, from `rsd_sci.engine.evaluation`); sections whose inputs are missing
+RUN/eval/reconstructions.h5, from `rsd_sci.apps.evaluate`); sections whose inputs are missing
 (e.g. a run trained with --no-eval) say how to make them. `headline(metrics)` is the short summary
 `train` prints.
 """
@@ -14,9 +14,9 @@ import numpy as np
 
 from rsd_sci.data.atomic import atomic_path
 from rsd_sci.data.finite_json import read_finite_json
-from rsd_sci.engine.evaluation import SETS
 from rsd_sci.measurement import family_of
 
+SETS = ("data", "teacher", "generator")   # RUN/samples/<set>.npy beside reference.npy (`rsd_sci.apps.evaluate`)
 SET_NAMES = {"data": "corrupted data R(y)", "teacher": "teacher samples", "generator": "generator samples"}
 
 

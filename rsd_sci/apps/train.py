@@ -12,7 +12,7 @@
     RUN/samples/, RUN/eval/, RUN/report.md, RUN/figures/   stage "all" unless cfg.evaluate is False
 
 Stages: "teacher", "distill" (the teacher from RUN or cfg.teacher) or "all" (both, in order, then the
-evaluation on the held-out test set and the report: `rsd_sci.engine.evaluation`, `rsd_sci.report`).
+evaluation on the held-out test set and the report: `rsd_sci.apps.evaluate`, `rsd_sci.report`).
 Under torchrun, rank 0 builds the data while the others wait, and writes the config; the evaluation runs
 on rank 0 alone, after the process group is gone.
 
@@ -29,9 +29,9 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+from rsd_sci.apps.resolve import prepare_data
 from rsd_sci.config import TrainConfig
 from rsd_sci.data.atomic import atomic_path
-from rsd_sci.data.resolve import prepare_data
 from rsd_sci.engine import distributed
 from rsd_sci.data.run_lock import RunLock
 from rsd_sci.errors import InputError
@@ -166,7 +166,7 @@ def fit_batch(batch: int, n: int, world_size: int = 1, adapt: bool = False, wher
 def eval_settings(cfg: TrainConfig, device: str, **changes):
     """The run's `EvalSettings`: cfg's held-out slices, A-DPS levels, generator-prior iterations and seed
     where set (else EvalSettings' defaults), with `changes` (a non-None value replaces the run's)."""
-    from rsd_sci.engine.evaluation import EvalSettings
+    from rsd_sci.apps.evaluate import EvalSettings
 
     chosen = dict(slices=cfg.eval_slices, adps_steps=cfg.adps_steps, generator_steps=cfg.generator_steps,
                   seed=cfg.seed) | {k: v for k, v in changes.items() if v is not None}
@@ -177,7 +177,7 @@ def evaluate_and_report(cfg: TrainConfig, run_dir: Path, data_dir: Path, device:
                         progress_factory: Callable[[str], object] | None = None, settings=None) -> dict:
     """The evaluation and RUN/report.md: {"report", "metrics"}. settings: an `EvalSettings` (default:
     `eval_settings(cfg, device)`)."""
-    from rsd_sci.engine.evaluation import evaluate_run
+    from rsd_sci.apps.evaluate import evaluate_run
     from rsd_sci.report.document import write_report
 
     if settings is None:

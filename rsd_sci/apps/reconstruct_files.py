@@ -22,10 +22,16 @@ Under torchrun (W processes, `rsd_sci.engine.distributed`): the files of a folde
 the same way (batch j to rank j mod W) and gathered on rank 0 (`all_gather_object`), which writes the
 one file. Every random draw is keyed by slice index and seed, never by rank, so the outputs equal a
 one-process run's.
+
+The program (`rsd-sci reconstruct` calls these two and prints):
+
+    plan = plan_outputs(input, out, method, model, n_samples, force)   # every check before any work
+    done = reconstruct_inputs(plan, method, device, progress=progress_bar, seed=0)   # rank 0: {"count", "processes"}
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 from typing import Callable
@@ -33,8 +39,14 @@ from typing import Callable
 import numpy as np
 import torch
 
+from rsd_sci.data.output_guard import check_outputs
+from rsd_sci.data.sources import SOURCE_MODALITIES
+from rsd_sci.data.volume_samples import check_fits_model
 from rsd_sci.disk_space import check_free_space
+from rsd_sci.engine import distributed
+from rsd_sci.engine.model import load_model, resolve_model_path
 from rsd_sci.errors import InputError
+from rsd_sci.posterior.reconstruct import check_method
 
 
 @dataclasses.dataclass
@@ -42,7 +54,7 @@ class Job:
     """What to run on every batch (see `rsd_sci.posterior.reconstruct.reconstruct_batch`)."""
 
     method: str
-    loaded: object = None            # a `rsd_sci.engine.model.Model` (learned methods) or None
+    loaded: object = None            # a `rsd_sci.diffusion.model.Model` (learned methods) or None
     n_samples: int = 1
     seed: int = 0
     steps: int | None = None
@@ -311,3 +323,81 @@ def reconstruct_nifti_file(path: Path, target: Path, job: Job, options: dict) ->
 def _attrs(job: Job) -> dict:
     return dict(method=job.method, model="" if job.loaded is None else str(job.loaded.path), seed=job.seed,
                 n_samples=job.n_samples)
+
+
+# -- the program -------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Plan:
+    """What a reconstruction reads and writes: kind ("set" | "fastmri" | "nifti"), its input files (None
+    for a set), the reconstruction per input (`output_paths`) and the model file (None: a baseline)."""
+
+    kind: str
+    input: Path
+    out: Path
+    files: list[Path] | None
+    targets: list[Path]
+    model_path: Path | None
+
+
+def plan_outputs(input: Path, out: Path, method: str, model: Path | None, n_samples: int, force: bool) -> Plan:
+    """The inputs and outputs of `rsd-sci reconstruct`, checked before any work: InputError for an input
+    of no known kind, an output of the wrong form, one that is an input (`check_outputs`) or one that
+    exists (unless `force`)."""
+    kind, files = input_kind(input)
+    targets = output_paths(input, out, kind, files)
+    model_kind = "teacher" if method == "adps" else None   # from a run directory: the teacher for A-DPS
+    model_path = None if model is None else resolve_model_path(model, model_kind)
+    outputs = all_outputs(targets, kind, n_samples)
+    check_outputs(outputs, {"--input": input, "--model": model_path})   # before "exists": --force never helps
+    existing = [t for t in outputs if t.exists()]
+    if existing and not force:
+        raise InputError(existing[0], "exists (use --force)")
+    return Plan(kind, input, out, files, targets, model_path)
+
+
+def reconstruct_inputs(plan: Plan, method: str, device: str = "auto", modality: str | None = None,
+                       flags: dict | None = None, progress=None, **job_options) -> dict | None:
+    """Reconstruct every input of `plan` with `method` (under torchrun, each process its share) and write
+    the outputs; rank 0 gets {"count": slices of a set or files, "processes": W}, the other ranks None.
+
+    modality: --modality (files; a set's must match); flags: the baseline flags of `data_options`;
+    progress(description) -> a context manager yielding update(done, total) or None (see cli.progress);
+    job_options: `Job`'s n_samples, seed, steps, batch.
+    """
+    info = distributed.init_distributed(device)
+    try:
+        distributed.barrier()  # every rank has checked the outputs before any is written
+        count = _reconstruct(plan, info, method, modality, flags or {}, progress, job_options)
+        if plan.kind != "set":
+            distributed.barrier()
+    finally:
+        distributed.cleanup()
+    return {"count": count, "processes": info.world_size} if info.is_main else None
+
+
+def _reconstruct(plan: Plan, info, method: str, modality: str | None, flags: dict, progress, job_options) -> int:
+    loaded = None if plan.model_path is None else load_model(plan.model_path, info.device)
+    job = Job(method=method, loaded=loaded, device=info.device, **job_options)
+    with _stage(progress, f"Reconstructing ({method})") as update:
+        if plan.kind == "set":
+            return reconstruct_measurement_set(plan.input, plan.out, job, update, info, modality)
+        (fastmri_modality,) = SOURCE_MODALITIES["fastmri"]
+        if plan.kind == "fastmri" and modality not in (None, fastmri_modality):
+            raise InputError(plan.input, f"fastMRI files hold mri data, not --modality {modality}")
+        data_modality = fastmri_modality if plan.kind == "fastmri" else modality_of(method, loaded, modality)
+        check_method(method, data_modality, loaded)  # before any work
+        options = data_options(loaded, modality=data_modality, **flags)
+        if plan.kind == "nifti" and loaded is not None:  # every file, from its header, before any is written
+            for path in plan.files:
+                check_fits_model(path, options, loaded.meta["operator"])
+        write = reconstruct_nifti_file if plan.kind == "nifti" else reconstruct_fastmri_file
+        mine = my_share(list(zip(plan.files, plan.targets)), info)
+        for i, (path, target) in enumerate(mine):
+            write(path, target, job, options)
+            if update is not None:
+                update(i + 1, len(mine))
+    return len(plan.files)
+
+
+def _stage(progress, description: str):
+    return contextlib.nullcontext(None) if progress is None else progress(description)

@@ -43,12 +43,12 @@ from rsd_sci.data.atomic import atomic_path
 from rsd_sci.data.batches import load_batch
 from rsd_sci.data.finite_json import finite_json
 from rsd_sci.data.measurement_set import open_measurement_set
-from rsd_sci.engine.model import Model, load_model
+from rsd_sci.diffusion.model import Model
+from rsd_sci.engine.model import load_model
 from rsd_sci.engine.sampling import draw_samples, to_output
 from rsd_sci.measurement import family_of
 from rsd_sci.posterior.reconstruct import DEFAULT_STEPS, reconstruct_batch
-
-SETS = ("data", "teacher", "generator")
+from rsd_sci.report.document import SETS
 
 
 @dataclasses.dataclass
