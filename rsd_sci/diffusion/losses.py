@@ -42,6 +42,7 @@ import torch
 
 from rsd_sci.diffusion.precond import SIGMA_DATA, loss_weight
 from rsd_sci.measurement import MEMBERS, Measurement
+from rsd_sci.physics.broadcast import per_sample
 
 Denoiser = Callable[..., torch.Tensor]  # D(x (B, C, H, W), sigma (B,), cond (B, Cc, H, W) | None) -> x0
 
@@ -60,11 +61,6 @@ def _sigma_vector(sigma, like: torch.Tensor) -> torch.Tensor:
     return s.expand(like.shape[0]) if s.dim() == 0 else s.reshape(-1)
 
 
-def _column(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """(B,) -> (B, 1, ..., 1) to broadcast against like."""
-    return v.reshape(-1, *([1] * (like.dim() - 1)))
-
-
 def _mean_square(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-sample mean over elements of (a − b)², float32 (B,)."""
     return (a.float() - b.float()).square().flatten(1).mean(dim=1)
@@ -77,7 +73,7 @@ def tweedie_convert(x0: torch.Tensor, x_t: torch.Tensor, sigma: torch.Tensor, si
     and x_t = y + √(σ² − σ_n²)·n: by Tweedie, E[x | x_t] = x_t + σ²∇log p_σ(x_t) and
     E[y | x_t] = x_t + (σ² − σ_n²)∇log p_σ(x_t); eliminate the score.
     """
-    ratio = _column(sigma_n.square() / sigma.square(), x_t)
+    ratio = per_sample(sigma_n.square() / sigma.square(), x_t)
     return (1.0 - ratio) * x0.float() + ratio * x_t.float()
 
 
@@ -90,7 +86,7 @@ def plain_loss(D: Denoiser, m: Measurement, sigma, noise: torch.Tensor,
     """
     y = m.network_input()
     s = _sigma_vector(sigma, y)
-    x0 = D(y + _column(s, y) * noise, s, None)
+    x0 = D(y + per_sample(s, y) * noise, s, None)
     return loss_weight(s, sigma_data) * _mean_square(x0, y)
 
 
@@ -102,7 +98,7 @@ def tweedie_loss(D: Denoiser, m: Measurement, sigma, noise: torch.Tensor,
     sigma_n = m.sigma_n
     sigma_n = torch.zeros_like(_sigma_vector(0.0, y)) if sigma_n is None else _sigma_vector(sigma_n, y)
     s = torch.maximum(_sigma_vector(sigma, y), sigma_n)
-    x_t = y + _column((s.square() - sigma_n.square()).clamp_min(0.0).sqrt(), y) * noise
+    x_t = y + per_sample((s.square() - sigma_n.square()).clamp_min(0.0).sqrt(), y) * noise
     d_y = tweedie_convert(D(x_t, s, None), x_t, s, sigma_n)
     return loss_weight(s, sigma_data) * _mean_square(d_y, y)
 
@@ -111,7 +107,7 @@ def ambient_input(m_hat: Measurement, sigma: torch.Tensor, noise: torch.Tensor) 
     """x_in = R̂(P_M̂ y) + σ·R̂Â n in network channels (B, channels, H, W); σ (B,)."""
     noise_image = noise if noise.is_complex() else m_hat.to_image(noise)
     projected = m_hat.project(noise_image)
-    return m_hat.network_input() + _column(sigma, projected) * projected
+    return m_hat.network_input() + per_sample(sigma, projected) * projected
 
 
 def ambient_loss(D: Denoiser, m: Measurement, m_hat: Measurement, sigma, noise: torch.Tensor,

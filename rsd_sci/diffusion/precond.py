@@ -36,6 +36,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rsd_sci.physics.broadcast import per_sample
+
 SIGMA_DATA = 0.5   # σ_d: standard deviation of the clean data the preconditioning assumes
 
 
@@ -83,8 +85,7 @@ class EDMDenoiser(nn.Module):
                 cond: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, C, ...), σ float or (B,), cond (B, Cc, ...) or None -> x0 (B, C, ...) in x's dtype."""
         s = batch_sigma(sigma, x)
-        c_skip, c_out, c_in, c_noise = (c.view(-1, *([1] * (x.ndim - 1)))
-                                        for c in edm_coefficients(s, self.sigma_data))
+        c_skip, c_out, c_in, c_noise = (per_sample(c, x) for c in edm_coefficients(s, self.sigma_data))
         x_in = c_in * x
         if cond is not None:
             x_in = torch.cat([x_in, cond.to(x_in.dtype)], dim=1)

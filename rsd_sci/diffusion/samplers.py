@@ -35,6 +35,8 @@ from typing import Callable
 
 import torch
 
+from rsd_sci.physics.broadcast import per_sample
+
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Progress = Callable[[int, int], None]
 
@@ -79,7 +81,7 @@ class _Truncation:
         """The stored x0 where truncated, x elsewhere."""
         if not self.active:
             return x
-        return torch.where(self.done.view(-1, *([1] * (x.ndim - 1))), self.result, x)
+        return torch.where(per_sample(self.done, x), self.result, x)
 
 
 def _levels(sigmas: torch.Tensor) -> list[float]:

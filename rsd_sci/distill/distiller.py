@@ -38,6 +38,7 @@ from rsd_sci.distill.losses import (ALPHA, SIGMA_INIT, T_MAX, finite_mean, gener
                                     measure)
 from rsd_sci.keyed_random import FurtherDraw, Stream
 from rsd_sci.measurement import Measurement
+from rsd_sci.physics.broadcast import per_sample
 
 @dataclasses.dataclass
 class DistillSettings:
@@ -113,9 +114,9 @@ class Distiller:
         noise = draws.normal(synthetic.noise_shape()[1:], Stream.DISTILL_DIFFUSION)
         m_hat = draws.further(synthetic, FurtherDraw.FAKE_LOSS) if self.teacher.member == "ambient" else None
         with self._autocast(device):
-            per_sample = teacher_loss(self.teacher.member, self.fake_train, synthetic, sigma, noise, m_hat=m_hat,
+            losses = teacher_loss(self.teacher.member, self.fake_train, synthetic, sigma, noise, m_hat=m_hat,
                                       sigma_data=getattr(self.fake, "sigma_data", SIGMA_DATA))   # its own σ_d
-        loss, dropped = finite_mean(per_sample)
+        loss, dropped = finite_mean(losses)
         self.fake_opt.zero_grad(set_to_none=True)
         if torch.isfinite(loss):
             loss.backward()
@@ -147,16 +148,16 @@ class Distiller:
         u = view.project(m.to_image(x_g.float()))
         sigma_t = generator_sigma(draws.uniform((), Stream.DISTILL_T), s.t_max, s.sigma_floor)
         eps = draws.normal(m.noise_shape()[1:], Stream.DISTILL_EPS)
-        x_t = u + sigma_t.reshape(-1, *([1] * (u.dim() - 1))) * view.reproject(eps)
+        x_t = u + per_sample(sigma_t, u) * view.reproject(eps)
         with self._autocast(device):
             f_teacher = self.teacher.denoiser(x_t, sigma_t, cond)
             f_fake = self.fake(x_t, sigma_t, cond)
         if s.loss_space == "full":   # x_g itself against the full x0-predictions, where anything is measured
-            per_sample = generator_loss(f_teacher.float(), f_fake.float(), m.identifiable(x_g.float()),
+            losses = generator_loss(f_teacher.float(), f_fake.float(), m.identifiable(x_g.float()),
                                         m.identifiable, s.alpha)
         else:
-            per_sample = generator_loss(f_teacher.float(), f_fake.float(), u, view.reproject, s.alpha)
-        loss, dropped = finite_mean(per_sample)
+            losses = generator_loss(f_teacher.float(), f_fake.float(), u, view.reproject, s.alpha)
+        loss, dropped = finite_mean(losses)
         total, out = s.g_loss_scale * loss, {}
         if self.critic is not None:
             synthetic = measure(m.op, m.to_image(x_g.float()), m.sigma_n,

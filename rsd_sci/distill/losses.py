@@ -28,6 +28,7 @@ from typing import Callable
 
 import torch
 
+from rsd_sci.physics.broadcast import per_sample
 from rsd_sci.physics.precision import promote
 
 T_MAX = 800          # t ~ U[0, t_max/1000] (published)
@@ -83,7 +84,7 @@ def measure(op, x_image: torch.Tensor, sigma_n: torch.Tensor,
             noise = torch.view_as_complex(draw_normal((*y.shape[1:], 2)).to(y.real.dtype).contiguous())
         else:
             noise = draw_normal(tuple(y.shape[1:])).to(y.dtype)
-        s = sigma_n.to(y.device, y.real.dtype).reshape(-1, *([1] * (y.dim() - 1)))
+        s = per_sample(sigma_n.to(y.device, y.real.dtype), y)
         return op.keep_measured(y + s * noise.to(y.device))
 
 

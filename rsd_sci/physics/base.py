@@ -32,6 +32,8 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from rsd_sci.physics.broadcast import per_sample
+
 
 class LinearOperator(nn.Module, metaclass=abc.ABCMeta):
     """Base class: subclasses implement `A` and `A_adjoint`; the rest follows."""
@@ -116,7 +118,7 @@ def operator_norm(op: LinearOperator, shape: tuple[int, ...], iters: int = POWER
     for _ in range(iters):
         w = op.normal(v)
         norm = w.flatten(1).norm(dim=1).clamp_min(1e-12)
-        v = w / norm.view(-1, *([1] * (w.dim() - 1)))
+        v = w / per_sample(norm, w)
     return norm.sqrt()
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rsd_sci.physics.broadcast import per_sample
 from rsd_sci.physics.precision import promote, real_dtype_of
 
 
@@ -37,7 +38,7 @@ def _per_sample(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return value
     if value.dim() != 1 or value.shape[0] not in (1, like.shape[0]):
         raise ValueError(f"per-sample values must be (B,) with B = {like.shape[0]}, got {tuple(value.shape)}")
-    return value.reshape(-1, *([1] * (like.dim() - 1)))
+    return per_sample(value, like)
 
 
 def gaussian_noise_like(y: torch.Tensor, sigma: float | torch.Tensor,

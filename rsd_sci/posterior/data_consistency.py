@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import torch
 
+from rsd_sci.physics.broadcast import per_sample
 from rsd_sci.physics.precision import promote
 
 
@@ -47,14 +48,13 @@ def conjugate_gradient(m, x: torch.Tensor, iters: int) -> torch.Tensor:
         x = promote(x).clone()
         r = m.A_adjoint(promote(m.y)) - m.op.normal(x)
         p, rs = r.clone(), _dot(r, r)
-        shape = (-1, *([1] * (x.dim() - 1)))
         for _ in range(iters):
             ap = m.op.normal(p)
             curvature = _dot(p, ap)
             step = torch.where(curvature > 0, rs / curvature.clamp_min(1e-30), torch.zeros_like(rs))
-            x = x + step.reshape(shape) * p
-            r = r - step.reshape(shape) * ap
+            x = x + per_sample(step, x) * p
+            r = r - per_sample(step, r) * ap
             rs_new = _dot(r, r)
-            p = r + torch.where(rs > 0, rs_new / rs.clamp_min(1e-30), torch.zeros_like(rs)).reshape(shape) * p
+            p = r + per_sample(torch.where(rs > 0, rs_new / rs.clamp_min(1e-30), torch.zeros_like(rs)), p) * p
             rs = rs_new
         return x
