@@ -24,7 +24,7 @@ from rsd_sci.diffusion.losses import ambient_denoiser
 from rsd_sci.diffusion.samplers import karras_sigmas, sample_euler, sample_heun
 from rsd_sci.keyed_random import Stream, keyed_randn
 
-SAMPLERS = ("auto", "heun", "euler", "ambient")
+TEACHER_SAMPLERS = ("auto", "heun", "euler", "ambient")
 
 
 def default_stop_sigma(teacher) -> float:
@@ -64,8 +64,8 @@ def sample_teacher(teacher, m, seed: int = 0, steps: int = 18, sampler: str = "a
     σ_min; None: `default_stop_sigma(teacher)` (0.1 for Ambient teachers, module docstring);
     0: no stop.
     """
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r} ({', '.join(SAMPLERS)})")
+    if sampler not in TEACHER_SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r} ({', '.join(TEACHER_SAMPLERS)})")
     denoise = batch_denoiser(teacher, m, seed)
     keys = m.index
     noise = keyed_randn(keys, tuple(m.noise_shape()[1:]), seed, 0, Stream.SAMPLER_START).to(keys.device)

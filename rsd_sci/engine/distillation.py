@@ -209,18 +209,18 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
             distiller.fake_step(*ops_and_draws(step, part))
         (m_fake, draws_fake), (m_gen, draws_gen) = ops_and_draws(step, n_parts - 2), ops_and_draws(step, n_parts - 1)
         if step < cfg.fake_warmup:   # the fake score learns the generator's distribution before G moves
-            m = distiller.fake_step(m_fake, draws_fake) | dict(g_loss=0.0, g_dropped=0)
+            stats = distiller.fake_step(m_fake, draws_fake) | dict(g_loss=0.0, g_dropped=0)
         else:
-            m = distiller.iteration(m_fake, m_gen, draws_fake, draws_gen)
+            stats = distiller.iteration(m_fake, m_gen, draws_fake, draws_gen)
         ema.update(G, (step + 1) * B, B)
         now = time.perf_counter()
-        fake_loss = float(distributed.all_reduce_mean(torch.tensor(m["fake_loss"], device=info.device)))
-        g_loss = float(distributed.all_reduce_mean(torch.tensor(m["g_loss"], device=info.device)))
+        fake_loss = float(distributed.all_reduce_mean(torch.tensor(stats["fake_loss"], device=info.device)))
+        g_loss = float(distributed.all_reduce_mean(torch.tensor(stats["g_loss"], device=info.device)))
         metrics = dict(loss=fake_loss if torch.isfinite(torch.tensor(g_loss)) else float("nan"),
-                       fake_loss=fake_loss, g_loss=g_loss, fake_grad_norm=m["fake_grad_norm"],
-                       dropped=m["fake_dropped"] + m["g_dropped"], lr=cfg.g_lr,
+                       fake_loss=fake_loss, g_loss=g_loss, fake_grad_norm=stats["fake_grad_norm"],
+                       dropped=stats["fake_dropped"] + stats["g_dropped"], lr=cfg.g_lr,
                        images_per_s=B / max(now - clock["t"], 1e-9), memory_gb=peak_memory_gb(info.device))
-        metrics |= {k: m[k] for k in ("critic_loss", "g_adversarial") if k in m}   # with a critic
+        metrics |= {k: stats[k] for k in ("critic_loss", "g_adversarial") if k in stats}   # with a critic
         clock["t"] = now
         scheduled = (step + 1) % cfg.heldout_every == 0
         if scheduled or step + 1 == cfg.distill_steps:

@@ -25,7 +25,7 @@ import torch
 from rsd_sci.diffusion.model import Model
 from rsd_sci.errors import InputError
 
-SAMPLERS = ("onestep", "heun", "ambient")
+SAMPLE_SAMPLERS = ("onestep", "heun", "ambient")   # what `rsd-sci sample --sampler` offers
 
 
 def model_kind_for(sampler: str | None) -> str | None:
@@ -35,8 +35,8 @@ def model_kind_for(sampler: str | None) -> str | None:
 
 
 def check_sampler(loaded: Model, sampler: str) -> None:
-    if sampler not in SAMPLERS:
-        raise InputError(None, f"unknown sampler {sampler!r} ({', '.join(SAMPLERS)})")
+    if sampler not in SAMPLE_SAMPLERS:
+        raise InputError(None, f"unknown sampler {sampler!r} ({', '.join(SAMPLE_SAMPLERS)})")
     if sampler == "onestep" and loaded.kind != "generator":
         raise InputError(loaded.path, "is a teacher: --sampler onestep needs a generator.safetensors")
     if sampler != "onestep" and loaded.kind != "teacher":
