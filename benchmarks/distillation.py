@@ -7,7 +7,7 @@ gets to CLEAN held-out images, and whether the held-out signals (no clean data) 
 Each teacher is a run directory with teacher.safetensors and data/ (`rsd-sci train --stage teacher`); its
 seed is the run's. Each variant distils it with the engine's own `train_distill` (the run's config with
 the variant's settings) into OUT/<run>-<variant>/, and at every `--every` iterations the generator's EMA
-is measured: the two signals it logs (`heldout_sw`, `measurement_spectrum`) and, against the 32
+is measured: the signals it logs (`selection_signal`, `heldout_sw`, `measurement_spectrum`) and, against the 32
 clean held-out images, the multi-scale patch sliced Wasserstein (SW) and power-spectrum distance (PSD) of
 32 one-step samples (the held-out operators, fixed draws), and their spread (how much they differ from
 one another: mode collapse). The teacher's default sampler on the same operators is the line to beat.
@@ -76,6 +76,7 @@ VARIANTS = {   # the settings each variant changes (TrainConfig keys); the rest 
     "projected-gan-10000": {"loss_space": "projected", "gan_weight": 10000.0},
 }
 N_HELDOUT = 32
+SIGNALS = ("selection_signal", "measurement_spectrum", "heldout_sw")   # the exported one's first
 
 
 class CleanProbe:
@@ -122,7 +123,7 @@ def sweep(run: Path, variant: str, iterations: int, every: int, out: Path, figur
 
     def observe(done: int, G, metrics: dict) -> None:
         start = time.perf_counter()
-        rows.append(dict(iteration=done, heldout_sw=metrics["heldout_sw"], measurement_spectrum=metrics["measurement_spectrum"],
+        rows.append(dict(iteration=done, **{k: metrics[k] for k in SIGNALS},
                          **probe.generator(G, work / f"samples-{done}.png" if figures else None)))
         clock["probe"] += time.perf_counter() - start
 
@@ -168,7 +169,7 @@ def main() -> None:
     for r in results:
         t, last = r["teacher"], r["rows"][-1]
         cells = [f"{sig} it {selected(r, sig)['iteration']}: {selected(r, sig)['clean_sw']:.4f} / "
-                 f"{selected(r, sig)['clean_psd']:.3f}" for sig in ("measurement_spectrum", "heldout_sw")]
+                 f"{selected(r, sig)['clean_psd']:.3f}" for sig in SIGNALS]
         print(f"{r['run']:>10} {r['variant']:<11} " + "  ".join(cells) +
               f"  (teacher {t['clean_sw']:.4f} / {t['clean_psd']:.3f}; last {last['clean_sw']:.4f} / {last['clean_psd']:.3f})")
 

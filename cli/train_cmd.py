@@ -130,7 +130,7 @@ def _run(cfg, run_dir: Path, adapt_batch: bool) -> None:
     except torch.cuda.OutOfMemoryError:
         fail(f"batch {cfg.batch} does not fit in GPU memory at preset {cfg.preset}; lower --batch")
     records = read_log(run_dir / "log.jsonl")
-    for stage, key, signal in (("teacher", "teacher", "heldout"), ("distill", "generator", "measurement_spectrum")):
+    for stage, key, signal in (("teacher", "teacher", "heldout"), ("distill", "generator", "selection_signal")):
         if key in written:
             typer.echo(_summary(stage, written[key], [r for r in records if r.get("stage") == stage], signal))
     if "report" in written:
@@ -147,9 +147,9 @@ def _summary(stage: str, path, lines: list[dict], signal: str) -> str:
     last = lines[-1] if lines else {}
     held = [(r[signal], r["step"]) for r in lines if r.get(signal) is not None]
     text = f"{stage}: {path} (step {last.get('step')}, loss {last.get('loss', float('nan')):.4g}"
-    if held and signal == "measurement_spectrum":
+    if held and signal == "selection_signal":
         value, step = min(held)
-        text += f", measurement spectrum distance {value:.4g} at iteration {step}: exported"
+        text += f", selection signal {value:.4g} at iteration {step}: exported"
     elif held:
         text += f", held-out loss {held[-1][0]:.4g}"
     return text + ")"

@@ -121,7 +121,7 @@ def _model(path: Path) -> dict:
     if meta.get("kind") == "generator":
         facts |= dict(distill_iterations=config.get("distill_steps"), selected_step=meta.get("selected_step"),
                       loss_space=meta.get("loss_space"), sigma_init=meta.get("sigma_init"), teacher=meta.get("teacher"))
-        facts |= {k: meta[k] for k in ("measurement_spectrum", "heldout_spectrum", "heldout_sw") if k in meta}
+        facts |= {k: meta[k] for k in ("selection_signal", "measurement_spectrum", "heldout_spectrum", "heldout_sw") if k in meta}
     return {k: v for k, v in facts.items() if v is not None}
 
 

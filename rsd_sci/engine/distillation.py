@@ -25,9 +25,11 @@ The generator loss is signed and is no convergence signal; `fake_loss` (also log
 the loop's NaN check reads; it is NaN when every generator sample was dropped) shows whether the fake
 score keeps up.
 
-Model selection: the exported generator is the EMA at the evaluation with the lowest SELECTED_BY
-(`measurement_spectrum`; `rsd_sci.engine.best_snapshot`; its iteration and value are in the file's
-metadata as `selected_step` and `measurement_spectrum`), the EMA at the end when no evaluation was finite. The candidates
+Model selection: the exported generator is the EMA at the evaluation with the lowest SELECTED_BY,
+    selection_signal = sqrt(heldout_sw · measurement_spectrum)
+(the geometric mean: an evaluation where either signal is far off loses; `rsd_sci.engine.best_snapshot`;
+its iteration and value are in the file's metadata as `selected_step` and `selection_signal`), the EMA
+at the end when no evaluation was finite. The candidates
 are the scheduled evaluations (every `heldout_every` iterations) and the last iteration, never the end
 of an interrupted session, so a resumed run exports what a straight one does.
 
@@ -70,7 +72,7 @@ from rsd_sci.version import __version__
 
 log = logging.getLogger(__name__)
 HELDOUT_STEP = -3            # the key "step" of the held-out draws: the same at every evaluation
-SELECTED_BY = "measurement_spectrum"   # the signal the exported generator is chosen by
+SELECTED_BY = "selection_signal"   # the signal the exported generator is chosen by (docs/method.md)
 SPECTRUM_SAMPLES = 256       # measurements in measurement_spectrum (32 left its noise above the differences)
 SPECTRUM_CHUNK = 32          # measurements loaded and generated per call
 SPECTRUM_KEY = 1 << 40       # keys of the spectrum draws: apart from the held-out samples' indices
@@ -129,7 +131,7 @@ def measurement_spectrum(G, family, chunks, seed: int, sigma_init: float, device
 def heldout_signals(G, m: Measurement, chunks, seed: int, sigma_init: float) -> dict[str, float]:
     """The generator's two signals (see the module docstring): heldout_sw on the held-out batch m, the
     patch sliced Wasserstein distance between R(A(x_g) + noise) and R(y) (mean over scales), and
-    measurement_spectrum on the chunks."""
+    measurement_spectrum on the chunks; and selection_signal, their geometric mean."""
     from rsd_sci.metrics.distribution import patch_sliced_wasserstein
 
     fake = synthetic_measurements(G, m, seed, sigma_init)
@@ -138,7 +140,7 @@ def heldout_signals(G, m: Measurement, chunks, seed: int, sigma_init: float) -> 
         patch = min(8, *real_images.shape[-2:])
         sw = patch_sliced_wasserstein(fake_images, real_images, patch=patch, n_patches=2048, seed=seed)["mean"]
     spectrum = measurement_spectrum(G, m.family, chunks, seed, sigma_init, m.y.device)
-    return dict(heldout_sw=float(sw), measurement_spectrum=spectrum)
+    return dict(heldout_sw=float(sw), measurement_spectrum=spectrum, selection_signal=math.sqrt(float(sw) * spectrum))
 
 
 def teacher_path(cfg: TrainConfig, run_dir: Path) -> Path:

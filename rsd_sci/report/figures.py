@@ -129,7 +129,7 @@ def training_curves(records: list[dict], path: Path, selected_step: int | None =
     stages = [s for s in ("teacher", "distill") if any(r.get("stage") == s for r in records)]
     fig, axes = plt.subplots(1, max(1, len(stages)), figsize=(6 * max(1, len(stages)), 3.2), squeeze=False)
     signals = {"teacher": ("loss", "heldout", "held-out measurement loss"),
-               "distill": ("fake_loss", "measurement_spectrum", "measurement spectrum distance")}
+               "distill": ("fake_loss", "selection_signal", "selection signal (held-out SW × spectrum)^½")}
     for ax, stage in zip(axes[0], stages):
         loss_key, signal_key, signal_label = signals[stage]
         lines = _last_per_step([r for r in records if r.get("stage") == stage])
