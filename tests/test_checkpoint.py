@@ -132,6 +132,20 @@ def test_safetensors_round_trip_with_metadata(tmp_path):
     assert json.loads(raw["config"]) == meta["config"] and raw["note"] == "plain text"
 
 
+def test_the_same_model_gives_the_same_bytes(tmp_path):
+    """The safetensors library writes the metadata map in a random order; the export sorts it, so the
+    same weights and metadata give a byte-identical file (a checksum a researcher can compare)."""
+    meta = {f"key{i}": {"value": i} for i in range(12)} | {"name": "é"}
+    written = []
+    for i in range(4):
+        export_safetensors(tmp_path / f"m{i}.safetensors", {"w": torch.arange(6.0), "b": torch.ones(2)}, meta)
+        written.append((tmp_path / f"m{i}.safetensors").read_bytes())
+    assert all(w == written[0] for w in written)
+    n = int.from_bytes(written[0][:8], "little")
+    keys = list(json.loads(written[0][8:8 + n])["__metadata__"])
+    assert keys == sorted(keys) and load_safetensors(tmp_path / "m0.safetensors")[1]["name"] == "é"
+
+
 def test_safetensors_metadata_validation(tmp_path):
     with pytest.raises(ValueError, match="reserved"):
         export_safetensors(tmp_path / "m.safetensors", {"w": torch.ones(1)}, {"format": "x"})

@@ -305,6 +305,23 @@ def export_safetensors(path: str | Path, state_dict: Mapping[str, torch.Tensor],
     path.parent.mkdir(parents=True, exist_ok=True)
     with _disk_full_as_input_error(path), atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=encoded)
+        _sort_metadata(tmp)
+
+
+def _sort_metadata(path: Path) -> None:
+    """Rewrite a safetensors file's header in place with its "__metadata__" keys sorted, so the same
+    model gives the same bytes: the library writes that map in a random order (safetensors issue 584,
+    open in 0.8). The header is an 8-byte little-endian length n and n bytes of JSON, which the format
+    lets end in spaces; the sorted JSON is as long as the original (the same entries, the compact form
+    both write), and padded with spaces if Python's form is shorter."""
+    with open(path, "r+b") as handle:
+        n = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(n))
+        header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) <= n:
+            handle.seek(8)
+            handle.write(text + b" " * (n - len(text)))
 
 
 def load_safetensors(path: str | Path,
