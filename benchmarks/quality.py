@@ -66,7 +66,7 @@ CLEAN_MAKE = {"mri": {"accel": 1.0}, "ct": {"views": 180}, "image": {"corruption
 
 def teacher_to_sigma_min(teacher, n: int, settings, offset: float) -> np.ndarray:
     """n teacher samples integrated to σ_min (no early stop), in the metrics' view
-    (`Family.metric_view`; offset: the data's normalisation offset)."""
+    (`Measurement.metric_view`; offset: the data's normalisation offset)."""
     x = draw_samples(teacher, n, "heun", settings.sampler_steps, batch=settings.batch, seed=settings.seed,
                      device=settings.device, stop_sigma=0.0)
     return teacher.family.metric_view(to_output(teacher, x), offset)

@@ -28,7 +28,7 @@ def metric_view(m, images: torch.Tensor) -> np.ndarray:
     with air at 0 inside the scanned disc, cropped to the target's size (fastMRI sets)."""
     x = images[:, 0].detach().cpu()
     x = (x.abs() if x.is_complex() else x).numpy().astype(np.float32)
-    x = m.family.metric_view(x, m.batch["offset"].cpu().numpy())
+    x = m.metric_view(x, m.batch["offset"].cpu().numpy())
     h, w = m.batch["targets"].shape[-2:]
     top, left = (x.shape[-2] - h) // 2, (x.shape[-1] - w) // 2
     return x[:, top:top + h, left:left + w]
@@ -55,18 +55,18 @@ def main(argv: list[str] | None = None) -> dict:
                            for k in range(args.n_samples)])                   # (K, 1, 1, H, W)
     views = np.stack([metric_view(m, s)[0] for s in samples])                # (K, h, w)
     target = metric_view(m, m.batch["targets"])[0]
-    linear = metric_view(m, rsd_sci.reconstruct(m, m.family.zero_filled)[0])[0]
+    linear = metric_view(m, rsd_sci.reconstruct(m, m.zero_filled)[0])[0]
     mean, std = views.mean(0), views.std(0, ddof=1)
     error = np.abs(mean - target)
     result = {"mean": rsd_sci.volume_metrics(target, mean),
-              m.family.zero_filled: rsd_sci.volume_metrics(target, linear),
+              m.zero_filled: rsd_sci.volume_metrics(target, linear),
               "error_std_correlation": float(np.corrcoef(error.ravel(), std.ravel())[0, 1]),
               "within_2_std": float(np.mean(error <= 2 * std))}
-    for name in ("mean", m.family.zero_filled):
+    for name in ("mean", m.zero_filled):
         print(f"{name}: " + ", ".join(f"{k} {v:.4g}" for k, v in result[name].items()))
     print(f"std against |error|: correlation {result['error_std_correlation']:.3f}, "
           f"{100 * result['within_2_std']:.0f} % of pixels within 2 std")
-    save_figure(args.out, {"target": target, m.family.zero_filled: linear, "sample 1": views[0],
+    save_figure(args.out, {"target": target, m.zero_filled: linear, "sample 1": views[0],
                            "sample 2": views[min(1, len(views) - 1)], f"mean of {len(views)}": mean},
                 {"|mean − target|": error, "std": std})
     print(f"wrote {args.out}")

@@ -45,14 +45,14 @@ def test_ct_and_image_measurements_from_arrays():
     views = torch.zeros(30, dtype=torch.bool)
     views[::3] = True
     m = rsd_sci.ct_measurement(ParallelBeamCT(16, 30, views).A(mu), views)
-    assert m.family.spec == {"family": "ct", "image_size": 16, "n_angles": 30, "n_views": 10}
+    assert m.spec == {"family": "ct", "image_size": 16, "n_angles": 30, "n_views": 10}
     assert rsd_sci.reconstruct(m, "fbp")[0].shape == (2, 1, 16, 16)
     kept = torch.rand(16, 16) > 0.5
     holes = rsd_sci.image_measurement(mu * kept, "inpaint", mask=kept)
     assert holes.batch["masks"].shape == (2, 1, 16, 16)
     torch.testing.assert_close(rsd_sci.reconstruct(holes, "corrupted")[0], mu * kept)
     down = rsd_sci.image_measurement(torch.nn.functional.avg_pool2d(mu, 2), "downsample", factor=2)
-    assert down.family.spec["shape"] == [16, 16] and down.A(mu).shape == (2, 1, 8, 8)
+    assert down.spec["shape"] == [16, 16] and down.A(mu).shape == (2, 1, 8, 8)
     with pytest.raises(ValueError, match="mask"):
         rsd_sci.image_measurement(mu, "inpaint")
     with pytest.raises(ValueError, match="unknown corruption"):

@@ -86,14 +86,14 @@ def test_generator_view_equals_the_teachers_input(name, spec, batch, op):
     u = view.project(x)
     x_t = u + sigma.reshape(-1, *([1] * (u.dim() - 1))) * view.reproject(eps)
     clean = view.with_y(op.A(x))   # the measurement of x under the view's further operator
-    if m.family.kind == "ambient":
+    if m.kind == "ambient":
         expected = ambient_input(clean, sigma, eps)
         torch.testing.assert_close(u, clean.network_input(), rtol=1e-5, atol=1e-5)
     else:
         expected = clean.y + sigma.reshape(-1, 1, 1, 1) * eps
         torch.testing.assert_close(view.reproject(u), u)  # P = I on the teacher's space
     torch.testing.assert_close(x_t, expected, rtol=1e-5, atol=1e-5)
-    assert x_t.shape[1] == m.family.channels
+    assert x_t.shape[1] == m.channels
 
 
 def test_downsampling_generator_runs_at_full_resolution():

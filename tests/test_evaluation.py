@@ -1,4 +1,4 @@
-"""The evaluation's view of images (`Family.metric_view`) and the generator's model selection (`BestSnapshot`)."""
+"""The evaluation's view of images (`Measurement.metric_view`) and the generator's model selection (`BestSnapshot`)."""
 
 import numpy as np
 import torch

@@ -136,7 +136,7 @@ def test_ambient_pixel_loss_by_hand():
     m_hat = torch.tensor([[[[1.0, 0.0], [1.0, 0.0]]]])
     batch = {"masks": m, "index": torch.tensor([0]), "y": m * Y}
     meas = measure(PIX_SPEC, batch)
-    meas_hat = Measurement(meas.family, PixelMask(m_hat), batch)
+    meas_hat = meas.measure(batch, PixelMask(m_hat))
     sigma = 2.0
     got = ambient_loss(lambda x, s, cond: 0.5 * x + cond, meas, meas_hat, torch.tensor([sigma]), N)
     x_in = m_hat * (m * Y + sigma * N)             # [[3, 0], [3, 0]]
@@ -159,7 +159,7 @@ def test_ambient_mri_full_mask_equals_the_plain_loss_on_the_image():
     batch = {"y": op.A(x), "index": torch.arange(3)}
     noise = torch.randn(3, 2, 8, 16, generator=g)
     sigma = torch.tensor([0.3, 1.0, 4.0])
-    m = Measurement(family_of(MRI_SPEC), op, batch)
+    m = family_of(MRI_SPEC).measure(batch, op)
     ambient = ambient_loss(_linear_channel_mixer, m, m, sigma, noise)
     plain = plain_loss(_linear_channel_mixer, measure(NOISE_SPEC, {"y": complex_to_channels(x)}), sigma, noise)
     assert torch.allclose(ambient, plain, rtol=1e-5)
@@ -215,7 +215,7 @@ def test_ambient_loss_is_batched_differentiable_and_float32_under_autocast(name)
     torch.manual_seed(0)
     m = _family(name)
     m_hat = m.further(seed=0)
-    D = ConvDenoiser(m.family.channels, m.family.cond_channels)
+    D = ConvDenoiser(m.channels, m.cond_channels)
     noise = torch.randn(m.noise_shape())
     sigma = torch.tensor([0.5, 3.0])
     loss = teacher_loss("ambient", D, m, sigma, noise, m_hat=m_hat)
@@ -223,7 +223,7 @@ def test_ambient_loss_is_batched_differentiable_and_float32_under_autocast(name)
     loss.mean().backward()
     assert all(p.grad is not None and bool(torch.isfinite(p.grad).all()) for p in D.parameters())
     # per-sample: the batch loss is the loss of each sample alone (with its own operator rows)
-    first = m.family.measure({k: v[:1] for k, v in m.batch.items()})
+    first = m.measure({k: v[:1] for k, v in m.batch.items()})
     alone = ambient_loss(D, first, first.further(seed=0), sigma[:1], noise[:1])
     assert torch.allclose(alone, loss[:1].detach(), rtol=1e-4)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -277,7 +277,7 @@ def test_ambient_denoiser_sees_the_projected_iterate():
     n = torch.randn(2, 2, 8, 16, generator=g)
     sigma = torch.tensor([0.4, 0.4])
     train = ambient_input(m_hat.with_y(m.A(x_img)), sigma, n)
-    denoise(m.family.to_channels(x_img) + 0.4 * n, sigma)
+    denoise(m.to_channels(x_img) + 0.4 * n, sigma)
     assert torch.allclose(seen["x"], train, atol=1e-5)
 
 

@@ -1,5 +1,5 @@
 """The measurement model: the family factory, keyed further operators, conditioning, R̂·Â, residuals and |M|,
-and the per-batch `Measurement` that carries them."""
+each family's class bound to a batch by `measure`."""
 
 from __future__ import annotations
 
@@ -97,8 +97,7 @@ def test_further_generator_is_keyed_by_seed_and_index_only():
 @pytest.mark.parametrize("two_d", [False, True])
 def test_mri_further_masks_are_subsets_keep_the_centre_and_follow_the_r_plus_1_rule(two_d):
     spec, batch, op, _ = _mri_batch([4, 9, 11], two_d=two_d)
-    space = family_of(spec)
-    m_hat = space.further(op, batch, seed=0).mask  # (B, 1, 1|H, W)
+    m_hat = family_of(spec).measure(batch).further(seed=0).op.mask  # (B, 1, 1|H, W)
     assert m_hat.shape == op.mask.shape
     full, thin = op.mask.flatten(1) != 0, m_hat.flatten(1) != 0
     centers = batch["centers"].flatten(1)
@@ -111,30 +110,30 @@ def test_mri_further_masks_are_subsets_keep_the_centre_and_follow_the_r_plus_1_r
 
 
 def test_further_masks_are_fixed_per_index_across_calls_and_batch_compositions():
-    spec, batch, op, _ = _mri_batch([4, 9, 11])
-    space = family_of(spec)
-    first = space.further(op, batch, seed=5).mask
-    again = space.further(op, batch, seed=5).mask
-    _, sub, sub_op, _ = _mri_batch([11, 4])
-    other = space.further(sub_op, sub, seed=5).mask
+    spec, batch, _, _ = _mri_batch([4, 9, 11])
+    m = family_of(spec).measure(batch)
+    first = m.further(seed=5).op.mask
+    again = m.further(seed=5).op.mask
+    _, sub, _, _ = _mri_batch([11, 4])
+    other = family_of(spec).measure(sub).further(seed=5).op.mask
     assert torch.equal(first, again)
     assert torch.equal(other[0], first[2]) and torch.equal(other[1], first[0])
-    assert not torch.equal(space.further(op, batch, seed=6).mask, first)
+    assert not torch.equal(m.further(seed=6).op.mask, first)
 
     ct = family_of(CT_SPEC)
-    batch, op, _ = _ct_batch([3, 8])
-    sub, sub_op, _ = _ct_batch([8])
-    assert torch.equal(ct.further(sub_op, sub, 1).views[0], ct.further(op, batch, 1).views[1])
+    batch, _, _ = _ct_batch([3, 8])
+    sub, _, _ = _ct_batch([8])
+    assert torch.equal(ct.measure(sub).further(1).op.views[0], ct.measure(batch).further(1).op.views[1])
 
     pix = family_of(PIX_SPEC)
-    batch, op, _ = _pixel_batch([3, 8])
-    sub, sub_op, _ = _pixel_batch([8])
-    assert torch.equal(pix.further(sub_op, sub, 1).mask[0], pix.further(op, batch, 1).mask[1])
+    batch, _, _ = _pixel_batch([3, 8])
+    sub, _, _ = _pixel_batch([8])
+    assert torch.equal(pix.measure(sub).further(1).op.mask[0], pix.measure(batch).further(1).op.mask[1])
 
 
 def test_ct_further_views_drop_the_default_count():
     batch, op, _ = _ct_batch([0, 1, 2])
-    op_hat = family_of(CT_SPEC).further(op, batch, seed=0)
+    op_hat = family_of(CT_SPEC).measure(batch).further(seed=0).op
     full, thin = op.sampled_views(), op_hat.sampled_views()
     assert bool((thin <= full).all())
     assert thin.sum(-1).tolist() == [10 - default_view_drop(30, 10)] * 3
@@ -143,7 +142,7 @@ def test_ct_further_views_drop_the_default_count():
 
 def test_pixel_further_mask_is_a_subset_at_density_one_minus_delta():
     batch, op, _ = _pixel_batch([0, 1], size=96)
-    op_hat = family_of(PIX_SPEC).further(op, batch, seed=0)
+    op_hat = family_of(PIX_SPEC).measure(batch).further(seed=0).op
     kept = op_hat.mask[op.mask != 0]
     assert bool((op_hat.mask <= op.mask).all())
     assert abs(float(kept.mean()) - (1 - PIX_SPEC["delta"])) < 0.03
@@ -161,10 +160,9 @@ def test_pixel_further_mask_from_one_generator_equals_the_row_by_row_draw():
 
 # -- conditioning and layouts -----------------------------------------------------------------------------
 def test_mri_cond_is_the_line_pattern_and_ones():
-    spec, batch, op, _ = _mri_batch([1, 2])
-    space = family_of(spec)
-    op_hat = space.further(op, batch, 0)
-    c = space.cond(op_hat, batch)
+    spec, batch, _, _ = _mri_batch([1, 2])
+    m_hat = family_of(spec).measure(batch).further(0)
+    op_hat, c = m_hat.op, m_hat.cond()
     assert c.shape == (2, 2, 12, 32) and c.dtype == torch.float32
     for b in range(2):
         line = op_hat.mask[b, 0, 0]
@@ -172,39 +170,36 @@ def test_mri_cond_is_the_line_pattern_and_ones():
 
 
 def test_mri_cond_of_a_2d_mask_is_the_mask():
-    spec, batch, op, _ = _mri_batch([1, 2], two_d=True)
-    space = family_of(spec)
-    op_hat = space.further(op, batch, 0)
-    assert torch.equal(space.cond(op_hat, batch)[:, :1], op_hat.mask)
+    spec, batch, _, _ = _mri_batch([1, 2], two_d=True)
+    m_hat = family_of(spec).measure(batch).further(0)
+    assert torch.equal(m_hat.cond()[:, :1], m_hat.op.mask)
 
 
 def test_ct_and_pixel_cond():
-    batch, op, _ = _ct_batch([0, 1])
-    assert torch.equal(family_of(CT_SPEC).cond(op, batch), torch.ones(2, 1, 16, 16))
-    batch, op, _ = _pixel_batch([0, 1])
-    space = family_of(PIX_SPEC)
-    op_hat = space.further(op, batch, 0)
-    assert torch.equal(space.cond(op_hat, batch), op_hat.mask)
+    batch, _, _ = _ct_batch([0, 1])
+    assert torch.equal(family_of(CT_SPEC).measure(batch).cond(), torch.ones(2, 1, 16, 16))
+    batch, _, _ = _pixel_batch([0, 1])
+    m_hat = family_of(PIX_SPEC).measure(batch).further(0)
+    assert torch.equal(m_hat.cond(), m_hat.op.mask)
 
 
 def test_mri_layout_round_trip_and_noise():
-    space = family_of(MRI_SPEC)
-    batch = {"y": torch.zeros(3, 4, 64, 64, dtype=torch.complex64)}
-    assert space.noise_shape(batch) == (3, 2, 64, 64)
-    n = space.to_image(torch.randn(space.noise_shape(batch), generator=torch.Generator().manual_seed(0)))
+    space = family_of(MRI_SPEC).measure({"y": torch.zeros(3, 4, 64, 64, dtype=torch.complex64),
+                                         "masks": torch.ones(3, 64)})
+    assert space.noise_shape() == (3, 2, 64, 64)
+    n = space.to_image(torch.randn(space.noise_shape(), generator=torch.Generator().manual_seed(0)))
     assert n.shape == (3, 1, 64, 64) and n.is_complex()   # σ per real part: N(0, 1) each
     assert abs(float(n.real.std()) - 1) < 0.05 and abs(float(n.imag.std()) - 1) < 0.05
     assert torch.equal(space.to_image(space.to_channels(n)), n)
-    assert family_of(CT_SPEC).noise_shape({"y": torch.zeros(2, 1, 30, 16)}) == (2, 1, 16, 16)
+    assert family_of(CT_SPEC).measure({"y": torch.zeros(2, 1, 30, 16)}).noise_shape() == (2, 1, 16, 16)
 
 
 # -- R̂·Â and the measured input ---------------------------------------------------------------------------------
 def test_mri_single_coil_project_is_the_zero_filled_image():
-    spec, batch, op, x = _mri_batch([1, 2])
-    space = family_of(spec)
-    op_hat = space.further(op, batch, 0)
-    expected = ifft2c(op_hat.mask * fft2c(x))
-    assert torch.allclose(space.project(op_hat, x), complex_to_channels(expected), atol=1e-5)
+    spec, batch, _, x = _mri_batch([1, 2])
+    m_hat = family_of(spec).measure(batch).further(0)
+    expected = ifft2c(m_hat.op.mask * fft2c(x))
+    assert torch.allclose(m_hat.project(x), complex_to_channels(expected), atol=1e-5)
 
 
 def test_mri_multicoil_reconstruction_uses_unit_rss_maps():
@@ -213,27 +208,27 @@ def test_mri_multicoil_reconstruction_uses_unit_rss_maps():
     gain = 0.5 + torch.rand(1, 1, 12, 32, generator=g)  # maps NOT unit RSS
     op_hat = MRIOperator(torch.ones(1, 1, 1, 32), maps * gain)
     x = _crandn(g, 1, 1, 12, 32)
-    got = family_of(MRI_SPEC).project(op_hat, x)
+    batch = {"y": op_hat.A(x), "masks": torch.ones(1, 32), "coil_maps": maps}
+    got = family_of(MRI_SPEC).measure(batch, op_hat).project(x)
     unit = MRIOperator(torch.ones(1, 1, 1, 32), normalize_maps(maps * gain))
     assert torch.allclose(got, complex_to_channels(unit.A_adjoint(op_hat.A(x))), atol=1e-5)
     unit_op = MRIOperator(torch.ones(1, 1, 1, 32), maps)  # unit-RSS maps: R̂ = Â^H, and R̂Â = I at a full mask
-    assert torch.allclose(family_of(MRI_SPEC).project(unit_op, x), complex_to_channels(x), atol=1e-5)
+    assert torch.allclose(family_of(MRI_SPEC).measure(batch, unit_op).project(x), complex_to_channels(x), atol=1e-5)
 
 
 @pytest.mark.parametrize("family", ["mri_single", "mri_multi", "ct", "pixel"])
-def test_measured_input_is_the_projection_of_the_image_behind_the_data(family):
+def test_network_input_is_the_projection_of_the_image_behind_the_data(family):
     """y = A x  =>  R̂(P_M̂ y) = R̂·Â x: the input can be built from the measurement alone."""
     if family.startswith("mri"):
-        spec, batch, op, x = _mri_batch([1, 2], coils=1 if family == "mri_single" else 3)
-        space = family_of(spec)
+        spec, batch, _, x = _mri_batch([1, 2], coils=1 if family == "mri_single" else 3)
     elif family == "ct":
-        (batch, op, x), space = _ct_batch([1, 2]), family_of(CT_SPEC)
+        (batch, _, x), spec = _ct_batch([1, 2]), CT_SPEC
     else:
-        (batch, op, x), space = _pixel_batch([1, 2]), family_of(PIX_SPEC)
-    op_hat = space.further(op, batch, 0)
-    got = space.measured_input(op_hat, batch["y"])
-    assert got.shape == space.noise_shape(batch)
-    assert torch.allclose(got, space.project(op_hat, x), atol=1e-5)
+        (batch, _, x), spec = _pixel_batch([1, 2]), PIX_SPEC
+    m_hat = family_of(spec).measure(batch).further(0)
+    got = m_hat.network_input()
+    assert got.shape == m_hat.noise_shape()
+    assert torch.allclose(got, m_hat.project(x), atol=1e-5)
 
 
 # -- residuals -------------------------------------------------------------------------------------------------
@@ -241,65 +236,63 @@ def test_mri_full_mask_residual_is_the_channel_mean_square():
     g = torch.Generator().manual_seed(4)
     op = MRIOperator(torch.ones(32))
     x, d = _crandn(g, 2, 1, 8, 32), _crandn(g, 2, 1, 8, 32)
-    got = family_of(MRI_SPEC).residual(op, d, op.A(x))
+    got = family_of(MRI_SPEC).measure({"y": op.A(x), "masks": torch.ones(2, 32)}, op).residual(d)
     expected = (complex_to_channels(d) - complex_to_channels(x)).square().flatten(1).mean(1)
     assert torch.allclose(got, expected, rtol=1e-5)
 
 
 def test_mri_residual_counts_real_measured_entries_and_matches_the_image_form():
     spec, batch, op, x = _mri_batch([1, 2])
-    space = family_of(spec)
+    m = family_of(spec).measure(batch)
     d = _crandn(torch.Generator().manual_seed(5), 2, 1, 12, 32)
     lines = batch["masks"].sum(-1).float()
-    assert torch.equal(space.measured_count(op, batch["y"]), 2 * 12 * lines)
+    assert torch.equal(m.measured_count(), 2 * 12 * lines)
     # single-coil: ‖A d − y‖² = ‖A^H A d − A^H y‖² (A^H A is an orthogonal projection)
     image_form = (op.normal(d) - op.A_adjoint(batch["y"])).abs().square().flatten(1).sum(1) / (2 * 12 * lines)
-    assert torch.allclose(space.residual(op, d, batch["y"]), image_form, rtol=1e-5)
-    _, mc_batch, mc_op, _ = _mri_batch([1, 2], coils=3)
-    assert torch.equal(space.measured_count(mc_op, mc_batch["y"]), 2 * 3 * 12 * lines)
+    assert torch.allclose(m.residual(d), image_form, rtol=1e-5)
+    mc_spec, mc_batch, _, _ = _mri_batch([1, 2], coils=3)
+    assert torch.equal(family_of(mc_spec).measure(mc_batch).measured_count(), 2 * 3 * 12 * lines)
 
 
 def test_ct_residual_is_the_ramp_filtered_one():
     batch, op, x = _ct_batch([1, 2])
-    space = family_of(CT_SPEC)
+    m = family_of(CT_SPEC).measure(batch)
     d = x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(6))
     r = op.A(d) - batch["y"]
     count = 10 * 16
     weighted = ramp_filter(r).square().flatten(1).sum(1) / count
     unweighted = r.square().flatten(1).sum(1) / count
-    got = space.residual(op, d, batch["y"])
+    got = m.residual(d)
     assert torch.allclose(got, weighted, rtol=1e-5)
     assert not torch.allclose(got, unweighted, rtol=1e-2)
-    assert torch.equal(space.measured_count(op, batch["y"]), torch.full((2,), float(count)))
+    assert torch.equal(m.measured_count(), torch.full((2,), float(count)))
 
 
 def test_pixel_residual_by_hand():
     m = torch.tensor([[[[1.0, 1.0], [1.0, 0.0]]]])
     batch = {"masks": m, "index": torch.tensor([0]), "y": torch.tensor([[[[1.0, 2.0], [3.0, 0.0]]]])}
-    op = family_of(dict(PIX_SPEC, shape=[2, 2])).operator(batch)
     d = torch.tensor([[[[1.5, 2.0], [2.0, 9.0]]]])
-    got = family_of(PIX_SPEC).residual(op, d, batch["y"])
+    got = family_of(dict(PIX_SPEC, shape=[2, 2])).measure(batch).residual(d)
     assert torch.allclose(got, torch.tensor([(0.5**2 + 0.0 + 1.0**2) / 3]))
 
 
 def test_data_space_is_the_measurement_itself():
     spec = {"family": "image", "shape": [8, 8], "corruption": "downsample", "factor": 2}
-    space = family_of(spec)
     y = torch.randn(2, 1, 4, 4)
-    batch = {"y": y, "index": torch.tensor([0, 1])}
-    op = family_of(spec).operator(batch)
-    assert torch.equal(space.measure(batch).network_input(), y)
-    assert space.further(op, batch, 0) is op and space.cond(op, batch) is None
-    assert space.project(op, torch.ones(2, 1, 8, 8)).shape == (2, 1, 4, 4)
+    m = family_of(spec).measure({"y": y, "index": torch.tensor([0, 1])})
+    assert torch.equal(m.network_input(), y)
+    assert m.further(0) is m and m.cond() is None
+    assert m.project(torch.ones(2, 1, 8, 8)).shape == (2, 1, 4, 4)
     d = torch.zeros_like(y)
-    assert torch.allclose(space.residual(op, d, y), y.square().flatten(1).mean(1))
+    assert torch.allclose(m.residual(d), y.square().flatten(1).mean(1))
 
 
-# -- the per-batch Measurement ---------------------------------------------------------------------------------
+# -- one class per family, bound to a batch ------------------------------------------------------------------
 @pytest.mark.parametrize("case", ["mri", "ct", "pixel"])
-def test_measurement_further_keeps_the_batch_and_carries_the_further_operator(case):
-    """m.further(seed) is the family's keyed Â of the same batch; the network view and the loss's residual
-    read it where the family's hooks do."""
+def test_further_keeps_the_batch_and_carries_the_further_operator(case):
+    """m.further(seed) is the same class on the same batch with the keyed Â; further(seed, index=k) keys it
+    by k instead (the distillation's fresh operators), as the batch with index k would; a family bound to
+    no batch says so."""
     if case == "mri":
         spec, batch, op, x = _mri_batch([3, 7])
     elif case == "ct":
@@ -308,17 +301,18 @@ def test_measurement_further_keeps_the_batch_and_carries_the_further_operator(ca
         (batch, op, x), spec = _pixel_batch([3, 7]), PIX_SPEC
     family = family_of(spec)
     m = family.measure(batch)
-    assert isinstance(m, Measurement) and m.batch is batch and len(m) == 2
+    assert isinstance(m, Measurement) and type(m) is type(family) and m.batch is batch and len(m) == 2
     m_hat = m.further(seed=4)
-    op_hat = family.further(op, batch, 4)
-    assert m_hat.batch is batch and type(m_hat.op) is type(op)
-    assert torch.equal(m_hat.network_input(), family.measured_input(op_hat, batch["y"]))
-    assert torch.allclose(m_hat.project(x), family.project(op_hat, x))
-    cond, expected = m_hat.cond(), family.cond(op_hat, batch)
-    assert torch.equal(cond, expected)
+    assert type(m_hat) is type(m) and m_hat.batch is batch and type(m_hat.op) is type(op)
+    by_hand = family.measure(batch, m_hat.op)
+    assert torch.equal(m_hat.network_input(), by_hand.network_input())
     d = x + 0.1 * torch.randn(x.shape, dtype=x.dtype, generator=torch.Generator().manual_seed(8))
-    assert torch.equal(m.residual(d), family.residual(op, d, batch["y"]))
     assert not torch.allclose(m_hat.residual(d), m.residual(d))   # Â measures fewer rows than A
+    keyed = m.further(4, index=torch.tensor([11, 12]))
+    reindexed = family.measure(dict(batch, index=torch.tensor([11, 12]))).further(4)
+    assert keyed.batch is batch and torch.equal(keyed.cond(), reindexed.cond())
+    with pytest.raises(TypeError, match="no batch"):
+        family.network_input()
 
 
 def test_measurement_consistency_is_the_unweighted_data_term():
@@ -362,5 +356,5 @@ def test_the_corrupted_baseline_shows_the_measurement_on_the_clean_grid(corrupti
     m = family_of(spec).measure({"y": y, "index": torch.tensor([0, 1])})
     expected = y.repeat_interleave(factor, -2).repeat_interleave(factor, -1)
     assert torch.allclose(m.R(y), expected)
-    assert np.array_equal(m.family.metric_view(y[:, 0].numpy(), 0.0), expected[:, 0].numpy())
+    assert np.array_equal(m.metric_view(y[:, 0].numpy(), 0.0), expected[:, 0].numpy())
     assert baselines_of("image") == ("corrupted",)

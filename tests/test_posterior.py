@@ -165,7 +165,7 @@ def test_adps_on_ct_steps_by_one_over_the_operator_norm():
     assert torch.allclose(zeta, 1.0 / operator_norm(op, (2, 1, 16, 16)))
     assert 0.01 < float(zeta[0]) < 0.2  # ‖A‖ = O(√(views·N)), far from 1
     mri = family_of({"family": "mri"})
-    assert torch.equal(mri.default_zeta(None, torch.zeros(3)), torch.ones(3))
+    assert torch.equal(mri.measure({"y": torch.zeros(3), "masks": torch.ones(3, 4)}).default_zeta(), torch.ones(3))
     torch.manual_seed(0)
     teacher = build_model(spec, TINY, 0.0)
     out = adps(teacher, m, steps=4)

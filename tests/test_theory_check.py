@@ -28,7 +28,7 @@ from rsd_sci.diffusion.precond import EDMDenoiser
 from rsd_sci.distill.distiller import Distiller, DistillSettings
 from rsd_sci.distill.draws import GeneratorDraws
 from rsd_sci.engine.ema import EMA
-from rsd_sci.measurement import Measurement, family_of
+from rsd_sci.measurement import family_of
 
 DIM, N_DATA, BATCH = 16, 20_000, 512
 EIGENVALUES = (1.0, 0.6, 0.3)
@@ -81,7 +81,7 @@ def train_teacher(family, member: str, y: torch.Tensor, masks: torch.Tensor | No
         if masks is not None:
             batch["masks"] = masks[idx]
         m = family.measure(batch)
-        m_hat = None if further is None else Measurement(family, family.operator({"masks": further[idx]}), batch)
+        m_hat = None if further is None else family.measure(batch, family.operator({"masks": further[idx]}))
         sigma = sample_sigma(torch.randn(BATCH, generator=gen))
         loss = teacher_loss(member, D, m, sigma, torch.randn(BATCH, DIM, generator=gen), m_hat=m_hat).mean()
         opt.zero_grad()

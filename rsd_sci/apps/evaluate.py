@@ -4,7 +4,7 @@
 
 1. Image sets, RUN/samples/<name>.npy, magnitudes (n, H, W) float32 in the measurement set's normalised
    units (x' = scale·x + offset); CT images shifted so air is 0 and zeroed outside the scanned disc
-   (`Family.metric_view`, as everything below):
+   (`Measurement.metric_view`, as everything below):
        reference   the first n held-out clean targets (never seen in training; absent without targets)
        data        R(y) of the first n training measurements, what naive training would learn from
                    (zero-filled MRI, FBP CT, the corrupted image itself)
@@ -70,7 +70,7 @@ def offsets_of(ms, n: int) -> np.ndarray:
 
 
 def clean_targets(ms, n: int) -> np.ndarray:
-    """The first n clean targets (n, h, w) float32 in the metrics' view (`Family.metric_view`)."""
+    """The first n clean targets (n, h, w) float32 in the metrics' view (`Measurement.metric_view`)."""
     family = family_of(ms.info.operator)
     return family.metric_view(np.asarray(ms.column("targets", n)[:, 0], np.float32), offsets_of(ms, n))
 
@@ -142,7 +142,7 @@ def methods_for(family, models: dict) -> list[str]:
 
 def reconstructions(models: dict, heldout, settings: EvalSettings, progress=None, methods=None) -> dict:
     """{method: {"mean": (S, h, w), "std": (S, h, w) or None, "seconds_per_slice", "n_samples", "steps"}}
-    for `methods` (default: `methods_for` the data and models), in the metrics' view (`Family.metric_view`) and,
+    for `methods` (default: `methods_for` the data and models), in the metrics' view (`Measurement.metric_view`) and,
     when the set has targets, centre-cropped to their size (fastMRI-sourced sets: images at the k-space
     size, targets at the reconstruction size)."""
     from rsd_sci.metrics.image import center_crop

@@ -19,7 +19,7 @@ Example:
     >>> import torch
     >>> mask = torch.zeros(8); mask[2:6] = 1
     >>> m = mri_measurement(torch.ones(2, 1, 8, 8, dtype=torch.complex64), mask)
-    >>> m.family.name, m.A_adjoint(m.y).shape, m.batch["centers"].shape
+    >>> m.name, m.A_adjoint(m.y).shape, m.batch["centers"].shape
     ('mri', torch.Size([2, 1, 8, 8]), torch.Size([2, 8]))
 """
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rsd_sci.diffusion.networks import build_backbone
 from rsd_sci.diffusion.precond import EDMDenoiser
-from rsd_sci.measurement import Family, family_of
+from rsd_sci.measurement import Measurement, family_of
 
 KINDS = ("teacher", "generator")
 
@@ -26,14 +26,14 @@ KINDS = ("teacher", "generator")
 class Model:
     """A denoiser and how it meets its data.
 
-    kind: "teacher" | "generator"; family: the measurement family of its operator spec; member: the
+    kind: "teacher" | "generator"; family: the measurement family of its operator spec (bound to no batch); member: the
     teacher's loss member; meta: the file's metadata (empty for a fresh model), meta["bank"] its operator
     bank (`rsd_sci.engine.operator_bank`); path: the file it came from.
     """
 
     kind: str
     denoiser: EDMDenoiser
-    family: Family
+    family: Measurement
     member: str
     meta: dict = dataclasses.field(default_factory=dict)
     path: Path | None = None

@@ -79,7 +79,7 @@ SPECTRUM_KEY = 1 << 40       # keys of the spectrum draws: apart from the held-o
 
 
 def loss_space_of(cfg: TrainConfig, family) -> str:
-    """cfg.loss_space, with "auto" resolved by the teacher's family (`Family.generator_loss_space`)."""
+    """cfg.loss_space, with "auto" resolved by the teacher's family (`Measurement.generator_loss_space`)."""
     return family.generator_loss_space if cfg.loss_space == "auto" else cfg.loss_space
 
 
@@ -115,7 +115,7 @@ def spectrum_chunks(sets) -> list[tuple[object, list[int], torch.Tensor]]:
 
 
 def measurement_spectrum(G, family, chunks, seed: int, sigma_init: float, device) -> float:
-    """`log_spectrum_distance` between the mean power per measured frequency (`Family.measured_power`)
+    """`log_spectrum_distance` between the mean power per measured frequency (`Measurement.measured_power`)
     of A(x_g) + noise and of y over the chunks (`spectrum_chunks`); no clean data."""
     from rsd_sci.metrics.distribution import log_spectrum_distance
 
@@ -139,7 +139,7 @@ def heldout_signals(G, m: Measurement, chunks, seed: int, sigma_init: float) -> 
         real_images, fake_images = m.network_input(), fake.network_input()
         patch = min(8, *real_images.shape[-2:])
         sw = patch_sliced_wasserstein(fake_images, real_images, patch=patch, n_patches=2048, seed=seed)["mean"]
-    spectrum = measurement_spectrum(G, m.family, chunks, seed, sigma_init, m.y.device)
+    spectrum = measurement_spectrum(G, m, chunks, seed, sigma_init, m.y.device)
     return dict(heldout_sw=float(sw), measurement_spectrum=spectrum, selection_signal=math.sqrt(float(sw) * spectrum))
 
 

@@ -1,20 +1,20 @@
-"""The measurement model of each operator family (`base.py` says what it holds); `family_class` is the one
-place an operator spec's family is named."""
+"""The measurement model of each operator family, one class each (`base.py` says what it holds);
+`family_class` is the one place an operator spec's family is named."""
 
 from __future__ import annotations
 
 from typing import Mapping
 
-from rsd_sci.measurement.base import MEMBERS, Family, Measurement
+from rsd_sci.measurement.base import MEMBERS, Measurement
 
 FAMILIES = ("mri", "ct", "image")
 CORRUPTIONS = ("noise", "blur", "inpaint", "downsample")
 
-__all__ = ["CORRUPTIONS", "FAMILIES", "MEMBERS", "Family", "Measurement", "baselines_of", "family_class",
-           "family_of", "family_of_baseline"]
+__all__ = ["CORRUPTIONS", "FAMILIES", "MEMBERS", "Measurement", "baselines_of", "family_class", "family_of",
+           "family_of_baseline"]
 
 
-def family_class(spec: Mapping) -> type[Family]:
+def family_class(spec: Mapping) -> type[Measurement]:
     """The family class of an operator spec: mri, ct, image/inpaint (pixel masks) or
     image/noise|blur|downsample (the data kind); ValueError for any other."""
     family = spec.get("family")
@@ -38,8 +38,9 @@ def family_class(spec: Mapping) -> type[Family]:
     raise ValueError(f"unknown operator family {family!r} (expected one of {', '.join(FAMILIES)})")
 
 
-def family_of(spec: Mapping) -> Family:
-    """The family of an operator spec (`family_class`), holding the spec."""
+def family_of(spec: Mapping) -> Measurement:
+    """The family of an operator spec (`family_class`): its measurement class holding the spec and no batch
+    (`measure(batch)` binds one)."""
     return family_class(spec)(spec)
 
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rsd_sci.keyed_random import further_generators
-from rsd_sci.measurement.base import Family
+from rsd_sci.measurement.base import Measurement
 from rsd_sci.physics.base import operator_norm
+from rsd_sci.physics.precision import promote
 
 
-class CT(Family):
+class CT(Measurement):
     kind = "ambient"
     channels = 1
     cond_channels = 1
@@ -59,32 +59,34 @@ class CT(Family):
 
         return f * torch.from_numpy(field_of_view(f.shape[-1])).to(device=f.device, dtype=f.dtype)
 
-    def default_zeta(self, op, y):
+    def default_zeta(self):
+        n, y = int(self.spec["image_size"]), self.y
+        return 1.0 / operator_norm(self.op, (y.shape[0], 1, n, n), device=y.device).cpu()
+
+    def noise_shape(self):
         n = int(self.spec["image_size"])
-        return 1.0 / operator_norm(op, (y.shape[0], 1, n, n), device=y.device).cpu()
+        return (int(self.y.shape[0]), 1, n, n)
 
-    def noise_shape(self, batch):
-        n = int(self.spec["image_size"])
-        return (int(batch["y"].shape[0]), 1, n, n)
+    def further(self, seed=0, generator=None, index=None):
+        op_hat = self.op.further(self._generators(seed, generator, index)).to(self.y.device)
+        return self.measure(self.batch, op_hat)
 
-    def further(self, op, batch, seed, generator=None):
-        return op.further(further_generators(batch, seed, generator)).to(batch["y"].device)
-
-    def measured_power(self, op, y):
+    def measured_power(self):
         """Mean power per detector frequency, |FFT_detector(y)|² (orthonormal) over samples and views:
         (D // 2 + 1,) float64 (unmeasured views are zero in every set compared alike)."""
+        y = promote(self.y)
         return torch.fft.rfft(y.to(torch.float64), dim=-1, norm="ortho").abs().square().mean(dim=(0, 1, 2))
 
-    def cond(self, op_hat, batch):
-        y = batch["y"]
+    def cond(self):
+        y = self.y
         n = int(self.spec["image_size"])
         return torch.ones(y.shape[0], 1, n, n, device=y.device)
 
-    def weight(self, op, r):
-        return op.ramp_filter(r)
+    def weight(self, r):
+        return self.op.ramp_filter(r)
 
-    def project(self, op_hat, x_image):
-        return op_hat.fbp(op_hat.A(x_image))
+    def project(self, x_image):
+        return self.op.fbp(self.op.A(x_image))
 
-    def measured_input(self, op_hat, y):
-        return op_hat.fbp(y)
+    def network_input(self):
+        return self.op.fbp(self.y)

@@ -10,8 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rsd_sci.keyed_random import further_generators
-from rsd_sci.measurement.base import Family
+from rsd_sci.measurement.base import Measurement
 from rsd_sci.physics.base import Identity
 from rsd_sci.physics.precision import promote
 
@@ -19,11 +18,11 @@ DEFAULT_DELTA = 0.1           # pixel further-mask drop rate when the spec has n
 DATA_CORRUPTIONS = ("noise", "blur", "downsample")
 
 
-class DataSpace(Family):
+class DataSpace(Measurement):
     """Noise, blur, down-sampling: the teacher models the corrupted images y (B, 1, h, w) themselves.
 
-    Nothing is thinned (further returns A), project(A, x) = A x (the corrupted image of x),
-    measured_input(A, y) = y, reproject(f) = f (a denoiser output already lives in the data space), no
+    Nothing is thinned (further returns the batch itself), project(x) = A x (the corrupted image of x),
+    network_input() = y, reproject(f) = f (a denoiser output already lives in the data space), no
     conditioning, and the residual is the plain per-element mean ‖d − y‖² / numel(y). The member is
     Ambient-Tweedie for noise, and for blur and down-sampling whenever some σ_n > 0, else plain.
     """
@@ -69,35 +68,35 @@ class DataSpace(Family):
         noisy = torch.as_tensor(sigma_n, dtype=torch.float64, device="cpu") > 0
         return "tweedie" if bool(noisy.any()) else "plain"
 
-    def further(self, op, batch, seed, generator=None):
-        return op
+    def further(self, seed=0, generator=None, index=None):
+        return self
 
-    def project(self, op_hat, x_image):
-        return promote(op_hat.A(x_image))
+    def project(self, x_image):
+        return promote(self.op.A(x_image))
 
-    def measured_input(self, op_hat, y):
-        return promote(y)
+    def network_input(self):
+        return promote(self.y)
 
-    def reproject(self, op_hat, f):
+    def reproject(self, f):
         return f
 
-    def residual(self, op, d_image, y, count=None):   # every entry measured: the mean, count unused
-        return (promote(d_image) - promote(y)).square().flatten(1).mean(dim=1)
+    def residual(self, d_image):   # every entry measured: the mean
+        return (promote(d_image) - promote(self.y)).square().flatten(1).mean(dim=1)
 
-    def output_misfit(self, op, x0, y):
-        return self.to_image(x0) - promote(y)
+    def output_misfit(self, x0):
+        return self.to_image(x0) - promote(self.y)
 
-    def generator_shape(self, batch):
+    def generator_shape(self):
         """y's shape with the clean size spec["shape"] as its trailing dims ((B, 1, H, W) for images):
         for down-sampling the generator runs the teacher's convolutional weights at full resolution."""
-        y, shape = batch["y"], [int(n) for n in self.spec.get("shape", [])]
+        y, shape = self.y, [int(n) for n in self.spec.get("shape", [])]
         return (*y.shape[:y.dim() - len(shape)], *shape) if shape else tuple(y.shape)
 
-    def generator_input(self, op_hat, z_image, batch):
+    def generator_input(self, z_image):
         return promote(z_image), None
 
 
-class PixelMasks(Family):
+class PixelMasks(Measurement):
     """Inpainting (Ambient Diffusion, Daras et al.): A = M ⊙ ·, Â = M̂ ⊙ ·, M̂ = M ⊙ Bernoulli(1 − δ).
 
     Network image M̂ ⊙ (y + σ n) (y = M ⊙ (x + noise), so M̂ ⊙ y = M̂ ⊙ (x + noise)), cond M̂ (mask's
@@ -123,15 +122,17 @@ class PixelMasks(Family):
 
         return PixelMask(torch.as_tensor(batch["masks"]).float())
 
-    def further(self, op, batch, seed, generator=None):
-        return op.further(further_generators(batch, seed, generator), self.delta).to(batch["y"].device)
+    def further(self, seed=0, generator=None, index=None):
+        op_hat = self.op.further(self._generators(seed, generator, index), self.delta).to(self.y.device)
+        return self.measure(self.batch, op_hat)
 
-    def cond(self, op_hat, batch):
-        mask = op_hat.mask.to(device=batch["y"].device, dtype=torch.float32)
-        return mask.expand(int(batch["y"].shape[0]), *mask.shape[1:])
+    def cond(self):
+        y = self.y
+        mask = self.op.mask.to(device=y.device, dtype=torch.float32)
+        return mask.expand(int(y.shape[0]), *mask.shape[1:])
 
-    def project(self, op_hat, x_image):
-        return op_hat.A(x_image)
+    def project(self, x_image):
+        return self.op.A(x_image)
 
-    def measured_input(self, op_hat, y):
-        return op_hat.A(y)
+    def network_input(self):
+        return self.op.A(self.y)

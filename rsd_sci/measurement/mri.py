@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import torch
 
-from rsd_sci.keyed_random import further_generators
-from rsd_sci.measurement.base import Family
+from rsd_sci.measurement.base import Measurement
 from rsd_sci.physics.layout import channels_to_complex, complex_to_channels
+from rsd_sci.physics.precision import promote
 
 DC_STEPS_COILS = 10          # CG steps of the generator prior's data consistency, multi-coil
 RSS_EPS = 1e-6                # coil-map RSS below this counts as outside the support (R̂ is 0 there)
 
 
-class MRI(Family):
+class MRI(Measurement):
     kind = "ambient"
     channels = 2
     cond_channels = 2
@@ -56,10 +56,10 @@ class MRI(Family):
         maps = batch.get("coil_maps") if int(self.spec.get("coils", 1)) > 1 else None
         return MRIOperator(masks.float(), None if maps is None else torch.as_tensor(maps))
 
-    def measured_power(self, op, y):
+    def measured_power(self):
         """Mean |y|² per k-space column (the phase-encode lines the mask keeps or drops), over samples,
         coils and rows: (W,) float64, 0 on columns no sample measures."""
-        return y.abs().to(torch.float64).square().mean(dim=(0, 1, 2))
+        return promote(self.y).abs().to(torch.float64).square().mean(dim=(0, 1, 2))
 
     def to_image(self, t):
         return channels_to_complex(t)
@@ -67,35 +67,35 @@ class MRI(Family):
     def to_channels(self, x):
         return complex_to_channels(x)
 
-    def noise_shape(self, batch):
-        y = batch["y"]
+    def noise_shape(self):
+        y = self.y
         return (y.shape[0], 2, *y.shape[-2:])
 
-    def further(self, op, batch, seed, generator=None):
-        if "centers" not in batch:
+    def further(self, seed=0, generator=None, index=None):
+        if "centers" not in self.batch:
             raise ValueError("MRI further masks need batch['centers'] (the calibration region, never thinned)")
-        return op.further(further_generators(batch, seed, generator), batch["centers"])
+        op_hat = self.op.further(self._generators(seed, generator, index), self.batch["centers"])
+        return self.measure(self.batch, op_hat)
 
-    def cond(self, op_hat, batch):
-        y = batch["y"]
-        pattern = op_hat.mask.to(device=y.device, dtype=torch.float32).expand(y.shape[0], 1, *y.shape[-2:])
+    def cond(self):
+        y = self.y
+        pattern = self.op.mask.to(device=y.device, dtype=torch.float32).expand(y.shape[0], 1, *y.shape[-2:])
         return torch.cat([pattern, torch.ones_like(pattern)], dim=1)
 
-    @staticmethod
-    def _inverse_rss(op_hat) -> torch.Tensor | None:
+    def _inverse_rss(self) -> torch.Tensor | None:
         """1 / RSS(S) (B|1, 1, H, W), 0 outside the maps' support; None for single-coil (S = 1)."""
-        maps = op_hat.smaps  # the folded maps differ from S by a ±1 checkerboard: the same RSS
+        maps = self.op.smaps  # the folded maps differ from S by a ±1 checkerboard: the same RSS
         if maps is None:
             return None
         rss = torch.linalg.vector_norm(maps, dim=1, keepdim=True)
         return torch.where(rss > RSS_EPS, 1.0 / rss.clamp_min(RSS_EPS), torch.zeros_like(rss))
 
-    def _reconstruct(self, op_hat, image: torch.Tensor) -> torch.Tensor:
-        inverse = self._inverse_rss(op_hat)
+    def _reconstruct(self, image: torch.Tensor) -> torch.Tensor:
+        inverse = self._inverse_rss()
         return complex_to_channels(image if inverse is None else image * inverse.to(image.device))
 
-    def project(self, op_hat, x_image):
-        return self._reconstruct(op_hat, op_hat.normal(x_image))
+    def project(self, x_image):
+        return self._reconstruct(self.op.normal(x_image))
 
-    def measured_input(self, op_hat, y):
-        return self._reconstruct(op_hat, op_hat.A_adjoint(y))
+    def network_input(self):
+        return self._reconstruct(self.op.A_adjoint(self.y))

@@ -24,7 +24,7 @@ rings r(k) = round(|k|) about the centre (H // 2, W // 2), r = 0 … floor(min(H
 
     P_x(r) = mean over images, channels and pixels k with r(k) = r of |F x|²(k),
     PSD(x, y) = mean_r |log10 max(P_x(r), 1e-12) − log10 max(P_y(r), 1e-12)|
-(`log_spectrum_distance`, which also compares the measured-domain profiles of `Family.measured_power`).
+(`log_spectrum_distance`, which also compares the measured-domain profiles of `Measurement.measured_power`).
 
 All functions take tensors on any device and compute in float64 there.
 

@@ -72,7 +72,7 @@ class GeneratorObjective:
         """x_g after `dc_steps` CG steps towards A x = y, network channels."""
         if dc_steps == 0:
             return x_g
-        return self.m.family.to_channels(conjugate_gradient(self.m, self.m.to_image(x_g.float()), dc_steps))
+        return self.m.to_channels(conjugate_gradient(self.m, self.m.to_image(x_g.float()), dc_steps))
 
     def data_term(self, x_g: torch.Tensor) -> torch.Tensor:
         """‖P_M(A·x_g − y)‖² / |M| per sample, (B,)."""
@@ -101,7 +101,7 @@ def generator_prior(model, m: Measurement, iters: int = 200,
     if restarts < 1 or iters < 0:
         raise ValueError(f"need restarts ≥ 1 and iters ≥ 0, got {restarts}, {iters}")
     objective = GeneratorObjective(model, m, lam, seed, sigma_init)
-    dc_steps = m.family.consistency_steps if dc_steps is None else int(dc_steps)
+    dc_steps = m.consistency_steps if dc_steps is None else int(dc_steps)
     keys = m.index.cpu()
     device = m.y.device
     results = []

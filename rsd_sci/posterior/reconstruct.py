@@ -112,8 +112,8 @@ def reconstruct_batch(method: str, m: Measurement, model=None,
     operator); model: a `rsd_sci.diffusion.model.Model` (teacher for adps, generator for generator);
     `progress(i, total)` from the learned methods.
     """
-    spec = m.family.spec
-    check_method(method, m.family.name, model)
+    spec = m.spec
+    check_method(method, m.name, model)
     if n_samples < 1:
         raise InputError(None, f"--n-samples must be at least 1 (got {n_samples})")
     if method not in LEARNED and n_samples > 1:
