@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
                          "spread": rsd_sci.sample_spread(x), "n": len(x)}
         if args.features:
             results[name] |= rsd_sci.fid_kid(x, reference, args.features, args.device)
-        print(f"{name}: " + ", ".join(f"{k} {v:.4g}" for k, v in results[name].items() if k != "n"))
+        print(f"{name}: " + ", ".join(f"{k} {v:.4g}" for k, v in results[name].items() if isinstance(v, float)))
     return results
 
 
