@@ -16,6 +16,10 @@ Page cache: "cold" runs follow os.posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) o
 (no root needed; the share of the set still resident, from util-linux `fincore` where it exists, is
 printed); "warm" runs follow one sequential read of every file. Each round runs every contender cold,
 then every contender warm, in an order rotating from round to round; the median and best over rounds.
+Beside the rates, the CPU time a sample costs the training process and the workers (`os.times`, the
+workers' as the children's once they are joined): the rate N workers reach on N free cores is about
+N / (the workers' CPU time a sample), below the disk's bandwidth when cold; the training process's
+share is what stays serial with the step (on CUDA: the copy to the GPU and the operator's kernels).
 
 The sets (written once with rsd-sci's `MeasurementSetWriter`, the writer `data make` uses, so the
 layout, dtypes and per-sample chunks are those of a prepared set; k-space is random complex Gaussian
@@ -134,14 +138,18 @@ def cached_share(folder: Path) -> float | None:
 
 
 # ---- timing ------------------------------------------------------------------------------------------
-def run_once(folder: Path, family, workers: int, steps: int, seed: int, device: torch.device) -> float:
-    """Seconds to deliver `steps` batches with their operators on the device (workers started included)."""
+def run_once(folder: Path, family, workers: int, steps: int, seed: int, device: torch.device
+             ) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds of this process, CPU seconds of the workers) to deliver `steps` batches
+    with their operators on the device, the workers' start and end included."""
     sync = make_sync(device)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), os.times()
     for batch in step_batches(folder / "train.h5", BATCH, seed, 0, steps, workers, device):
         family.measure(batch)
     sync()
-    return time.perf_counter() - start
+    end = os.times()   # the workers have exited and been joined: their time is the children's
+    return (time.perf_counter() - start, end.user + end.system - cpu.user - cpu.system,
+            end.children_user + end.children_system - cpu.children_user - cpu.children_system)
 
 
 @dataclasses.dataclass
@@ -154,6 +162,7 @@ class Row:
     samples: str
     rate: str
     mb_s: str
+    cpu: str
     others: str
 
 
@@ -166,6 +175,7 @@ def measure(folder: Path, name: str, workers_list: list[int], rounds: int, sampl
     runs = {(w, c): [] for w in workers_list for c in ("cold", "warm")}
     resident = {key: [] for key in runs}
     others = {key: [] for key in runs}
+    cpu = {key: [] for key in runs}
     seed = 0
     for r in range(rounds):
         order = workers_list[r % len(workers_list):] + workers_list[:r % len(workers_list)]
@@ -178,8 +188,9 @@ def measure(folder: Path, name: str, workers_list: list[int], rounds: int, sampl
                 resident[workers, cache].append(cached_share(folder))
                 seed += 1
                 with Load() as load:
-                    seconds = run_once(folder, family, workers, steps, seed, device)
+                    seconds, own, children = run_once(folder, family, workers, steps, seed, device)
                 runs[workers, cache].append(steps * BATCH / seconds)
+                cpu[workers, cache].append((own / (steps * BATCH), children / (steps * BATCH)))
                 others[workers, cache].append(load.others())
     rows = []
     for (workers, cache), rates in sorted(runs.items(), key=lambda kv: (kv[0][1], kv[0][0])):
@@ -187,6 +198,8 @@ def measure(folder: Path, name: str, workers_list: list[int], rounds: int, sampl
         rows.append(Row(name, "main process" if workers == 0 else f"{workers} worker{'s' * (workers > 1)}",
                         cache, f"{max(shares):.0%}" if shares else "n/a", str(len(rates)), str(steps * BATCH),
                         f"{median(rates):.1f} ({max(rates):.1f})", f"{median(rates) * per_sample / 1e6:,.0f}",
+                        f"{median([c[0] for c in cpu[workers, cache]]) * 1e3:.1f} + "
+                        f"{median([c[1] for c in cpu[workers, cache]]) * 1e3:.1f}",
                         " ".join(others[workers, cache])))
     return rows
 
@@ -218,7 +231,8 @@ def main() -> None:
         rows += measure(folder, name, workers_list, args.rounds, args.samples, device)
     print()
     print_table(Row("set", "loader", "page cache", "resident before", "runs", "samples a run",
-                    "samples/s median (best)", "MB/s median", "others' CPU per run"), rows)
+                    "samples/s median (best)", "MB/s median", "CPU ms a sample: training process + workers",
+                    "others' CPU per run"), rows)
     if args.quick:
         shutil.rmtree(root)
 

@@ -14,21 +14,36 @@ the step asks for it, as `load_batch` does.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Callable, Iterator
 
+import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from rsd_sci.data.batches import global_batch_indices, load_batch
-from rsd_sci.data.measurement_set import MeasurementSet
+from rsd_sci.data.batches import SCALAR_KEYS, TENSOR_KEYS, global_batch_indices
+from rsd_sci.data.measurement_set import MASK_KEYS, MeasurementSet
 
-PREFETCH = 2   # batches per worker read ahead (DataLoader's prefetch_factor)
+PREFETCH = 2       # batches per worker read ahead (DataLoader's prefetch_factor)
+CUDA_WORKERS = 4   # the default on CUDA: ~2x what an H100 takes of the fastMRI recipe (docs/benchmarks.md)
+
+
+def resolve_workers(workers: int | None, device: torch.device) -> int:
+    """`TrainConfig.loader_workers`: the user's, else CUDA_WORKERS on CUDA and 0 on the CPU (where workers
+    would take cores from the step)."""
+    if workers is not None:
+        return workers
+    return CUDA_WORKERS if device.type == "cuda" else 0
 
 
 class StepBatches(Dataset):
-    """Item s: the collated CPU batch of step s, dict of tensors (y (b, C, H, W), masks, coil_maps, ...).
+    """Item s: the CPU batch of step s, `load_batch`'s dict of tensors (y (b, C, H, W) complex64, masks and
+    centers bool, coil_maps, sigma_n, scale, offset (b,) float32, index (b,) int64).
 
+    Each array is read straight into one batch-sized buffer (h5py `read_direct`, no per-sample arrays
+    and no stacking copy); in a DataLoader worker the buffers are shared memory, so handing the batch to
+    the training process copies nothing. The per-sample scalars are read once per process.
     shard(indices (B,) int64 tensor) -> this process's indices (`rsd_sci.engine.distributed.shard`); the
     set is opened on first read in each process (h5py handles must not cross a fork).
     """
@@ -37,6 +52,7 @@ class StepBatches(Dataset):
         self.path, self.batch, self.seed, self.shard = Path(path), batch, seed, shard
         self.n = MeasurementSet(self.path).info.n_samples
         self._set: MeasurementSet | None = None
+        self._scalars: dict[str, torch.Tensor] = {}
 
     def indices(self, step: int) -> list[int]:
         """This process's sample indices of step `step`."""
@@ -45,10 +61,36 @@ class StepBatches(Dataset):
     def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
         if self._set is None:
             self._set = MeasurementSet(self.path)
-        return load_batch(self._set, self.indices(step))
+            self._scalars = {k: torch.from_numpy(self._set.column(k).astype(np.float32)) for k in SCALAR_KEYS}
+        indices = self.indices(step)
+        shared = get_worker_info() is not None
+        f = self._set._handle()
+        batch = {}
+        for key in self._set.keys():
+            ds = f[key]
+            is_mask = key in MASK_KEYS
+            out = empty((len(indices), *ds.shape[1:]), torch.uint8 if is_mask else TORCH_DTYPES[ds.dtype.str],
+                        shared)
+            target = out.numpy()
+            for row, i in enumerate(indices):
+                ds.read_direct(target, np.s_[i], np.s_[row])
+            batch[TENSOR_KEYS[key]] = out.view(torch.bool) if is_mask else out
+        rows = torch.tensor(indices, dtype=torch.int64)
+        return batch | {k: v[rows] for k, v in self._scalars.items()} | {"index": rows}
 
     def __getstate__(self) -> dict:
-        return self.__dict__ | {"_set": None}
+        return self.__dict__ | {"_set": None, "_scalars": {}}
+
+
+TORCH_DTYPES = {"<c8": torch.complex64, "<c16": torch.complex128, "<f4": torch.float32, "<f8": torch.float64}
+
+
+def empty(shape: tuple, dtype: torch.dtype, shared: bool) -> torch.Tensor:
+    """An uninitialised tensor, in shared memory when `shared` (what a worker hands over without a copy)."""
+    if not shared:
+        return torch.empty(shape, dtype=dtype)
+    storage = torch.UntypedStorage._new_shared(math.prod(shape) * dtype.itemsize)
+    return torch.empty(0, dtype=dtype).set_(storage, 0, shape)
 
 
 def step_batches(path: str | Path, batch: int, seed: int, start: int, stop: int, workers: int,
