@@ -9,9 +9,13 @@ What is timed: everything a teacher step needs before the network, for `--sample
 seed every run): read the step's measurements, masks, centres, coil maps and scalars from the set's
 train.h5 (`load_batch`), collate, put the batch on the device and build its operator (`family.measure`,
 which folds the coil maps); on CUDA followed by a synchronize. The workers' start is inside the time. Contenders, each a run of `rsd_sci.data.batch_stream.step_batches`:
-    main process     workers 0: each batch read when the step asks for it (what training did before)
-    N workers        a torch DataLoader of N worker processes, each reading whole batches, PREFETCH per
-                     worker ahead; the operator is built in the training process
+    load_batch       the training process reads each batch when the step asks for it, sample by sample
+                     (`load_batch`: what training did before `--loader-workers`)
+    main process     workers 0: the same, each array read straight into one batch buffer (`StepBatches`;
+                     training on the CPU by default)
+    N workers        a torch DataLoader of N worker processes, each reading whole batches (`StepBatches`,
+                     into shared memory), PREFETCH per worker ahead; the operator is built in the training
+                     process (training on CUDA: 4 by default)
 Page cache: "cold" runs follow os.posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) on every file of the set
 (no root needed; the share of the set still resident, from util-linux `fincore` where it exists, is
 printed); "warm" runs follow one sequential read of every file. Each round runs every contender cold,
@@ -50,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import Load, environment, make_sync, median, print_table  # noqa: E402  (sibling)
 
 from rsd_sci.data.batch_stream import step_batches  # noqa: E402
+from rsd_sci.data.batches import global_batch_indices, load_batch  # noqa: E402
 from rsd_sci.data.measurement_set import FORMAT, VERSION, MeasurementSetWriter, MeasurementSet  # noqa: E402
 from rsd_sci.measurement import family_of  # noqa: E402
 from rsd_sci.physics.coil_maps import birdcage_maps  # noqa: E402
@@ -144,7 +149,12 @@ def run_once(folder: Path, family, workers: int, steps: int, seed: int, device: 
     with their operators on the device, the workers' start and end included."""
     sync = make_sync(device)
     start, cpu = time.perf_counter(), os.times()
-    for batch in step_batches(folder / "train.h5", BATCH, seed, 0, steps, workers, device):
+    if workers < 0:   # load_batch, as training read before
+        ms = MeasurementSet(folder / "train.h5")
+        batches = (load_batch(ms, global_batch_indices(len(ms), BATCH, s, seed).tolist(), device) for s in range(steps))
+    else:
+        batches = step_batches(folder / "train.h5", BATCH, seed, 0, steps, workers, device)
+    for batch in batches:
         family.measure(batch)
     sync()
     end = os.times()   # the workers have exited and been joined: their time is the children's
@@ -195,7 +205,8 @@ def measure(folder: Path, name: str, workers_list: list[int], rounds: int, sampl
     rows = []
     for (workers, cache), rates in sorted(runs.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         shares = [s for s in resident[workers, cache] if s is not None]
-        rows.append(Row(name, "main process" if workers == 0 else f"{workers} worker{'s' * (workers > 1)}",
+        loader = {-1: "load_batch", 0: "main process"}.get(workers, f"{workers} worker{'s' * (workers > 1)}")
+        rows.append(Row(name, loader,
                         cache, f"{max(shares):.0%}" if shares else "n/a", str(len(rates)), str(steps * BATCH),
                         f"{median(rates):.1f} ({max(rates):.1f})", f"{median(rates) * per_sample / 1e6:,.0f}",
                         f"{median([c[0] for c in cpu[workers, cache]]) * 1e3:.1f} + "
@@ -208,7 +219,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=Path("/work/loader-set"), help="where the sets live")
     parser.add_argument("--sets", default=",".join(SETS))
-    parser.add_argument("--workers", default="0,1,2,4", help="0: the main process")
+    parser.add_argument("--workers", default="-1,0,1,2,4", help="-1: load_batch, 0: the main process")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--samples", type=int, default=384, help="samples per run (at most the set's: one epoch)")
     parser.add_argument("--device", default="cpu")
