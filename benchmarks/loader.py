@@ -23,7 +23,10 @@ then every contender warm, in an order rotating from round to round; the median 
 Beside the rates, the CPU time a sample costs the training process and the workers (`os.times`, the
 workers' as the children's once they are joined): the rate N workers reach on N free cores is about
 N / (the workers' CPU time a sample), below the disk's bandwidth when cold; the training process's
-share is what stays serial with the step (on CUDA: the copy to the GPU and the operator's kernels).
+share, its operator aside, is what a GPU run keeps of it (receiving the batch, the copy to the GPU).
+Printed last, per set, from the warm runs with workers: the rate N free cores would give and the
+training process's ceiling, against `--need` (samples/s at 384², scaled by the pixels: the network
+runs at the k-space size), and the best cold rate the disk gave.
 
 The sets (written once with rsd-sci's `MeasurementSetWriter`, the writer `data make` uses, so the
 layout, dtypes and per-sample chunks are those of a prepared set; k-space is random complex Gaussian
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import shutil
 import subprocess
@@ -144,9 +148,10 @@ def cached_share(folder: Path) -> float | None:
 
 # ---- timing ------------------------------------------------------------------------------------------
 def run_once(folder: Path, family, workers: int, steps: int, seed: int, device: torch.device
-             ) -> tuple[float, float, float]:
-    """(wall seconds, CPU seconds of this process, CPU seconds of the workers) to deliver `steps` batches
-    with their operators on the device, the workers' start and end included."""
+             ) -> tuple[float, float, float, float]:
+    """(wall seconds, CPU seconds of this process, of which building the operators, CPU seconds of the
+    workers) to deliver `steps` batches with their operators on the device, the workers' start and end
+    included."""
     sync = make_sync(device)
     start, cpu = time.perf_counter(), os.times()
     if workers < 0:   # load_batch, as training read before
@@ -154,11 +159,14 @@ def run_once(folder: Path, family, workers: int, steps: int, seed: int, device: 
         batches = (load_batch(ms, global_batch_indices(len(ms), BATCH, s, seed).tolist(), device) for s in range(steps))
     else:
         batches = step_batches(folder / "train.h5", BATCH, seed, 0, steps, workers, device)
+    operator = 0.0
     for batch in batches:
+        before = time.process_time()
         family.measure(batch)
+        operator += time.process_time() - before
     sync()
     end = os.times()   # the workers have exited and been joined: their time is the children's
-    return (time.perf_counter() - start, end.user + end.system - cpu.user - cpu.system,
+    return (time.perf_counter() - start, end.user + end.system - cpu.user - cpu.system, operator,
             end.children_user + end.children_system - cpu.children_user - cpu.children_system)
 
 
@@ -177,7 +185,8 @@ class Row:
 
 
 def measure(folder: Path, name: str, workers_list: list[int], rounds: int, samples: int,
-            device: torch.device) -> list[Row]:
+            device: torch.device, need: float) -> tuple[list[Row], str]:
+    """The table's rows of one set, and the rate its warm CPU costs give N free cores against `need`."""
     ms = MeasurementSet(folder / "train.h5")
     family = family_of(ms.info.operator)
     steps = max(1, min(samples, len(ms)) // BATCH)
@@ -198,9 +207,9 @@ def measure(folder: Path, name: str, workers_list: list[int], rounds: int, sampl
                 resident[workers, cache].append(cached_share(folder))
                 seed += 1
                 with Load() as load:
-                    seconds, own, children = run_once(folder, family, workers, steps, seed, device)
+                    seconds, *cpu_seconds = run_once(folder, family, workers, steps, seed, device)
                 runs[workers, cache].append(steps * BATCH / seconds)
-                cpu[workers, cache].append((own / (steps * BATCH), children / (steps * BATCH)))
+                cpu[workers, cache].append([c / (steps * BATCH) for c in cpu_seconds])
                 others[workers, cache].append(load.others())
     rows = []
     for (workers, cache), rates in sorted(runs.items(), key=lambda kv: (kv[0][1], kv[0][0])):
@@ -209,10 +218,20 @@ def measure(folder: Path, name: str, workers_list: list[int], rounds: int, sampl
         rows.append(Row(name, loader,
                         cache, f"{max(shares):.0%}" if shares else "n/a", str(len(rates)), str(steps * BATCH),
                         f"{median(rates):.1f} ({max(rates):.1f})", f"{median(rates) * per_sample / 1e6:,.0f}",
-                        f"{median([c[0] for c in cpu[workers, cache]]) * 1e3:.1f} + "
-                        f"{median([c[1] for c in cpu[workers, cache]]) * 1e3:.1f}",
+                        "{:.1f} ({:.1f}) + {:.1f}".format(*(1e3 * median([c[k] for c in cpu[workers, cache]])
+                                                            for k in range(3))),
                         " ".join(others[workers, cache])))
-    return rows
+    warm = [c for (w, cache), cs in cpu.items() if w > 0 and cache == "warm" for c in cs]
+    if not warm:
+        return rows, ""
+    worker, training = median([c[2] for c in warm]), median([c[0] - c[1] for c in warm])
+    cold_mb = max(r for (w, cache), rs in runs.items() if cache == "cold" for r in rs) * per_sample / 1e6
+    return rows, (f"{name}: need {need:.0f} samples/s ({need * per_sample / 1e9:.2f} GB/s). Warm: a worker spends "
+                  f"{worker * 1e3:.1f} ms a sample, so N free cores give N × {1 / worker:.0f} samples/s "
+                  f"({math.ceil(need * worker)} workers for the need); the training process, its operator aside "
+                  f"(on the GPU under CUDA), {training * 1e3:.1f} ms: at most {1 / training:.0f} samples/s "
+                  f"({'keeps up' if 1 / training >= need else 'does NOT keep up'}). Cold: the disk gave at best "
+                  f"{cold_mb:,.0f} MB/s here.")
 
 
 def main() -> None:
@@ -223,6 +242,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--samples", type=int, default=384, help="samples per run (at most the set's: one epoch)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--need", type=float, default=180.0,
+                        help="samples/s at 384² the loader must give (benchmarks/recipe_cost.py: 2× what an H100 "
+                             "takes at 40 %% of its bf16 peak); scaled by the pixels for other sizes")
     parser.add_argument("--quick", action="store_true", help="small sets in a temporary folder, 1 round")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -233,17 +255,21 @@ def main() -> None:
     for line in environment(device):
         print(line)
     workers_list = [int(w) for w in args.workers.split(",")]
-    rows = []
+    rows, verdicts = [], []
     for name in args.sets.split(","):
         folder = ensure_set(root, name, sets)
         coils, shape, n, _ = sets[name]
         print(f"{name}: {folder}, {n} samples of {coils} coils × {shape[0]}×{shape[1]} k-space and maps, "
               f"{set_bytes(folder) / 1e9:.2f} GB, {set_bytes(folder) / n / 1e6:.1f} MB a sample", flush=True)
-        rows += measure(folder, name, workers_list, args.rounds, args.samples, device)
+        set_rows, verdict = measure(folder, name, workers_list, args.rounds, args.samples, device,
+                                    args.need * 384 ** 2 / (shape[0] * shape[1]))
+        rows, verdicts = rows + set_rows, verdicts + [verdict]
     print()
     print_table(Row("set", "loader", "page cache", "resident before", "runs", "samples a run",
-                    "samples/s median (best)", "MB/s median", "CPU ms a sample: training process + workers",
+                    "samples/s median (best)", "MB/s median",
+                    "CPU ms a sample: training process (its operator) + workers",
                     "others' CPU per run"), rows)
+    print("\n".join(["", *verdicts]))
     if args.quick:
         shutil.rmtree(root)
 
