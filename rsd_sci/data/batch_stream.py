@@ -3,7 +3,7 @@
 `step_batches(path, batch, seed, start, stop, workers, device)` yields the batch of every step s in
 start..stop-1, in order: the same samples `load_batch(set, shard(global_batch_indices(n, batch, s, seed)))`
 gives, so the draws, the order and a resumed run do not depend on `workers`. Each worker reads whole
-batches (one step's samples from the HDF5 set, collated into CPU tensors); a torch DataLoader keeps
+batches (one step's samples from the HDF5 set into CPU tensors, `StepBatches`); a torch DataLoader keeps
 `PREFETCH` batches per worker in flight, so the reading overlaps the step. On CUDA the batches come in
 pinned memory and are copied with `non_blocking`. workers 0: every batch is read in this process when
 the step asks for it, as `load_batch` does.
@@ -93,8 +93,13 @@ def empty(shape: tuple, dtype: torch.dtype, shared: bool) -> torch.Tensor:
     return torch.empty(0, dtype=dtype).set_(storage, 0, shape)
 
 
+def whole(indices: torch.Tensor) -> torch.Tensor:
+    """The shard of a single process: the whole global batch."""
+    return indices
+
+
 def step_batches(path: str | Path, batch: int, seed: int, start: int, stop: int, workers: int,
-                 device: torch.device, shard: Callable[[torch.Tensor], torch.Tensor] = lambda i: i
+                 device: torch.device, shard: Callable[[torch.Tensor], torch.Tensor] = whole
                  ) -> Iterator[dict[str, torch.Tensor]]:
     """The batches of steps start..stop-1 in order, on `device`, read by `workers` processes ahead."""
     dataset = StepBatches(path, batch, seed, shard)

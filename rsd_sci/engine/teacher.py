@@ -5,10 +5,10 @@ each process taking its shard:
     σ = exp(-1.2 + 1.2·ξ), ξ and the diffusion noise n keyed by (seed, s, sample index)
     Â = the Ambient further operator of each sample (keyed by its index alone: fixed per sample)
     loss = mean_b teacher_loss(member)(D, y_b, A_b, Â_b, σ_b, n_b)    (the member the data call for)
-then Adam with warm-up, gradient clipping, the EMA with its ramp. The batches are read ahead of the step by
-`cfg.loader_workers` processes (`rsd_sci.data.batch_stream`; 0: in this process when the step asks). The held-out measurement-domain loss
-(the same loss on test-split measurements with fixed draws, EMA weights) needs no clean data and is
-the model-selection signal. The run directory follows docs/architecture.md; the EMA weights are exported to
+then Adam with warm-up, gradient clipping, the EMA with its ramp. The batches are read ahead of the step
+by `cfg.loader_workers` processes (`rsd_sci.data.batch_stream`; 0: in this process when the step asks).
+The held-out measurement-domain loss (the same loss on test-split measurements with fixed draws, EMA
+weights) needs no clean data and is the model-selection signal. The run directory follows docs/architecture.md; the EMA weights are exported to
 RUN/teacher.safetensors with the config, operator spec and network in their metadata.
 """
 
