@@ -11,7 +11,7 @@ train.h5 (`load_batch`), collate, put the batch on the device and build its oper
 which folds the coil maps); on CUDA followed by a synchronize. The workers' start is inside the time. Contenders, each a run of `rsd_sci.data.batch_stream.step_batches`:
     load_batch       the training process reads each batch when the step asks for it, sample by sample
                      (`load_batch`: what training did before `--loader-workers`)
-    main process     workers 0: the same, each array read straight into one batch buffer (`StepBatches`;
+    training process workers 0: the same, each array read straight into one batch buffer (`StepBatches`;
                      training on the CPU by default)
     N workers        a torch DataLoader of N worker processes, each reading whole batches (`StepBatches`,
                      into shared memory), PREFETCH per worker ahead; the operator is built in the training
@@ -214,7 +214,7 @@ def measure(folder: Path, name: str, workers_list: list[int], rounds: int, sampl
     rows = []
     for (workers, cache), rates in sorted(runs.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         shares = [s for s in resident[workers, cache] if s is not None]
-        loader = {-1: "load_batch", 0: "main process"}.get(workers, f"{workers} worker{'s' * (workers > 1)}")
+        loader = {-1: "load_batch (before)", 0: "training process"}.get(workers, f"{workers} worker{'s' * (workers > 1)}")
         rows.append(Row(name, loader,
                         cache, f"{max(shares):.0%}" if shares else "n/a", str(len(rates)), str(steps * BATCH),
                         f"{median(rates):.1f} ({max(rates):.1f})", f"{median(rates) * per_sample / 1e6:,.0f}",
@@ -238,7 +238,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=Path("/work/loader-set"), help="where the sets live")
     parser.add_argument("--sets", default=",".join(SETS))
-    parser.add_argument("--workers", default="-1,0,1,2,4", help="-1: load_batch, 0: the main process")
+    parser.add_argument("--workers", default="-1,0,1,2,4", help="-1: load_batch, 0: the training process")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--samples", type=int, default=384, help="samples per run (at most the set's: one epoch)")
     parser.add_argument("--device", default="cpu")
