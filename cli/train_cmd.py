@@ -13,7 +13,8 @@ from cli.errors import fail, guarded
 TRAIN_OPTIONS = ("modality", "stage", "data", "teacher", "preset", "steps", "batch", "lr", "device", "precision",
                  "seed",
                  "distill_steps", "alpha", "sigma_init", "t_max", "loss_space", "sigma_floor", "fake_updates",
-                 "fake_warmup", "gan_weight", "g_lr", "fake_lr", "evaluate", "eval_slices", "adps_steps", "generator_steps", "checkpoint_every")
+                 "fake_warmup", "gan_weight", "g_lr", "fake_lr", "evaluate", "eval_slices", "adps_steps", "generator_steps", "checkpoint_every",
+                 "loader_workers")
 
 
 @guarded
@@ -58,6 +59,9 @@ def train(
     generator_steps: Optional[int] = typer.Option(None, help="The evaluation's generator-prior iterations (200)."),
     checkpoint_every: Optional[int] = typer.Option(None, help="Steps between checkpoints (200); may change "
                                                    "when resuming."),
+    loader_workers: Optional[int] = typer.Option(None, help="Processes that read the training batches ahead of "
+                                                 "the step (default 4 on CUDA, 0 on the CPU: read in the "
+                                                 "training process); may change when resuming."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     precision: str = typer.Option("auto", help="Training's network arithmetic: auto (bf16 autocast on CUDA, and for "
                                   "the distillation on CPUs with AVX512-BF16 or AMX; else float32) | bf16 | "

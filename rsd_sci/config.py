@@ -30,7 +30,7 @@ PRESET_OPTIONS = ("steps", "batch", "lr", "warmup_steps", "ema_half_life_images"
                   "distill_steps", "g_lr", "fake_lr", "alpha", "sigma_init", "t_max", "loss_space", "sigma_floor",
                   "fake_updates", "fake_warmup", "gan_weight", "eval_slices")
 RESUMABLE = {"stage", "teacher", "steps", "distill_steps", "device", "precision", "checkpoint_every", "log_every",
-             "heldout_every", "workers", "evaluate", "eval_slices", "adps_steps", "generator_steps"}
+             "heldout_every", "workers", "loader_workers", "evaluate", "eval_slices", "adps_steps", "generator_steps"}
 MODALITIES = ("mri", "ct", "image")
 # number settings of `train`: (name, low, high, low_open): a finite value in (low, high], [low, high]
 # when low_open is False; None: no bound on that side
@@ -77,6 +77,9 @@ class TrainConfig:
     checkpoint_every: int = 200           # steps between checkpoints
     log_every: int = 10                   # steps between log.jsonl lines
     heldout_every: int = 100              # steps between held-out measurement-domain losses
+    loader_workers: int | None = None     # processes reading the training batches ahead of the step
+                                          # (rsd_sci.data.batch_stream); None: 4 on CUDA, 0 (in the
+                                          # training process) on the CPU
 
     def validate(self) -> None:
         if self.modality not in MODALITIES:
@@ -97,6 +100,8 @@ class TrainConfig:
                 raise InputError(None, f"--{name} must be at least 1 (got {value})")
         for name, low, high, low_open in NUMBER_RANGES:
             check_range(f"--{name.replace('_', '-')}", getattr(self, name), low, high, low_open)
+        if self.loader_workers is not None and self.loader_workers < 0:
+            raise InputError(None, f"--loader-workers must be at least 0 (got {self.loader_workers})")
         if self.fake_warmup is not None and self.fake_warmup < 0:
             raise InputError(None, f"--fake-warmup must be at least 0 (got {self.fake_warmup})")
         if self.loss_space not in (None, "auto", "projected", "full"):

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import logging
 import math
 import time
@@ -50,7 +51,8 @@ from typing import Callable
 import torch
 
 from rsd_sci.config import TrainConfig
-from rsd_sci.data.batches import global_batch_indices, load_batch
+from rsd_sci.data.batch_stream import resolve_workers, step_batches
+from rsd_sci.data.batches import load_batch
 from rsd_sci.data.measurement_set import open_measurement_set
 from rsd_sci.distill.adversarial import MeasurementCritic
 from rsd_sci.distill.distiller import Distiller, DistillSettings, generate
@@ -193,17 +195,19 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
     if start:
         log.info("resumed the distillation at iteration %d from %s", start, state_path)
     chunks = spectrum_chunks((test_set, train_set))
-    B, n = cfg.batch, len(train_set)
+    B = cfg.batch
     clock = {"t": time.perf_counter()}
     last_value: dict[int, float] = {}   # the signal of an off-schedule last iteration, for the export
 
     n_parts = cfg.fake_updates + 1   # fake-score updates, then the generator's
+    # one stream of batches per part, read ahead by its share of the loader workers
+    workers = -(-resolve_workers(cfg.loader_workers, info.device) // n_parts)
+    streams = [step_batches(train_set.path, B, cfg.seed + 1 + part, start, cfg.distill_steps, workers, info.device,
+                            functools.partial(distributed.shard, info=info)) for part in range(n_parts)]
 
     def ops_and_draws(step: int, part: int):
-        rows = torch.from_numpy(global_batch_indices(n, B, step, cfg.seed + 1 + part))
-        keys = (step * n_parts + part) * B + torch.arange(B)
-        rows, keys = distributed.shard(rows, info), distributed.shard(keys, info)
-        m = teacher.family.measure(load_batch(train_set, rows.tolist(), info.device))
+        keys = distributed.shard((step * n_parts + part) * B + torch.arange(B), info)
+        m = teacher.family.measure(next(streams[part]))   # rows global_batch_indices(n, B, step, seed + 1 + part)
         return m, KeyedDraws(keys.to(info.device), cfg.seed, step)
 
     def step_fn(step: int) -> dict:

@@ -5,15 +5,17 @@ each process taking its shard:
     σ = exp(-1.2 + 1.2·ξ), ξ and the diffusion noise n keyed by (seed, s, sample index)
     Â = the Ambient further operator of each sample (keyed by its index alone: fixed per sample)
     loss = mean_b teacher_loss(member)(D, y_b, A_b, Â_b, σ_b, n_b)    (the member the data call for)
-then Adam with warm-up, gradient clipping, the EMA with its ramp. The held-out measurement-domain loss
-(the same loss on test-split measurements with fixed draws, EMA weights) needs no clean data and is
-the model-selection signal. The run directory follows docs/architecture.md; the EMA weights are exported to
+then Adam with warm-up, gradient clipping, the EMA with its ramp. The batches are read ahead of the step
+by `cfg.loader_workers` processes (`rsd_sci.data.batch_stream`; 0: in this process when the step asks).
+The held-out measurement-domain loss (the same loss on test-split measurements with fixed draws, EMA
+weights) needs no clean data and is the model-selection signal. The run directory follows docs/architecture.md; the EMA weights are exported to
 RUN/teacher.safetensors with the config, operator spec and network in their metadata.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from pathlib import Path
@@ -22,7 +24,8 @@ from typing import Callable
 import torch
 
 from rsd_sci.config import TrainConfig
-from rsd_sci.data.batches import global_batch_indices, load_batch
+from rsd_sci.data.batch_stream import resolve_workers, step_batches
+from rsd_sci.data.batches import load_batch
 from rsd_sci.data.measurement_set import MeasurementSet, open_measurement_set
 from rsd_sci.diffusion.losses import sample_sigma, teacher_loss
 from rsd_sci.diffusion.model import Model, build_model
@@ -84,10 +87,13 @@ def train_teacher(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
                                                 info.device))
     bf16 = use_bf16(cfg.precision, info.device, "teacher")
     clock = {"t": time.perf_counter()}
+    # the batches of steps start.., in the order run_stage calls step_fn, read ahead by the loader workers
+    batches = step_batches(train_set.path, cfg.batch, cfg.seed, start, cfg.steps,
+                           resolve_workers(cfg.loader_workers, info.device), info.device,
+                           functools.partial(distributed.shard, info=info))
 
     def step_fn(step: int) -> dict:
-        indices = distributed.shard(torch.from_numpy(global_batch_indices(len(train_set), cfg.batch, step, cfg.seed)), info)
-        m = teacher.family.measure(load_batch(train_set, indices.tolist(), info.device))
+        m = teacher.family.measure(next(batches))
         lr = warmup_lr(step, cfg.lr, cfg.warmup_steps)
         set_lr(optimizer, lr)
         with torch.autocast(info.device.type, dtype=torch.bfloat16, enabled=bf16):
