@@ -6,7 +6,7 @@ it tunes, which `rsd_sci.config.TrainConfig` takes where the user gave none: lr,
 distillation rates and iterations, held-out slices of the evaluation, and any of TrainConfig's own
 values it overrides (the EMA half-life, the clip, SiD's α, σ_init and t_max, the loss space, the σ_t
 floor, fake-score updates and warm-up, the critic's weight: `setting(preset=...)` there). The reasons
-and the measurements behind the values: docs/method.md, "The main job's budget" and "Distillation".
+and the measurements behind the values: docs/method.md, Phase 2 and "The main job's budget".
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ TINY = dict(
                                         # (docs/method.md, "Distillation: 400 iterations")
     g_lr=6e-5,                          # generator rate; larger than published (1e-6–1e-5): short runs
     fake_lr=1.5e-4,                     # fake-score rate; at the first CPU settings the generator stayed
-                                        # smoother than its teacher (docs/method.md, "Distillation")
+                                        # smoother than its teacher (docs/method.md, Phase 2, "Rates 3x")
     gan_weight=1e4,                     # the measurement critic's term (published: none), weighted to
                                         # match the SiD term's gradient: it keeps the samples as varied as
                                         # the clean images (docs/method.md, "Issue 24")
@@ -48,7 +48,7 @@ PRESETS: dict[str, dict] = {
                     norm_num_groups=16,
                     steps=2400,             # the teacher of docs/benchmarks.md, "Quality"
                     warmup_steps=240,
-                    distill_steps=400,      # MRI (docs/method.md, "Distillation")
+                    distill_steps=400,      # MRI (docs/method.md, Phase 2, "The `quality` preset")
                     eval_slices=32),        # the whole phantom test set
     # ~9.3 M parameters; a GPU (or a long CPU run).
     "small": dict(
