@@ -5,6 +5,7 @@ leaves to it."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 import typer
@@ -69,3 +70,17 @@ def test_a_preset_overrides_the_records_own_value():
     assert TrainConfig(preset="tiny").resolved().gan_weight == PRESETS["tiny"]["gan_weight"] > 0
     assert TrainConfig(preset="small").resolved().gan_weight == 0.0
     assert TrainConfig(preset="small", gan_weight=5.0).resolved().gan_weight == 5.0
+
+
+def test_the_defaults_a_help_text_quotes_are_the_records():
+    from rsd_sci.distill.losses import ALPHA, SIGMA_INIT, T_MAX
+    from rsd_sci.posterior.reconstruct import DEFAULT_STEPS
+
+    helps = {p.name: p.help for p in COMMANDS["train"].params}
+    spec = MakeSpec()
+    for name, value in (("alpha", ALPHA), ("sigma_init", SIGMA_INIT), ("t_max", T_MAX),
+                        ("adps_steps", DEFAULT_STEPS["adps"]), ("generator_steps", DEFAULT_STEPS["generator"]),
+                        ("checkpoint_every", TrainConfig.checkpoint_every), ("accel", spec.accel),
+                        ("center_fraction", spec.center_fraction), ("coils", spec.coils), ("views", spec.views),
+                        ("p", spec.p)):
+        assert re.search(rf"[( ]{re.escape(f'{value:g}')}[);]", helps[name]), (name, helps[name])
