@@ -62,6 +62,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import Load, best, environment, make_sync, median, print_table, ratio  # noqa: E402  (sibling)
 
+from rsd_sci.config import TrainConfig  # noqa: E402
 from rsd_sci.data.batches import global_batch_indices, load_batch  # noqa: E402
 from rsd_sci.data.make import MakeSpec, make_measurement_set  # noqa: E402
 from rsd_sci.data.measurement_set import open_measurement_set  # noqa: E402
@@ -154,8 +155,8 @@ def network_only_loss(D, m, seed: int, step: int, x: torch.Tensor, cond) -> torc
 def build_contender(case: str, variant: str, train_set, preset: str, batch_size: int, seed: int,
                     device: torch.device) -> Contender:
     _, member, _ = CASES[case]
-    settings = PRESETS[preset]
-    network = {k: settings[k] for k in NETWORK_KEYS}
+    settings = dataclasses.asdict(TrainConfig(preset=preset).resolved())   # the preset's and TrainConfig's own
+    network = {k: PRESETS[preset][k] for k in NETWORK_KEYS}
     torch.manual_seed(seed)  # equal shapes start from equal weights
     teacher = build_model(train_set.info.operator, network, float(train_set.column("sigma_n").max()))
     if member is not None:

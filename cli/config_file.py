@@ -73,7 +73,8 @@ def _check_node(config: Path, node, depth: int, seen: set) -> None:
 
 
 def merge_config(ctx, values: dict, config: Path | None) -> dict:
-    """Values from `config` for every option the user did not type; unknown keys are refused."""
+    """`values` (the command's options, by name) with the value from `config` for every option the user
+    did not type; keys that name no option of `values` are refused."""
     if config is None:
         return values
     from rsd_sci.errors import InputError

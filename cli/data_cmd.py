@@ -52,21 +52,23 @@ def make(
     config: Optional[Path] = typer.Option(None, help="YAML file of option values (flags override)."),
 ) -> None:
     """Build a measurement set: the corrupted data a model trains on, plus a test split with clean targets."""
-    values = merge_config(ctx, dict(locals()) | {"ctx": None}, config)
+    # the flags as MakeSpec's fields; --config fills in those not typed
+    options = dict(modality=modality, source=source, input=input, test_input=test_input, accel=accel,
+                   center_fraction=center_fraction, mask=mask, coils=coils, virtual_coils=virtual_coils, size=size,
+                   views=views, view_kind=view_kind, sigma_n=sigma_n, corruption=corruption, p=p, delta=delta,
+                   blur_kernel=blur_kernel, blur_std=blur_std, factor=factor, n_train=n_train, n_test=n_test,
+                   test_fraction=test_fraction, seed=seed, workers=workers, maps=maps, device=device)
+    values = merge_config(ctx, options | dict(out=out, force=force, config=config), config)
     from rsd_sci.data.make import MakeSpec, make_measurement_set
     from rsd_sci.data.output_guard import check_outputs
     from rsd_sci.data.partial_set import partial_folder, resume_note
+    from rsd_sci.engine.distributed import resolve_device
     from rsd_sci.errors import InputError
 
-    spec_fields = set(MakeSpec.__dataclass_fields__) - {"extra"}
-    kwargs = {k: v for k, v in values.items() if k in spec_fields}
-    kwargs["input"] = None if values["input"] is None else str(values["input"])
-    kwargs["test_input"] = None if values["test_input"] is None else str(values["test_input"])
-    kwargs["sigma_n"] = _parse_sigma(values["sigma_n"])
-    from rsd_sci.engine.distributed import resolve_device
-
-    kwargs["device"] = str(resolve_device(values["device"]))
-    spec = MakeSpec(**kwargs)
+    spec = MakeSpec(**{k: values[k] for k in options} | dict(
+        input=None if values["input"] is None else str(values["input"]),
+        test_input=None if values["test_input"] is None else str(values["test_input"]),
+        sigma_n=_parse_sigma(values["sigma_n"]), device=str(resolve_device(values["device"]))))
     # --force replaces OUT, and a build that starts over empties OUT.partial: neither may hold an input
     check_outputs([values["out"], partial_folder(values["out"])], replaced=True,
                   inputs={"--input": values["input"], "--test-input": values["test_input"], "--config": config})

@@ -10,12 +10,6 @@ import typer
 from cli.config_file import merge_config
 from cli.errors import fail, guarded
 
-TRAIN_OPTIONS = ("modality", "stage", "data", "teacher", "preset", "steps", "batch", "lr", "device", "precision",
-                 "seed",
-                 "distill_steps", "alpha", "sigma_init", "t_max", "loss_space", "sigma_floor", "fake_updates",
-                 "fake_warmup", "gan_weight", "g_lr", "fake_lr", "evaluate", "eval_slices", "adps_steps", "generator_steps", "checkpoint_every",
-                 "loader_workers")
-
 
 @guarded
 def train(
@@ -85,19 +79,29 @@ def train(
     """Train the diffusion teacher on corrupted measurements only (Ambient losses), distil it into a
     one-step generator of clean images (Restoration Score Distillation), then evaluate both on the held-out
     test set and write RUN/report.md (stage all; --no-eval skips the evaluation)."""
-    values = merge_config(ctx, dict(locals()) | {"ctx": None}, config)
-    requested = _requested(ctx, values, config)
+    # the flags as TrainConfig's settings and the data-make options it takes (`make`); --config fills in
+    # those not typed
+    settings = dict(modality=modality, stage=stage, data=data, teacher=teacher, preset=preset, steps=steps,
+                    batch=batch, lr=lr, device=device, precision=precision, seed=seed, distill_steps=distill_steps,
+                    alpha=alpha, sigma_init=sigma_init, t_max=t_max, loss_space=loss_space, sigma_floor=sigma_floor,
+                    fake_updates=fake_updates, fake_warmup=fake_warmup, gan_weight=gan_weight, g_lr=g_lr,
+                    fake_lr=fake_lr, evaluate=evaluate, eval_slices=eval_slices, adps_steps=adps_steps,
+                    generator_steps=generator_steps, checkpoint_every=checkpoint_every,
+                    loader_workers=loader_workers)
+    make = dict(accel=accel, center_fraction=center_fraction, mask=mask, coils=coils, size=size, views=views,
+                sigma_n=sigma_n, corruption=corruption, p=p, n_train=n_train, n_test=n_test)
+    values = merge_config(ctx, settings | make | dict(out=out, dry_run=dry_run, config=config), config)
+    requested = _requested(ctx, values, config, settings, make)
     import torch
     import yaml
 
     from rsd_sci.config import run_config
 
-    make = requested.pop("make", {})
     run_dir = Path(values["out"] or f"runs/{_default_name(values)}")
     from rsd_sci.data.output_guard import check_outputs
 
     check_outputs([run_dir], {"--data": values["data"]})   # the run writes into RUN (RUN/data too)
-    cfg = run_config(run_dir, requested | {"make": make}, torch.cuda.is_available())
+    cfg = run_config(run_dir, requested, torch.cuda.is_available())
     if values["dry_run"]:
         typer.echo(yaml.safe_dump(__import__("dataclasses").asdict(cfg), sort_keys=False), nl=False)
         return
@@ -159,10 +163,9 @@ def _summary(stage: str, path, lines: list[dict], signal: str) -> str:
     return text + ")"
 
 
-def _requested(ctx, values: dict, config: Path | None) -> dict:
-    """The options the user gave (command line or --config), in TrainConfig's shape."""
-    from rsd_sci.config import MAKE_OPTIONS
-
+def _requested(ctx, values: dict, config: Path | None, settings: dict, make: dict) -> dict:
+    """The options the user gave (command line or --config), in TrainConfig's shape: of `settings` and,
+    under "make", of `make` (the names the command hands over)."""
     from_file = set()
     if config is not None:
         import yaml
@@ -170,8 +173,8 @@ def _requested(ctx, values: dict, config: Path | None) -> dict:
         from_file = {str(k).replace("-", "_") for k in (yaml.safe_load(Path(config).read_text()) or {})}
     given = {name for name in values
              if name in from_file or getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"}
-    requested = {k: values[k] for k in TRAIN_OPTIONS if k in given}
-    make = {k: values[k] for k in MAKE_OPTIONS if k in given and k in values and values[k] is not None}
+    requested = {k: values[k] for k in settings if k in given}
+    make = {k: values[k] for k in make if k in given and values[k] is not None}
     if "sigma_n" in make:
         from cli.data_cmd import _parse_sigma
 

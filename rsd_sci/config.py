@@ -1,13 +1,20 @@
 """Training configuration: one dataclass, resolved from a preset and the user's flags, saved as YAML.
 
+`TrainConfig` is the one record of a run's settings, a section per stage (the teacher, the
+distillation, the evaluation; the data's options under `make`, `rsd_sci.data.make.MakeSpec`'s). Each
+field is written once, with what the checks read from it (`setting`): its bounds, whether a preset
+gives its value and what it is where the preset names none, whether it may change when a run resumes.
+The lists the rest of the code uses are read from the fields: `PRESET_OPTIONS`, `RESUMABLE`,
+`NUMBER_RANGES`, `COUNTS`, `PATH_OPTIONS`, and `MAKE_OPTIONS` from MakeSpec's.
+
 A run directory's `config.yaml` is the resolved configuration. Running the same command again resumes;
 a flag that contradicts the saved value is refused (a new `--out` is the way to change the data or the
 model), except the few that may change between sessions (`RESUMABLE`: more steps, another device,
 checkpoint and log intervals).
 
     >>> cfg = TrainConfig(modality="ct", preset="tiny", batch=4).resolved()
-    >>> cfg.batch, cfg.steps > 0, cfg.make["views"]
-    (4, True, 20)
+    >>> cfg.batch, cfg.steps > 0, cfg.make["views"], cfg.alpha
+    (4, True, 20, 1.2)
 """
 
 from __future__ import annotations
@@ -19,67 +26,91 @@ from typing import Any
 
 import yaml
 
+from rsd_sci.data.make import MakeSpec
+from rsd_sci.distill.losses import ALPHA, SIGMA_INIT, T_MAX
 from rsd_sci.errors import InputError, check_range
 
-# options of `data make` that `train` accepts when it builds its own measurement set
-MAKE_OPTIONS = ("accel", "center_fraction", "mask", "coils", "virtual_coils", "size", "views", "view_kind",
-                "sigma_n", "corruption", "p", "delta", "blur_kernel", "blur_std", "factor", "n_train",
-                "n_test", "test_fraction", "workers")
-# preset hyperparameters a user may override with a flag
-PRESET_OPTIONS = ("steps", "batch", "lr", "warmup_steps", "ema_half_life_images", "grad_clip",
-                  "distill_steps", "g_lr", "fake_lr", "alpha", "sigma_init", "t_max", "loss_space", "sigma_floor",
-                  "fake_updates", "fake_warmup", "gan_weight", "eval_slices")
-RESUMABLE = {"stage", "teacher", "steps", "distill_steps", "device", "precision", "checkpoint_every", "log_every",
-             "heldout_every", "workers", "loader_workers", "evaluate", "eval_slices", "adps_steps", "generator_steps"}
 MODALITIES = ("mri", "ct", "image")
-# number settings of `train`: (name, low, high, low_open): a finite value in (low, high], [low, high]
-# when low_open is False; None: no bound on that side
-NUMBER_RANGES = (("lr", 0.0, 1.0, True), ("g_lr", 0.0, 1.0, True), ("fake_lr", 0.0, 1.0, True),
-                 ("grad_clip", 0.0, None, True), ("ema_half_life_images", 0.0, None, True),
-                 ("alpha", 0.0, None, True), ("sigma_init", 0.0, None, True), ("t_max", 0.0, 1000.0, True),
-                 ("sigma_floor", 0.0, None, False), ("gan_weight", 0.0, None, False))
 STAGES = ("all", "teacher", "distill")
-PATH_OPTIONS = ("data", "teacher")   # kept as the absolute path they name: one file, however it is spelled
+FROM_PRESET = object()   # `setting(preset=...)`: every preset names this value
+
+
+def setting(default: Any = None, *, preset: Any = None, at_least: int | None = None, low: float | None = None,
+            high: float | None = None, low_open: bool = True, resumable: bool = False, path: bool = False):
+    """A TrainConfig field and what the checks read from it (only what is given is kept):
+    preset      a preset gives its value where the user gives none (the field's default is then None):
+                FROM_PRESET (every preset names it), or the value where the preset names none
+    at_least    a count: at least this (`COUNTS`)
+    low, high, low_open   a finite number in (low, high], or [low, high] when low_open is False
+                (`NUMBER_RANGES`, `rsd_sci.errors.check_range`; None: no bound on that side)
+    resumable   may change when the run resumes (`RESUMABLE`)
+    path        kept as the absolute path it names: one file, however it is spelled (`PATH_OPTIONS`)
+    """
+    checks = dict(preset=preset, at_least=at_least, resumable=resumable or None, path=path or None,
+                  range=(low, high, low_open) if low is not None or high is not None else None)
+    return field(default=None if preset is not None else default,
+                 metadata={k: v for k, v in checks.items() if v is not None})
 
 
 @dataclass
 class TrainConfig:
+    # the run
     modality: str = "mri"                 # mri | ct | image
-    stage: str = "all"                    # teacher | distill | all (teacher, then distillation)
-    teacher: str | None = None            # distill: a teacher.safetensors (default RUN/teacher.safetensors)
-    data: str | None = None               # measurement set, raw source folder, or None: the phantoms
-    make: dict = field(default_factory=dict)   # data-make options (MAKE_OPTIONS) for built sets
-    preset: str | None = None             # rsd_sci.presets.PRESETS; None: tiny on CPU, small on CUDA
-    steps: int | None = None              # teacher steps (None: the preset's)
-    batch: int | None = None              # global batch (all processes together)
-    lr: float | None = None               # Adam learning rate after warm-up
-    warmup_steps: int | None = None       # linear warm-up length
-    ema_half_life_images: float | None = None   # EMA half-life cap (images); the ramp handles short runs
-    grad_clip: float | None = None        # gradient-norm clip
-    distill_steps: int | None = None      # distillation iterations (fake-score + generator update)
-    g_lr: float | None = None             # generator Adam rate (betas (0, 0.999))
-    fake_lr: float | None = None          # fake-score Adam rate (betas (0, 0.999))
-    alpha: float | None = None            # SiD's α
-    sigma_init: float | None = None       # the generator's input noise level
-    t_max: float | None = None            # t ~ U[0, t_max/1000] in the generator loss
-    loss_space: str | None = None         # generator loss "projected" (through P), on "full" images, or "auto"
-    sigma_floor: float | None = None      # no σ_t below this in the generator loss (0: none)
-    fake_updates: int | None = None       # fake-score updates per generator update
-    fake_warmup: int | None = None        # first distillation iterations that update the fake score only
-    gan_weight: float | None = None       # weight of the measurement critic's term (0: no critic)
-    evaluate: bool = True                 # stage all: end with samples, reconstructions, metrics, report
-    eval_slices: int | None = None        # held-out slices reconstructed by every method (preset's)
-    adps_steps: int | None = None         # the evaluation's A-DPS noise levels (None: 300)
-    generator_steps: int | None = None    # the evaluation's generator-prior iterations (None: 200)
-    device: str = "auto"                  # auto | cpu | cuda
-    precision: str = "auto"               # training's autocast: auto (rsd_sci.engine.precision) | bf16 | float32
+    stage: str = setting("all", resumable=True)   # teacher | distill | all (teacher, then distillation)
+    teacher: str | None = setting(resumable=True, path=True)   # distill: a teacher.safetensors
+                                                                # (default RUN/teacher.safetensors)
+    data: str | None = setting(path=True)        # measurement set, raw source folder, or None: the phantoms
+    make: dict = field(default_factory=dict)     # data-make options (MAKE_OPTIONS) for built sets
+    preset: str | None = None                    # rsd_sci.presets.PRESETS; None: tiny on CPU, small on CUDA
+
+    # A setting with `preset=` is None until resolved: the user's value, else the preset's, else (where the
+    # preset names none) the value after `preset=`, the published one where there is one.
+
+    # the teacher (rsd_sci.engine.teacher)
+    steps: int | None = setting(preset=FROM_PRESET, at_least=1, resumable=True)   # teacher steps
+    batch: int | None = setting(preset=FROM_PRESET, at_least=1)          # global batch (all processes together)
+    lr: float | None = setting(preset=FROM_PRESET, low=0.0, high=1.0)    # Adam learning rate after warm-up
+    warmup_steps: int | None = setting(preset=FROM_PRESET)               # linear warm-up length
+    # the EMA's half-life cap in images (EDM's 0.5 Mimg; the EMA's ramp shortens it early in a run)
+    ema_half_life_images: float | None = setting(preset=500_000, low=0.0)
+    grad_clip: float | None = setting(preset=1.0, low=0.0)   # gradient-norm clip (published, both stages)
+
+    # the distillation (rsd_sci.engine.distillation, rsd_sci.distill)
+    # iterations: a fake-score update, then a generator update
+    distill_steps: int | None = setting(preset=FROM_PRESET, at_least=1, resumable=True)
+    g_lr: float | None = setting(preset=FROM_PRESET, low=0.0, high=1.0)      # generator Adam rate (betas (0, 0.999))
+    fake_lr: float | None = setting(preset=FROM_PRESET, low=0.0, high=1.0)   # fake-score Adam rate (betas (0, 0.999))
+    alpha: float | None = setting(preset=ALPHA, low=0.0)                     # SiD's α
+    sigma_init: float | None = setting(preset=SIGMA_INIT, low=0.0)           # the generator's input noise level
+    t_max: float | None = setting(preset=T_MAX, low=0.0, high=1000.0)        # t ~ U[0, t_max/1000] in the generator loss
+    # the generator loss "projected" (through P), on "full" images, or "auto" (by the family: `loss_space_of`)
+    loss_space: str | None = setting(preset="auto")
+    # no σ_t below this in the generator loss (0: none, σ_t from the whole published range)
+    sigma_floor: float | None = setting(preset=0.0, low=0.0, low_open=False)
+    fake_updates: int | None = setting(preset=1, at_least=1)   # fake-score updates per generator update (published)
+    # first iterations that update the fake score only (0: the generator moves from the first, as published)
+    fake_warmup: int | None = setting(preset=0)
+    # weight of the measurement critic's term (0: no critic, as published)
+    gan_weight: float | None = setting(preset=0.0, low=0.0, low_open=False)
+
+    # the evaluation (rsd_sci.apps.evaluate)
+    evaluate: bool = setting(True, resumable=True)   # stage all: end with samples, reconstructions, metrics, report
+    # held-out slices reconstructed by every method
+    eval_slices: int | None = setting(preset=FROM_PRESET, at_least=1, resumable=True)
+    adps_steps: int | None = setting(at_least=1, resumable=True)        # A-DPS noise levels (None: EvalSettings')
+    generator_steps: int | None = setting(at_least=1, resumable=True)   # generator-prior iterations (None: its)
+
+    # the session
+    device: str = setting("auto", resumable=True)      # auto | cpu | cuda
+    precision: str = setting("auto", resumable=True)   # training's autocast: auto (rsd_sci.engine.precision) |
+                                                       # bf16 | float32
     seed: int = 0
-    checkpoint_every: int = 200           # steps between checkpoints
-    log_every: int = 10                   # steps between log.jsonl lines
-    heldout_every: int = 100              # steps between held-out measurement-domain losses
-    loader_workers: int | None = None     # processes reading the training batches ahead of the step
-                                          # (rsd_sci.data.batch_stream); None: 4 on CUDA, 0 (in the
-                                          # training process) on the CPU
+    checkpoint_every: int = setting(200, at_least=1, resumable=True)   # steps between checkpoints
+    log_every: int = setting(10, at_least=1, resumable=True)           # steps between log.jsonl lines
+    heldout_every: int = setting(100, at_least=1, resumable=True)      # steps between held-out signals
+    loader_workers: int | None = setting(None, resumable=True)   # processes reading the training batches
+                                          # ahead of the step (rsd_sci.data.batch_stream); None: 4 on CUDA,
+                                          # 0 (in the training process) on the CPU
 
     def validate(self) -> None:
         if self.modality not in MODALITIES:
@@ -92,12 +123,10 @@ class TrainConfig:
         accel = self.make.get("accel")
         if accel is not None and accel < 1:
             raise InputError(None, f"--accel must be at least 1 (got {accel:g})")
-        for name in ("steps", "batch", "distill_steps", "fake_updates", "eval_slices", "adps_steps",
-                     "generator_steps", "checkpoint_every",
-                     "log_every", "heldout_every"):
+        for name, least in COUNTS:
             value = getattr(self, name)
-            if value is not None and value < 1:
-                raise InputError(None, f"--{name} must be at least 1 (got {value})")
+            if value is not None and value < least:
+                raise InputError(None, f"--{name} must be at least {least} (got {value})")
         for name, low, high, low_open in NUMBER_RANGES:
             check_range(f"--{name.replace('_', '-')}", getattr(self, name), low, high, low_open)
         if self.loader_workers is not None and self.loader_workers < 0:
@@ -113,14 +142,13 @@ class TrainConfig:
 
     def resolved(self, cuda_available: bool = False) -> "TrainConfig":
         """Preset defaults filled in; data-make defaults for the modality filled in."""
-        from rsd_sci.data.make import MakeSpec
         from rsd_sci.presets import PRESETS
 
         self.validate()
         preset = self.preset or ("small" if cuda_available and self.device != "cpu" else "tiny")
         if preset not in PRESETS:
             raise InputError(None, f"unknown preset {preset!r} ({', '.join(PRESETS)})")
-        values = {k: getattr(self, k) if getattr(self, k) is not None else PRESETS[preset][k]
+        values = {k: getattr(self, k) if getattr(self, k) is not None else _preset_value(PRESETS[preset], k)
                   for k in PRESET_OPTIONS}
         defaults = MakeSpec(modality=self.modality)
         make = {k: getattr(defaults, k) for k in MAKE_OPTIONS} | dict(self.make)
@@ -152,6 +180,26 @@ class TrainConfig:
         except TypeError:   # a value of the wrong type compared with a bound
             raise InputError(path, "holds a setting of the wrong type") from None
         return cfg
+
+
+def _with(record, check: str) -> list:
+    """The fields of a dataclass `record` whose metadata holds `check`, in their order."""
+    return [f for f in dataclasses.fields(record) if check in f.metadata]
+
+
+# what the checks read, from the fields (see `setting`)
+PRESET_OPTIONS = tuple(f.name for f in _with(TrainConfig, "preset"))   # a preset gives their values
+COUNTS = tuple((f.name, f.metadata["at_least"]) for f in _with(TrainConfig, "at_least"))
+NUMBER_RANGES = tuple((f.name, *f.metadata["range"]) for f in _with(TrainConfig, "range"))
+PATH_OPTIONS = tuple(f.name for f in _with(TrainConfig, "path"))
+MAKE_OPTIONS = tuple(f.name for f in _with(MakeSpec, "train"))   # data-make options a run takes (`make`)
+RESUMABLE = {f.name for f in _with(TrainConfig, "resumable") + _with(MakeSpec, "resumable")}
+
+
+def _preset_value(preset: dict, name: str) -> Any:
+    """The preset's value of a PRESET_OPTIONS setting, or the setting's own where the preset names none."""
+    own = TrainConfig.__dataclass_fields__[name].metadata["preset"]
+    return preset[name] if own is FROM_PRESET else preset.get(name, own)
 
 
 def _canonical(name: str, value: Any) -> Any:

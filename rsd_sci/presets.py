@@ -1,22 +1,24 @@
 """Presets: the network size and the training settings tuned for one budget, beside the config.
 
 Each preset holds the backbone's keys (`NETWORK_KEYS`: `features` are the UNet's feature widths per
-level; the image channels are the data's and `build_backbone` is given them) and the training keys that
-`rsd_sci.config.TrainConfig` takes from it where the user gave none (lr, batch, steps, warm-up, EMA,
-clipping, distillation rates and iterations, held-out slices of the evaluation).
+level; the image channels are the data's and `build_backbone` is given them) and the training settings
+it tunes, which `rsd_sci.config.TrainConfig` takes where the user gave none: lr, batch, steps, warm-up,
+distillation rates and iterations, held-out slices of the evaluation, and any of TrainConfig's own
+values it overrides (the EMA half-life, the clip, SiD's α, σ_init and t_max, the loss space, the σ_t
+floor, fake-score updates and warm-up, the critic's weight: `setting(preset=...)` there). The reasons
+and the measurements behind the values: docs/method.md, Phase 2 and "The main job's budget".
 """
 
 from __future__ import annotations
 
 NETWORK_KEYS = ("features", "num_res_blocks", "attention_levels", "num_head_channels", "norm_num_groups")
 
-# ~0.69 M parameters; ~0.2 s per training step (forward + backward, batch 8, 64×64, 2 + 2 channels) on a
-# 2-core CPU: the README's main job, sized so that teacher, distillation and evaluation fit 15 minutes.
+# ~0.69 M parameters: the README's main job, sized so that teacher, distillation and evaluation fit 15
+# minutes on a 2-core CPU (docs/method.md, "The main job's budget").
 TINY = dict(
     features=(16, 32, 64),              # feature channels per level (64 → 32 → 16 pixels at 64×64);
-                                        # half the first widths of (32, 64, 64): 2.2x faster a step,
-                                        # spent on 2,000 steps instead of 600
-                                        # (docs/method.md, "The main job's budget")
+                                        # half the first widths of (32, 64, 64): the time a step saves
+                                        # buys more steps (docs/method.md, "The main job's budget")
     num_res_blocks=1,                   # ResNet blocks per level (the up path has one more)
     attention_levels=(False, False, True),  # self-attention at the coarsest level only
     num_head_channels=32,               # channels per attention head (2 heads at 64)
@@ -26,23 +28,14 @@ TINY = dict(
     steps=2000,                         # teacher steps
     warmup_steps=60,                    # linear lr warm-up, 3 % of the run (a short `--steps` run still
                                         # reaches the full rate)
-    ema_half_life_images=500_000,       # published 0.5 Mimg; the EMA ramp shortens it early in a run
-    grad_clip=1.0,                      # global gradient-norm clip
-    distill_steps=400,                  # distillation iterations: at 200 the MRI generator passed its
-                                        # teacher on one 2,400-step teacher of two, at 400 on both
+    distill_steps=400,                  # distillation iterations: fewer were not reliable
+                                        # (docs/method.md, "Distillation: 400 iterations")
     g_lr=6e-5,                          # generator rate; larger than published (1e-6–1e-5): short runs
-    fake_lr=1.5e-4,                     # fake-score rate; both 3x the first CPU settings, which left the
-                                        # generator smoother than its teacher (docs/method.md)
-    alpha=1.2, sigma_init=2.5, t_max=800,   # published (docs/method.md)
-    loss_space="auto",                  # L_G on full images for MRI, through P (docs/method.md) otherwise:
-                                        # the measured winners (docs/method.md, "Distillation")
-    sigma_floor=0.0,                    # σ_t from the whole published range
-    fake_updates=1,                     # fake-score updates per generator update (published: 1)
-    fake_warmup=0,                      # the generator moves from the first iteration (published)
-    gan_weight=1e4,                     # the measurement critic's term (published: none): the SiD term's
-                                        # gradient is ~3e4x an untrained critic's; at 1e4 the CT generator
-                                        # kept the clean spread (0.121 against 0.124; 0.06 without) and the
-                                        # MRI one reached SW 0.0120 against 0.0208 (docs/method.md)
+    fake_lr=1.5e-4,                     # fake-score rate; at the first CPU settings the generator stayed
+                                        # smoother than its teacher (docs/method.md, Phase 2, "Rates 3x")
+    gan_weight=1e4,                     # the measurement critic's term (published: none), weighted to
+                                        # match the SiD term's gradient: it keeps the samples as varied as
+                                        # the clean images (docs/method.md, "Issue 24")
     eval_slices=8,                      # held-out slices the main job reconstructs
 )
 
@@ -53,9 +46,9 @@ PRESETS: dict[str, dict] = {
     "quality": dict(TINY,
                     features=(32, 64, 64),
                     norm_num_groups=16,
-                    steps=2400,             # 16-29 min on 2 CPU cores (0.41-0.72 s a step)
+                    steps=2400,             # the teacher of docs/benchmarks.md, "Quality"
                     warmup_steps=240,
-                    distill_steps=400,      # MRI: closest to clean at 300-400 (docs/method.md)
+                    distill_steps=400,      # MRI (docs/method.md, Phase 2, "The `quality` preset")
                     eval_slices=32),        # the whole phantom test set
     # ~9.3 M parameters; a GPU (or a long CPU run).
     "small": dict(
@@ -68,13 +61,10 @@ PRESETS: dict[str, dict] = {
         batch=32,
         steps=20_000,                       # ~0.6 Mimg
         warmup_steps=1_000,                 # ~5 % of the run
-        ema_half_life_images=500_000,       # published
-        grad_clip=1.0,
         distill_steps=10_000,
         g_lr=1e-5,
         fake_lr=2e-5,
-        alpha=1.2, sigma_init=2.5, t_max=800, loss_space="auto", sigma_floor=0.0,
-        fake_updates=1, fake_warmup=0, gan_weight=0.0, eval_slices=32,
+        eval_slices=32,
     ),
     # ~49 M parameters (the size of the published CIFAR/CelebA teachers); GPU.
     "base": dict(
@@ -87,13 +77,10 @@ PRESETS: dict[str, dict] = {
         batch=64,
         steps=100_000,                      # ~6.4 Mimg
         warmup_steps=5_000,                 # published teachers warm up for long
-        ema_half_life_images=500_000,       # published
-        grad_clip=1.0,
         distill_steps=50_000,
         g_lr=5e-6,                          # published rates: 1e-6 to 1e-5
         fake_lr=1e-5,
-        alpha=1.2, sigma_init=2.5, t_max=800, loss_space="auto", sigma_floor=0.0,
-        fake_updates=1, fake_warmup=0, gan_weight=0.0, eval_slices=64,
+        eval_slices=64,
     ),
     # ~18.6 M parameters: MONAI's UNet sized to the published fastMRI teacher, EDM's DDPM++ with channel
     # multipliers 1,1,1,1 (128 channels at every level, 4 blocks per level; its attention at 16×16 is
@@ -110,16 +97,12 @@ PRESETS: dict[str, dict] = {
         batch=8,                            # published teacher batch (distillation: 24, a second command)
         steps=100_000,                      # 0.8 Mimg; not published
         warmup_steps=5_000,                 # not published
-        ema_half_life_images=500_000,       # EDM's
-        grad_clip=1.0,                      # published, both stages
         distill_steps=20_000,               # not published
         g_lr=1e-6,                          # published
         fake_lr=5e-6,                       # published
-        alpha=1.2, sigma_init=2.5, t_max=800,   # published
-        loss_space="auto",                  # full images for MRI, as the published MRI code compares them
-        sigma_floor=0.0,
-        fake_updates=1, fake_warmup=0,      # published: one fake update per generator update from the start
-        gan_weight=0.0,                     # published: no critic
         eval_slices=32,
+        # the rest are TrainConfig's own values, the published ones: EDM's EMA, the clip of 1 in both
+        # stages, α, σ_init and t_max, one fake update per generator update from the start, no critic;
+        # loss_space "auto" compares full images for MRI, as the published MRI code does
     ),
 }

@@ -52,10 +52,13 @@ def test_larger_preset_sizes(name, low, high):
 
 
 def test_presets_carry_training_hyperparameters():
+    from rsd_sci.config import TrainConfig
+
     for name, p in PRESETS.items():
+        cfg = TrainConfig(preset=name).resolved()
         for key in ("lr", "batch", "steps", "warmup_steps", "ema_half_life_images", "grad_clip"):
-            assert p[key] > 0, (name, key)
-        assert p["warmup_steps"] < p["steps"]
+            assert getattr(cfg, key) > 0, (name, key)
+        assert cfg.warmup_steps < cfg.steps
         assert len(p["features"]) == len(p["attention_levels"])
     assert PRESETS["tiny"]["steps"] <= PRESETS["quality"]["steps"] and PRESETS["tiny"]["batch"] == 8
 

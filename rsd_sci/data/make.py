@@ -37,37 +37,44 @@ MAX_SIMULATED_COILS = 64      # birdcage-simulated receive coils (phantoms, NIfT
 SLICE_WORK = 128              # bytes of working memory per pixel and coil of one slice (complex64 copies)
 
 
+def train_option(default, *, resumable: bool = False):
+    """A MakeSpec field that `train` takes too (under TrainConfig.make: `rsd_sci.config.MAKE_OPTIONS`);
+    resumable: it may change when a run resumes (`rsd_sci.config.RESUMABLE`: the set is the same)."""
+    return field(default=default, metadata=dict(train=True) | (dict(resumable=True) if resumable else {}))
+
+
 @dataclass
 class MakeSpec:
-    """Everything `data make` needs; the CLI fills it from flags. Defaults suit the phantoms on a CPU."""
+    """Everything `data make` needs; the CLI fills it from flags. Defaults suit the phantoms on a CPU.
+    A run takes the `train_option`s; its modality, source, input and seed are its own."""
 
     modality: str = "mri"                 # mri | ct | image
     source: str = "phantom"               # phantom | fastmri | nifti | lodopab | dicom
     input: str | None = None              # file or folder (not for phantoms)
     test_input: str | None = None         # the user's own test files (e.g. fastMRI val)
-    accel: float = 4.0                    # MRI acceleration R
-    center_fraction: float = 0.08         # MRI fully sampled centre (fastMRI's centre_fractions)
-    mask: str = "random"                  # random | equispaced | equispaced_fraction | gaussian | poisson
-    coils: int = 1                        # phantom/NIfTI MRI: simulated coils (1 = single-coil)
-    virtual_coils: int | None = None      # fastMRI multi-coil: SVD coil compression to N
-    size: int | None = None               # phantom size (default 64) or resample file images to size²
-    views: int = 20                       # CT views kept of n_angles: at 20 of 180 the main job's teacher is
-                                          # above the clean floor, at 60 at it (docs/method.md)
+    accel: float = train_option(4.0)      # MRI acceleration R
+    center_fraction: float = train_option(0.08)   # MRI fully sampled centre (fastMRI's centre_fractions)
+    mask: str = train_option("random")    # random | equispaced | equispaced_fraction | gaussian | poisson
+    coils: int = train_option(1)          # phantom/NIfTI MRI: simulated coils (1 = single-coil)
+    virtual_coils: int | None = train_option(None)   # fastMRI multi-coil: SVD coil compression to N
+    size: int | None = train_option(None)   # phantom size (default 64) or resample file images to size²
+    views: int = train_option(20)         # CT views kept of n_angles: few enough that the main job's teacher
+                                          # is above the clean floor (docs/method.md, "CT at 20 of 180 views")
     n_angles: int = 180                   # CT source geometry: views over 180°
-    view_kind: str = "sparse"             # sparse | limited
-    sigma_n: float | str | None = None    # noise std (normalised units), "auto"; None: 0.2 for image
-                                          # denoising, 0 for other simulations, measured for fastMRI
-    corruption: str = "noise"             # image: noise | blur | inpaint | downsample
-    p: float = 0.5                        # inpaint: probability a pixel is missing
-    delta: float = 0.1                    # inpaint: further-mask drop probability (Ambient)
-    blur_kernel: int = 9
-    blur_std: float = 1.5
-    factor: int = 2                       # down-sampling factor
-    n_train: int | None = None            # phantoms: count (default 256); files: cap on slices
-    n_test: int | None = None             # phantoms: count (default 32); files: cap on slices
-    test_fraction: float = 0.2            # files without --test-input: share of volumes for test
+    view_kind: str = train_option("sparse")   # sparse | limited
+    sigma_n: float | str | None = train_option(None)   # noise std (normalised units), "auto"; None: 0.2 for
+                                          # image denoising, 0 for other simulations, measured for fastMRI
+    corruption: str = train_option("noise")   # image: noise | blur | inpaint | downsample
+    p: float = train_option(0.5)          # inpaint: probability a pixel is missing
+    delta: float = train_option(0.1)      # inpaint: further-mask drop probability (Ambient)
+    blur_kernel: int = train_option(9)
+    blur_std: float = train_option(1.5)
+    factor: int = train_option(2)         # down-sampling factor
+    n_train: int | None = train_option(None)   # phantoms: count (default 256); files: cap on slices
+    n_test: int | None = train_option(None)    # phantoms: count (default 32); files: cap on slices
+    test_fraction: float = train_option(0.2)   # files without --test-input: share of volumes for test
     seed: int = 0
-    workers: int = 1
+    workers: int = train_option(1, resumable=True)
     maps: str = "torch"                   # multi-coil MRI: ESPIRiT by torch (ours) or sigpy (reference)
     device: str = "cpu"                   # where torch ESPIRiT runs: cpu | cuda | cuda:N
     extra: dict = field(default_factory=dict)

@@ -18,7 +18,7 @@ inside both networks. Shapes: network channels (B, C, H, W) (or (B, D) vectors);
 Example:
     >>> import torch
     >>> f = torch.ones(1, 4)
-    >>> float(generator_loss(f, f, torch.zeros(1, 4), lambda g: g, alpha=1.2)[0])  # f_φ = f_ψ: no signal
+    >>> float(generator_loss(f, f, torch.zeros(1, 4), lambda g: g, alpha=ALPHA)[0])  # f_φ = f_ψ: no signal
     0.0
 """
 

@@ -75,7 +75,8 @@ from rsd_sci.version import __version__
 log = logging.getLogger(__name__)
 HELDOUT_STEP = -3            # the key "step" of the held-out draws: the same at every evaluation
 SELECTED_BY = "selection_signal"   # the signal the exported generator is chosen by (docs/method.md)
-SPECTRUM_SAMPLES = 256       # measurements in measurement_spectrum (32 left its noise above the differences)
+SPECTRUM_SAMPLES = 256       # measurements in measurement_spectrum: with fewer its noise hid the differences
+                             # between evaluations (docs/method.md, "Convergence signals")
 SPECTRUM_CHUNK = 32          # measurements loaded and generated per call
 SPECTRUM_KEY = 1 << 40       # keys of the spectrum draws: apart from the held-out samples' indices
 
