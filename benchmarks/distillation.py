@@ -94,7 +94,8 @@ class CleanProbe:
 
     def distances(self, images, figure: Path | None = None, row: str = "generator") -> dict:
         if figure is not None:
-            samples_figure({"reference": self.reference, row: images}, figure, titles={row: figure.stem})
+            title = "the teacher's sampler" if row == "teacher" else f"generator, iteration {figure.stem.split('-')[-1]}"
+            samples_figure({"reference": self.reference, row: images}, figure, titles={row: title})
         d = evaluate.distribution_distances({"reference": self.reference, "x": images}, self.seed, names=("x",))["x"]
         return {"clean_sw": d["patch_sliced_wasserstein"], "clean_psd": d["power_spectrum_distance"],
                 "spread": d["spread"]}
