@@ -9,12 +9,12 @@ import pytest
 import torch
 
 import rsd_sci
-from cli_runner import ok
+from tests.support.cli_runner import ok
 from rsd_sci.physics.ct import ParallelBeamCT
 from rsd_sci.physics.fourier import fft2c
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_import_is_cheap_and_lists_the_api():

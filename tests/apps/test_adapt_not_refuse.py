@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from cli_runner import cli, ok
+from tests.support.cli_runner import cli, ok
 from rsd_sci.data.finite_json import read_finite_json
 from rsd_sci.apps.train import fit_batch
 from rsd_sci.errors import InputError

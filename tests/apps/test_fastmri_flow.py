@@ -13,8 +13,8 @@ import h5py
 import numpy as np
 import pytest
 
-from cli_runner import ok
-from fastmri_schema import make_fastmri_kspace, write_fastmri_file
+from tests.support.cli_runner import ok
+from tests.support.fastmri_schema import make_fastmri_kspace, write_fastmri_file
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 NAMES = [f"file_brain_{v:03d}.h5" for v in range(3)]

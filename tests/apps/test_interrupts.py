@@ -18,7 +18,7 @@ import torch
 from rsd_sci.data.atomic import remove_stale_temporaries
 from rsd_sci.data.run_lock import RunLock
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _dead_pid() -> int:
@@ -29,7 +29,7 @@ def _dead_pid() -> int:
 
 def test_sigterm_while_building_a_set_keeps_only_the_volumes_written(tmp_path):
     """No temporaries are left; the set's partial folder keeps the whole volumes written and its record,
-    and the one line says so and how to continue (tests/test_data_make_resume.py continues one)."""
+    and the one line says so and how to continue (tests/data/test_data_make_resume.py continues one)."""
     out, partial = tmp_path / "set", tmp_path / "set.partial"
     p = subprocess.Popen([sys.executable, "-m", "cli", "data", "make", "--out", str(out), "--size", "64",
                           "--n-train", "2000", "--n-test", "8"], cwd=ROOT, stdout=subprocess.PIPE,

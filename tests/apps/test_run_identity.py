@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from cli_runner import cli, ok
+from tests.support.cli_runner import cli, ok
 from rsd_sci.engine.checkpoint import load_safetensors, load_training_state
 from rsd_sci.engine.runlog import read_log
 

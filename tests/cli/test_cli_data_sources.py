@@ -8,7 +8,7 @@ import yaml
 from typer.testing import CliRunner
 
 from cli.app import app
-from fastmri_schema import ifft2c, make_fastmri_kspace, write_fastmri_file
+from tests.support.fastmri_schema import ifft2c, make_fastmri_kspace, write_fastmri_file
 
 runner = CliRunner()
 
@@ -141,7 +141,7 @@ def test_lodopab_ground_truth(tmp_path):
 
 
 def test_dicom_ct_series(tmp_path):
-    from test_dicom import _ct_series
+    from tests.data.test_dicom import _ct_series
 
     for v in range(2):
         (tmp_path / "src" / f"series{v}").mkdir(parents=True)
@@ -232,7 +232,7 @@ def test_one_file_alone_is_split_by_slices(tmp_path, source):
         hu[8:24, 8:24] = 40.0
         nib.save(nib.Nifti1Image(hu, np.eye(4)), src / "one_ct.nii.gz")
     elif source == "dicom":
-        from test_dicom import _ct_series
+        from tests.data.test_dicom import _ct_series
 
         _ct_series(src, n=10, seed=0)
     else:

@@ -13,7 +13,7 @@ import torch
 from matplotlib.image import imread
 from safetensors.torch import load_file
 
-from cli_runner import cli, ok
+from tests.support.cli_runner import cli, ok
 from rsd_sci.engine.checkpoint import load_safetensors
 from rsd_sci.engine.runlog import read_log
 

@@ -8,7 +8,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from cli.app import app
-from fastmri_schema import make_fastmri_kspace, write_fastmri_file
+from tests.support.fastmri_schema import make_fastmri_kspace, write_fastmri_file
 
 runner = CliRunner()
 

@@ -12,8 +12,8 @@ import pytest
 from matplotlib.image import imread
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from cli_runner import cli, ok
-from fastmri_schema import ifft2c
+from tests.support.cli_runner import cli, ok
+from tests.support.fastmri_schema import ifft2c
 
 TINY = ["--size", "32", "--n-train", "16", "--n-test", "6", "--preset", "tiny", "--batch", "4",
         "--center-fraction", "0.2"]

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from cli_runner import cli, ok
-from fastmri_schema import make_fastmri_kspace, write_fastmri_file
+from tests.support.cli_runner import cli, ok
+from tests.support.fastmri_schema import make_fastmri_kspace, write_fastmri_file
 
 SMALL = ["--size", "32", "--n-train", "8", "--n-test", "2"]
 
@@ -230,7 +230,7 @@ def _dicom_series_with_a_nan_slope(folder):
     """A CT series of 8 slices whose fourth has RescaleSlope NaN."""
     from pydicom.uid import generate_uid
 
-    from test_dicom import _write_slice
+    from tests.data.test_dicom import _write_slice
 
     folder.mkdir()
     series = generate_uid()

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from cli_runner import cli, ok
+from tests.support.cli_runner import cli, ok
 
 RUN = ["--size", "32", "--n-train", "16", "--n-test", "8", "--preset", "tiny", "--batch", "4", "--no-eval"]
 
@@ -136,7 +136,7 @@ def test_an_unbounded_value_is_not_echoed_whole(runs, tmp_path):
 
 
 def test_a_ctrl_c_swallowed_by_a_finalizer_still_stops_at_the_next_progress_update(monkeypatch, capsys):
-    """Ctrl-C takes the path of SIGTERM (tests/test_interrupts.py): dropped inside a `__del__` (a weakref
+    """Ctrl-C takes the path of SIGTERM (tests/apps/test_interrupts.py): dropped inside a `__del__` (a weakref
     callback during a data build), it is raised again by the next progress update."""
     from cli import errors
     from cli.progress import progress_bar
@@ -177,6 +177,6 @@ def test_warnings_are_not_printed_before_an_error(tmp_path):
             f["data"] = np.random.default_rng(i).random((n, 64, 64)).astype(np.float32)
     p = subprocess.run([sys.executable, "-m", "cli", "data", "make", "--modality", "ct", "--source", "lodopab",
                         "--input", folder, "--out", tmp_path / "set", "--size", "16"], capture_output=True, text=True,
-                       cwd=Path(__file__).resolve().parents[1], env=os.environ | {"OMP_NUM_THREADS": "1"})
+                       cwd=Path(__file__).resolve().parents[2], env=os.environ | {"OMP_NUM_THREADS": "1"})
     assert p.returncode == 2 and p.stderr.splitlines() == [
         f"rsd-sci: error: {folder / 'ground_truth_train_002.hdf5'}: holds no slices"], p.stderr

@@ -14,8 +14,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from cli_runner import cli, ok
-from fastmri_schema import make_fastmri_kspace, write_fastmri_file
+from tests.support.cli_runner import cli, ok
+from tests.support.fastmri_schema import make_fastmri_kspace, write_fastmri_file
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -12,8 +12,8 @@ import subprocess
 
 import pytest
 
-from cli_runner import cli, ok
-from test_hostile_input import SMALL, _model_file
+from tests.support.cli_runner import cli, ok
+from tests.cli.test_hostile_input import SMALL, _model_file
 
 
 def _mount_tmpfs(folder, options: str) -> str | None:

@@ -18,13 +18,13 @@ import h5py
 import numpy as np
 import pytest
 
-from cli_runner import cli
-from fastmri_schema import make_fastmri_kspace, write_fastmri_file
+from tests.support.cli_runner import cli
+from tests.support.fastmri_schema import make_fastmri_kspace, write_fastmri_file
 from rsd_sci.data import partial_set
 from rsd_sci.data.make import MakeSpec, make_measurement_set
 from rsd_sci.errors import InputError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

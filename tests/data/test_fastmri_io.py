@@ -11,7 +11,7 @@ import types
 import h5py
 import numpy as np
 import pytest
-from fastmri_schema import ifft2c, make_fastmri_kspace, write_fastmri_file
+from tests.support.fastmri_schema import ifft2c, make_fastmri_kspace, write_fastmri_file
 
 from rsd_sci.data.atomic import atomic_path, replace_dir
 from rsd_sci.data.fastmri import (

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from cli_runner import cli
+from tests.support.cli_runner import cli
 from rsd_sci.data.run_lock import LOCK_NAME, RunLock
 from rsd_sci.errors import InputError
 

@@ -11,7 +11,7 @@ from rsd_sci.distill.distiller import Distiller, generate
 from rsd_sci.distill.draws import GeneratorDraws, KeyedDraws
 from rsd_sci.distill.losses import finite_mean, generator_loss, measure, sigma_of_t
 from rsd_sci.measurement import family_of
-from test_measurement_model import CT_SPEC, PIX_SPEC, _ct_batch, _mri_batch, _pixel_batch
+from tests.measurement.test_measurement_model import CT_SPEC, PIX_SPEC, _ct_batch, _mri_batch, _pixel_batch
 
 
 def test_karras_schedule_of_t():

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def run_example(name: str, *args):

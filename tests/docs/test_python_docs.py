@@ -13,7 +13,7 @@ import rsd_sci
 from rsd_sci.posterior.reconstruct import DEFAULT_STEPS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-PAGE = Path(__file__).resolve().parents[1] / "docs" / "python.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "python.md"
 
 
 def python_blocks(text: str) -> list[str]:

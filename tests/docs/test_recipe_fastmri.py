@@ -8,11 +8,11 @@ import pytest
 import yaml
 
 from cli.config_file import read_config
-from cli_runner import ok
-from fastmri_schema import make_fastmri_kspace, write_fastmri_file
+from tests.support.cli_runner import ok
+from tests.support.fastmri_schema import make_fastmri_kspace, write_fastmri_file
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 TRAIN, DATA = RECIPES / "fastmri-brain-r4.yaml", RECIPES / "fastmri-brain-r4-data.yaml"
 
 

@@ -9,13 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-import engine_toy_run
+from tests.support import engine_toy_run
 from rsd_sci.engine.checkpoint import load_safetensors
 from rsd_sci.engine.distributed import (DistInfo, all_reduce_mean, any_rank, barrier, cleanup,
                                         init_distributed, resolve_device, shard, wrap_ddp)
 from rsd_sci.errors import InputError
 
-TOY_SCRIPT = Path(__file__).with_name("engine_toy_run.py")
+TOY_SCRIPT = Path(engine_toy_run.__file__)
 
 
 @pytest.fixture

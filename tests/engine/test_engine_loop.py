@@ -7,7 +7,7 @@ import signal
 import pytest
 import torch
 
-from engine_toy_run import ToyRun
+from tests.support.engine_toy_run import ToyRun
 from rsd_sci.engine.distributed import init_distributed
 from rsd_sci.engine.loop import StageInterrupted, TrainingStopped, run_stage, set_lr, warmup_lr
 from rsd_sci.engine.runlog import RunLog, read_log

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 FLOORS = (   # top first: (rooms, what they hold); paths from the repository root
     (("cli/",), "the commands: flags, one-line errors, progress bars, printing"),
@@ -97,7 +97,8 @@ def test_every_import_runs_down_a_floor():
 
 def test_architecture_page_draws_these_floors():
     page = (ROOT / "docs" / "architecture.md").read_text()
-    assert drawing() in page, "docs/architecture.md must hold the floors as tests/test_floors.py draws them:\n" + drawing()
+    assert drawing() in page, ("docs/architecture.md must hold the floors as tests/house/test_floors.py draws them:\n"
+                               + drawing())
 
 
 def test_an_upward_import_is_found(tmp_path, monkeypatch):

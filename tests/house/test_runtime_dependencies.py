@@ -13,7 +13,7 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OWN = {"rsd_sci", "cli"}
 # Imported on use, behind a one-line install hint (rsd_sci.data.dicom.INSTALL_HINT): the `dicom` extra.
 OPTIONAL = {"pydicom"}

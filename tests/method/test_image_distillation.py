@@ -7,7 +7,7 @@ seen only as y = x + 0.3·n (Denoising Score Distillation's setting, A = I). The
 needs no model: the mean distance of a pixel to the nearer clean level, E min(|x − 1|, |x + 1|) (clean
 discs score ~0.04, from their edges).
 
-    measured, seed 0, one thread (`python -m pytest -s tests/test_image_distillation.py`)
+    measured, seed 0, one thread (`python -m pytest -s tests/method/test_image_distillation.py`)
     noisy data                                   0.260
     teacher, Heun to σ_min                       0.199 (untrained below σ_n: docs/method.md)
     teacher, truncated at σ_n (its default)      0.079

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from cli_runner import cli
+from tests.support.cli_runner import cli
 from rsd_sci.errors import InputError
 from rsd_sci.metrics.extractors import inception_input, interface_of
 from rsd_sci.metrics.features import feature_distances, frechet_distance

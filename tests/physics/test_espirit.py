@@ -14,7 +14,7 @@ from sigpy.mri.app import EspiritCalib
 
 from rsd_sci.physics.coil_maps import espirit_maps
 from rsd_sci.physics.espirit import espirit
-from tests.fastmri_schema import fft2c, ifft2c, make_fastmri_kspace
+from tests.support.fastmri_schema import fft2c, ifft2c, make_fastmri_kspace
 
 
 def _sigpy(y: np.ndarray, calib: int, kernel: int):

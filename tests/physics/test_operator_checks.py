@@ -16,9 +16,9 @@ import torch
 import rsd_sci.physics
 from rsd_sci.physics.base import LinearOperator
 
-from operator_checks import OperatorCase, adjoint_mismatch, power_iteration_norm, random_like_shape
+from tests.support.operator_checks import OperatorCase, adjoint_mismatch, power_iteration_norm, random_like_shape
 
-CASE_MODULES = ["cases_base", "cases_mri", "cases_ct", "cases_image"]
+CASE_MODULES = [f"tests.support.{m}" for m in ("cases_base", "cases_mri", "cases_ct", "cases_image")]
 CASES: list[OperatorCase] = [c for m in CASE_MODULES for c in importlib.import_module(m).CASES]
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
 DEVICES = [pytest.param("cpu"), pytest.param("cuda", marks=pytest.mark.cuda)]
@@ -75,7 +75,7 @@ def test_every_operator_class_has_a_case():
 
     covered = {cls for case in CASES for cls in classes_of(case.make(torch.float64))}
     missing = sorted(cls.__name__ for cls in _operator_classes() - covered)
-    assert not missing, f"operator classes without a case in tests/cases_*.py: {missing}"
+    assert not missing, f"operator classes without a case in tests/support/cases_*.py: {missing}"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

@@ -1,6 +1,6 @@
 """Operator cases for the protocol's own pieces: identity, scaling, composition."""
 
-from operator_checks import OperatorCase
+from tests.support.operator_checks import OperatorCase
 from rsd_sci.physics.base import Identity, Scale
 
 CASES = [

@@ -6,7 +6,7 @@ Small images (32×32, 180 angles) keep the shared checks fast; the system matric
 
 import torch
 
-from operator_checks import OperatorCase
+from tests.support.operator_checks import OperatorCase
 from rsd_sci.physics.ct import ParallelBeamCT, view_mask
 
 N, ANGLES = 32, 180

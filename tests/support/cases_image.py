@@ -2,7 +2,7 @@
 
 import torch
 
-from operator_checks import OperatorCase
+from tests.support.operator_checks import OperatorCase
 from rsd_sci.physics.blur import Convolution, GaussianBlur
 from rsd_sci.physics.downsample import Downsample
 from rsd_sci.physics.inpaint import PixelMask, bernoulli_mask

@@ -12,7 +12,7 @@ import functools
 import numpy as np
 import torch
 
-from operator_checks import OperatorCase, complex_of
+from tests.support.operator_checks import OperatorCase, complex_of
 from rsd_sci.physics.coil_maps import birdcage_maps
 from rsd_sci.physics.fourier import CenteredFFT
 from rsd_sci.physics.masks import fastmri_line_mask, variable_density_mask

@@ -1,10 +1,10 @@
 """A toy training run on the engine alone (no diffusion): linear regression, Adam, EMA, keyed data.
 
 Used in two ways:
-- imported by tests/test_engine_loop.py (interrupt-and-resume) and tests/test_distributed.py (the
+- imported by tests/engine/test_engine_loop.py (interrupt-and-resume) and tests/engine/test_distributed.py (the
   one-process reference run);
-- launched by tests/test_distributed.py as a script under torchrun with 2 processes (gloo):
-      python -m torch.distributed.run --standalone --nproc_per_node 2 tests/engine_toy_run.py --out F
+- launched by tests/engine/test_distributed.py as a script under torchrun with 2 processes (gloo):
+      python -m torch.distributed.run --standalone --nproc_per_node 2 tests/support/engine_toy_run.py --out F
   Each rank takes its shard of the global batch of 8; rank 0 exports the final weights (model and EMA)
   to F (safetensors), which must match the one-process run.
 

@@ -1,6 +1,6 @@
 """The one set of checks every linear operator passes (sigpy/deepinv style).
 
-Each family registers `OperatorCase`s in its own `tests/cases_*.py`; `tests/test_operator_checks.py`
+Each family registers `OperatorCase`s in its own `tests/support/cases_*.py`; `tests/physics/test_operator_checks.py`
 collects them all into one list and runs every check over float64 and float32.
 """
 
