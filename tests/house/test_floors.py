@@ -103,7 +103,8 @@ def test_architecture_page_draws_these_floors():
 
 def test_an_upward_import_is_found(tmp_path, monkeypatch):
     """The check sees a function-local import of a higher floor, and a file outside every floor."""
-    monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path)
+    # __import__ of a dotted name returns the package `tests`; with a fromlist it returns this module
+    monkeypatch.setattr(__import__(__name__, fromlist=["ROOT"]), "ROOT", tmp_path)
     (tmp_path / "rsd_sci" / "physics").mkdir(parents=True)
     (tmp_path / "rsd_sci" / "apps").mkdir()
     (tmp_path / "rsd_sci" / "apps" / "train.py").write_text("")
