@@ -4,7 +4,7 @@ of 5 and 20 multi-coil volumes, one table from one run.
     python benchmarks/data_make_memory.py [--volumes 5 20] [--slices 6] [--workers 2] [--keep DIR]
 
 Each folder holds knee-sized fastMRI-schema files (15 coils, 640×368 complex64, `--slices` slices each,
-written by tests/fastmri_schema.py into a temporary folder); the larger folder holds the smaller one's
+written by tests/support/fastmri_schema.py into a temporary folder); the larger folder holds the smaller one's
 files and more. Each is prepared by `rsd-sci data make --modality mri --source fastmri --input FOLDER
 --accel 4 --virtual-coils 8 --workers W` in its own process under `/usr/bin/time -v`: wall time,
 slices/s and the peak RSS of the main process and of the largest worker (the kernel's maximum resident
@@ -24,9 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
-from fastmri_schema import make_fastmri_kspace, write_fastmri_file  # noqa: E402
+from tests.support.fastmri_schema import make_fastmri_kspace, write_fastmri_file  # noqa: E402
 
 
 def write_folder(folder: Path, volumes: int, slices: int) -> int:

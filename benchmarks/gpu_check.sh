@@ -58,8 +58,8 @@ grep -m1 "model name" /proc/cpuinfo | tee -a "$OUT/device.log"; nproc | tee -a "
 recipe() {   # recipe COILS H W RECON_H RECON_W DEVICE TRAIN_FLAGS...: 3 fastMRI-schema AXT2 volumes of 4 slices
              # into OUT/brain, then the published recipe's two commands on them
     local device=$6
-    "$PY" -c "import sys; sys.path.insert(0, 'tests'); from pathlib import Path
-from fastmri_schema import make_fastmri_kspace, write_fastmri_file
+    "$PY" -c "import sys; sys.path.insert(0, '.'); from pathlib import Path
+from tests.support.fastmri_schema import make_fastmri_kspace, write_fastmri_file
 out, (coils, h, w, rh, rw) = Path(sys.argv[1]), map(int, sys.argv[2:7])
 out.mkdir(parents=True, exist_ok=True)
 for v in range(3):
@@ -76,7 +76,7 @@ export -f recipe
 export PY OUT
 
 if [[ $SMOKE == 1 ]]; then
-    step cuda_tests 300 "$PY" -m pytest -q -m cuda -p no:cacheprovider tests/test_operator_checks.py
+    step cuda_tests 300 "$PY" -m pytest -q -m cuda -p no:cacheprovider tests/physics/test_operator_checks.py
     step train_step 300 "$PY" benchmarks/train_step.py --quick --cases plain,mri-8coil,ct-60/180
     step sampling 300 "$PY" benchmarks/sampling.py --quick
     step quality 600 "$PY" -m cli train --modality mri --coils 8 --size 32 --n-train 16 --n-test 2 \

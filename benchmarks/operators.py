@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # tests/fastmri_schema.py writes the fastMRI-schema file
+sys.path.insert(0, str(ROOT))  # tests/support/fastmri_schema.py writes the fastMRI-schema file
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import (Load, Row, best, environment, goal_text, interleave, make_sync, median, ms, num,  # noqa: E402
                     print_table, ratio, sec, timed)
@@ -277,7 +277,7 @@ def bench_ct(args, device, cfg, rows, notes):
 # ---- 4. fastMRI reading ------------------------------------------------------------------------------
 def bench_read(args, device, cfg, rows, notes):
     import h5py
-    from fastmri_schema import write_fastmri_file
+    from tests.support.fastmri_schema import write_fastmri_file
 
     from rsd_sci.data.fastmri import FastMRIFile
 

@@ -1,10 +1,5 @@
-import sys
-from pathlib import Path
-
 import pytest
 import torch
-
-sys.path.insert(0, str(Path(__file__).parent))  # the shared check helpers (operator_checks, cases_*)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -36,7 +31,7 @@ def api_folder(tmp_path_factory):
     import numpy as np
 
     import rsd_sci
-    from fastmri_schema import make_fastmri_kspace, write_fastmri_file
+    from tests.support.fastmri_schema import make_fastmri_kspace, write_fastmri_file
     from rsd_sci.data.phantoms import mri_phantoms
 
     root = tmp_path_factory.mktemp("api")

@@ -5,7 +5,7 @@ k-space kernel operator; the maps S (C, H, W) are that eigenvector, so Σ_c |S_c
 eigenvalue exceeds the crop threshold (here 0 by default: no crop, as the Ambient MRI work publishes)
 and the coil images satisfy x_c ≈ S_c · x for a combined image x. Two implementations: ours on torch
 (`rsd_sci.physics.espirit`, batched, CPU or CUDA; the default for its speed) and sigpy's EspiritCalib
-(the reference; `method="sigpy"`), which agree to ~1e-5 inside the object (tests/test_espirit.py).
+(the reference; `method="sigpy"`), which agree to ~1e-5 inside the object (tests/physics/test_espirit.py).
 
 Simulated maps come from sigpy's birdcage model (coils on a circle of relative radius `radius` around
 the field of view, Biot-Savart-like magnitude and phase) and are normalised to unit RSS, the

@@ -14,7 +14,7 @@ inscribed circle (u² + v² ≤ c², the circle skimage assumes with circle=True
 are in T's null space. T^T is then exactly the linear-interpolation back-projection of
 `skimage.transform.iradon` (but for the outermost pixel ring when N is even, which iradon interpolates
 towards a detector bin beyond the last one, filled by its padding). Relative L2 difference to skimage's radon (bilinear rotation, then a sum):
-about 1 % on a Shepp–Logan phantom (tests/test_ct.py states the tolerance).
+about 1 % on a Shepp–Logan phantom (tests/physics/test_ct.py states the tolerance).
 
 Storage: torch sparse CSR with int32 indices. T has n_angles·N rows (row k·N + d is view k, detector d)
 and N² columns (row-major pixels); T^T is stored separately so that both A and A^T are row gathers

@@ -1,0 +1,1 @@
+"""rsd_sci/__init__.py and api.py: the Python API."""

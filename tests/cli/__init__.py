@@ -1,0 +1,1 @@
+"""cli/: the commands in-process, their flags, config files and one-line refusals."""

@@ -1,0 +1,1 @@
+"""rsd_sci/diffusion/: EDM preconditioning, backbones, the teacher's losses, samplers."""

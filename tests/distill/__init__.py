@@ -1,0 +1,1 @@
+"""rsd_sci/distill/: the distiller, its losses and held-out signals."""

@@ -1,0 +1,1 @@
+"""What the user-facing pages and files promise, run: docs/python.md, examples/, recipes/."""

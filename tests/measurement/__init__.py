@@ -1,0 +1,1 @@
+"""rsd_sci/measurement/: the measurement model, one class per family."""

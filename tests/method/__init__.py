@@ -1,0 +1,1 @@
+"""Method level: the linear-theory check and distillation improving on its teacher (toy points, images)."""

@@ -1,0 +1,1 @@
+"""rsd_sci/posterior/: A-DPS, the generator prior, classical baselines."""
