@@ -37,8 +37,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
-def ema_beta(images_seen: float, batch_size: int, half_life_images: float = 500_000,
-             ramp: float = 0.05) -> float:
+def ema_beta(images_seen: float, batch_size: int, half_life_images: float, ramp: float = 0.05) -> float:
     """β = 0.5 ** (batch / max(min(half_life_images, ramp · images_seen), 1e-8)).
 
     images_seen counts the images seen INCLUDING the batch just applied.
@@ -53,12 +52,13 @@ def ema_beta(images_seen: float, batch_size: int, half_life_images: float = 500_
 class EMA:
     """An EMA copy of `model` (`.module`, in eval mode, no gradients), updated by `update`.
 
-    half_life_images: the half-life in images once the ramp is over (published 0.5 Mimg);
+    half_life_images: the half-life in images once the ramp is over (a run's `ema_half_life_images`,
+    published 0.5 Mimg);
     ramp: the fraction of the images seen used as the half-life early in training (0 disables the
     EMA's memory until the ramp is raised; use a large ramp for the plain rule).
     """
 
-    def __init__(self, model: nn.Module, half_life_images: float = 500_000, ramp: float = 0.05):
+    def __init__(self, model: nn.Module, half_life_images: float, ramp: float = 0.05):
         if half_life_images < 0 or ramp < 0:
             raise ValueError(f"half_life_images and ramp must be >= 0, got {half_life_images}, {ramp}")
         self.half_life_images = float(half_life_images)

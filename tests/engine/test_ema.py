@@ -19,8 +19,8 @@ def test_beta_formula():
     # h = min(half_life, ramp * images_seen); beta = 0.5 ** (batch / h)
     assert ema_beta(10, 10, half_life_images=100, ramp=0.5) == pytest.approx(0.25)      # h = 5
     assert ema_beta(1000, 10, half_life_images=100, ramp=0.5) == pytest.approx(0.5 ** 0.1)  # h = 100
-    assert ema_beta(0, 10) == 0.0  # nothing seen: h = 0 -> the EMA is the model
-    assert ema_beta(10**9, 8) == pytest.approx(0.5 ** (8 / 500_000))  # published 0.5 Mimg
+    assert ema_beta(0, 10, 500_000) == 0.0  # nothing seen: h = 0 -> the EMA is the model
+    assert ema_beta(10**9, 8, 500_000) == pytest.approx(0.5 ** (8 / 500_000))  # published 0.5 Mimg
 
 
 def test_scalar_parameter_matches_hand_computation():
@@ -48,8 +48,8 @@ def test_early_training_follows_the_model_not_frozen_at_init():
     torch.manual_seed(0)
     model = nn.Linear(3, 1)
     init = model.weight.detach().clone()
-    ramped = EMA(model)  # published 0.5 Mimg half-life with the 5 % ramp
-    plain = EMA(model, ramp=1e9)  # no ramp: half-life 0.5 Mimg from the first image
+    ramped = EMA(model, 500_000)  # published 0.5 Mimg half-life with the 5 % ramp
+    plain = EMA(model, 500_000, ramp=1e9)  # no ramp: half-life 0.5 Mimg from the first image
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     x, y = torch.randn(64, 3), torch.randn(64, 1)
     for step in range(30):
@@ -83,11 +83,11 @@ def test_buffers_are_copied_not_averaged():
 
 def test_state_dict_round_trip_and_validation():
     model = Scalar(1.0)
-    ema = EMA(model)
+    ema = EMA(model, 500_000)
     with torch.no_grad():
         model.w.fill_(3.0)
     ema.update(model, images_seen=8, batch_size=8)
-    other = EMA(Scalar(0.0))
+    other = EMA(Scalar(0.0), 500_000)
     other.load_state_dict(ema.state_dict())
     assert torch.equal(other.module.w, ema.module.w)
     assert model.w.item() == 3.0  # the model itself is never touched

@@ -97,7 +97,7 @@ def distill(teacher: Model, ops_fn, gen: torch.Generator) -> torch.Tensor:
     distiller = Distiller(teacher, fake, G, torch.optim.Adam(fake.parameters(), lr=1e-4, betas=(0.0, 0.999)),
                           torch.optim.Adam(G.parameters(), lr=1e-3, betas=(0.0, 0.999)), settings,
                           generator_input=lambda m, z: (z, None))
-    ema = EMA(G)
+    ema = EMA(G, 500_000)
     draws = GeneratorDraws(BATCH, gen)
     for step in range(DISTILL_STEPS):
         distiller.iteration(teacher.family.measure(ops_fn()), teacher.family.measure(ops_fn()), draws, draws)

@@ -76,7 +76,7 @@ def distill(teacher: Model, gen: torch.Generator) -> torch.nn.Module:
     G = copy.deepcopy(teacher.denoiser).requires_grad_(True).train()
     distiller = Distiller(teacher, fake, G, torch.optim.Adam(fake.parameters(), lr=FAKE_LR, betas=(0.0, 0.999)),
                           torch.optim.Adam(G.parameters(), lr=G_LR, betas=(0.0, 0.999)), DistillSettings())
-    ema = EMA(G)
+    ema = EMA(G, 500_000)
     draws = GeneratorDraws(BATCH, gen)
     ops = {"y": torch.zeros(BATCH, 2), "sigma_n": torch.full((BATCH,), SIGMA_N)}
     for step in range(DISTILL_STEPS):
