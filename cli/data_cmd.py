@@ -65,7 +65,7 @@ def make(
     from rsd_sci.engine.distributed import resolve_device
     from rsd_sci.errors import InputError
 
-    spec = MakeSpec(**{k: values[k] for k in options} | dict(
+    make_spec = MakeSpec(**{k: values[k] for k in options} | dict(
         input=None if values["input"] is None else str(values["input"]),
         test_input=None if values["test_input"] is None else str(values["test_input"]),
         sigma_n=_parse_sigma(values["sigma_n"]), device=str(resolve_device(values["device"]))))
@@ -76,14 +76,14 @@ def make(
 
     try:
         with progress_bar("Building measurement set") as update:
-            summary = make_measurement_set(spec, values["out"], force=values["force"], progress=update)
+            summary = make_measurement_set(make_spec, values["out"], force=values["force"], progress=update)
     except ValueError as e:  # what the physics refuses (e.g. ESPIRiT calibration too small): the input's
         raise InputError(values["input"], str(e)) from None   # doing, or the flags' when there is none
     except (Terminated, KeyboardInterrupt) as stop:
         stopped(stop, resume_note(values["out"]))
     op = summary.operator
     typer.echo(f"wrote {summary.out}: {summary.n_train} train / {summary.n_test} test samples, "
-               f"measurements {tuple(summary.measurement_shape)}, operator {spec.describe_operator(op)}")
+               f"measurements {tuple(summary.measurement_shape)}, operator {make_spec.describe_operator(op)}")
 
 
 def _parse_sigma(value):

@@ -46,7 +46,7 @@ def prepare_data(data: str | None, modality: str, make_options: dict, seed: int,
     from rsd_sci.data.make import MakeSpec, make_measurement_set
 
     source = "phantom" if data is None else detect_source(Path(data))
-    spec = MakeSpec(modality=modality, source=source, input=None if data is None else str(data), seed=seed,
+    make_spec = MakeSpec(modality=modality, source=source, input=None if data is None else str(data), seed=seed,
                     **make_options)
-    make_measurement_set(spec, target, force=False, progress=progress)
+    make_measurement_set(make_spec, target, force=False, progress=progress)
     return target

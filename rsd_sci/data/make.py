@@ -164,30 +164,30 @@ class MakeSummary:
     measurement_shape: tuple
 
 
-def make_measurement_set(spec: MakeSpec, out: str | Path, force: bool = False,
+def make_measurement_set(make_spec: MakeSpec, out: str | Path, force: bool = False,
                          progress: Callable[[int, int, str], None] | None = None) -> MakeSummary:
     """Build the set; `progress(done, total, where)` is called after each slice, `where` naming the split
     and the volume ("train, volume 3 of 20")."""
-    spec.validate()
+    make_spec.validate()
     out = Path(out)
     if out.exists() and not force:
         raise InputError(out, "exists (use --force to replace it)")
-    train, test, split_how = _volumes(spec)
-    jobs = {"train": list(_slice_jobs(spec, train, spec.n_train)), "test": list(_slice_jobs(spec, test, spec.n_test))}
+    train, test, split_how = _volumes(make_spec)
+    jobs = {"train": list(_slice_jobs(make_spec, train, make_spec.n_train)), "test": list(_slice_jobs(make_spec, test, make_spec.n_test))}
     total = sum(len(j) for j in jobs.values())
-    operator = operator_spec(spec, jobs)
+    operator = operator_spec(make_spec, jobs)
     shapes = {}
     volume_number = {name: k for k, name in
                      enumerate(dict.fromkeys(vol.name for js in jobs.values() for vol, _ in js), 1)}
     numbers = {split: [volume_number[vol.name] for vol, _ in js] for split, js in jobs.items()}
-    with building(out, _fingerprint(spec), numbers, overwrite=force) as part:
+    with building(out, _fingerprint(make_spec), numbers, overwrite=force) as part:
         done = kept = sum(part.samples.values())
         if kept and progress and part.next_volume():   # the bar starts where the interrupted build stopped
             progress(kept, total, f"continuing from volume {part.next_volume()} of {len(volume_number)}")
         for split, split_jobs in jobs.items():
-            with part.writer(split, spec.modality, operator, spec.seed) as w:
+            with part.writer(split, make_spec.modality, operator, make_spec.seed) as w:
                 todo = split_jobs[len(w):]   # after the whole volumes an interrupted build wrote
-                for k, (job, sample) in enumerate(zip(todo, _run(spec, operator, todo, split == "test")), len(w)):
+                for k, (job, sample) in enumerate(zip(todo, _run(make_spec, operator, todo, split == "test")), len(w)):
                     if done == kept:   # the first sample sizes them all: the set fits on its disk, or nothing
                         check_free_space(out, (total - kept) * sum(getattr(v, "nbytes", 8) for v in sample.values()),
                                          f"writing the measurement set ({total - kept} samples)")
@@ -200,7 +200,7 @@ def make_measurement_set(spec: MakeSpec, out: str | Path, force: bool = False,
                     if progress:
                         progress(done, total, f"{split}, volume {volume_number[job[0].name]} of {len(volume_number)}")
                 shapes[split] = w.sample_shape("measurements")
-        card = dict(format="rsd-sci measurement set", version=VERSION, made_with=asdict(spec),
+        card = dict(format="rsd-sci measurement set", version=VERSION, made_with=asdict(make_spec),
                     operator=operator, split=split_how, n_train=len(jobs["train"]), n_test=len(jobs["test"]),
                     train_volumes=sorted({j[0].name for j in jobs["train"]}),
                     test_volumes=sorted({j[0].name for j in jobs["test"]}))
@@ -208,17 +208,17 @@ def make_measurement_set(spec: MakeSpec, out: str | Path, force: bool = False,
     return MakeSummary(out, len(jobs["train"]), len(jobs["test"]), operator, shapes["train"])
 
 
-def _input_files(spec: MakeSpec) -> tuple[list[Path], list[Path]]:
+def _input_files(make_spec: MakeSpec) -> tuple[list[Path], list[Path]]:
     """The source files (or DICOM series folders) of --input and of --test-input; none for phantoms."""
-    if spec.source == "phantom":
+    if make_spec.source == "phantom":
         return [], []
-    return (sources.list_files(spec.source, Path(spec.input)),
-            sources.list_files(spec.source, Path(spec.test_input)) if spec.test_input else [])
+    return (sources.list_files(make_spec.source, Path(make_spec.input)),
+            sources.list_files(make_spec.source, Path(make_spec.test_input)) if make_spec.test_input else [])
 
 
-def _fingerprint(spec: MakeSpec) -> str:
+def _fingerprint(make_spec: MakeSpec) -> str:
     """The same options, input files and format version: the same set (an interrupted build continues)."""
-    return fingerprint(asdict(spec) | {"format_version": VERSION}, [f for fs in _input_files(spec) for f in fs])
+    return fingerprint(asdict(make_spec) | {"format_version": VERSION}, [f for fs in _input_files(make_spec) for f in fs])
 
 
 def _warn_one_volume(name: str) -> None:
@@ -226,20 +226,20 @@ def _warn_one_volume(name: str) -> None:
                 "give two volumes or more (or --test-input) for a split by volume", name, sources.GUARD_SLICES)
 
 
-def _volumes(spec: MakeSpec):
-    if spec.source == "phantom":
-        size = spec.size or 64
-        return (sources.phantom_volumes(spec.modality, spec.n_train or 256, size, spec.seed, "train"),
-                sources.phantom_volumes(spec.modality, spec.n_test or 32, size, spec.seed, "test"), "phantoms")
-    files, test_files = _input_files(spec)
+def _volumes(make_spec: MakeSpec):
+    if make_spec.source == "phantom":
+        size = make_spec.size or 64
+        return (sources.phantom_volumes(make_spec.modality, make_spec.n_train or 256, size, make_spec.seed, "train"),
+                sources.phantom_volumes(make_spec.modality, make_spec.n_test or 32, size, make_spec.seed, "test"), "phantoms")
+    files, test_files = _input_files(make_spec)
     if test_files:
-        return (sources.file_volumes(spec.source, spec.modality, files, spec.size),
-                sources.file_volumes(spec.source, spec.modality, test_files, spec.size), "test input")
-    return sources.split_volumes(sources.file_volumes(spec.source, spec.modality, files, spec.size),
-                                 spec.test_fraction, spec.seed)
+        return (sources.file_volumes(make_spec.source, make_spec.modality, files, make_spec.size),
+                sources.file_volumes(make_spec.source, make_spec.modality, test_files, make_spec.size), "test input")
+    return sources.split_volumes(sources.file_volumes(make_spec.source, make_spec.modality, files, make_spec.size),
+                                 make_spec.test_fraction, make_spec.seed)
 
 
-def _slice_jobs(spec, volumes, cap) -> Iterator[tuple]:
+def _slice_jobs(make_spec, volumes, cap) -> Iterator[tuple]:
     n = 0
     for vol in volumes:
         for i in vol.indices():
@@ -249,37 +249,37 @@ def _slice_jobs(spec, volumes, cap) -> Iterator[tuple]:
             n += 1
 
 
-def operator_spec(spec: MakeSpec, jobs) -> dict:
+def operator_spec(make_spec: MakeSpec, jobs) -> dict:
     first = next((j for js in jobs.values() for j in js), None)
     if first is None:
-        raise InputError(spec.input, "no slices to process")
+        raise InputError(make_spec.input, "no slices to process")
     sl = first[0].read(first[1])
-    if spec.modality == "mri":
+    if make_spec.modality == "mri":
         if sl.kspace is not None:
             h, w = sl.recon_size[0], sl.kspace.shape[-1]
-            coils = spec.virtual_coils or sl.kspace.shape[0]
+            coils = make_spec.virtual_coils or sl.kspace.shape[0]
         else:
-            (h, w), coils = sl.image.shape, spec.coils
-        return dict(family="mri", shape=[int(h), int(w)], coils=int(coils), mask=spec.mask_spec().to_dict())
-    if spec.modality == "ct":
-        return dict(family="ct", image_size=int(sl.image.shape[-1]), n_angles=spec.n_angles,
-                    n_views=spec.views, view_kind=spec.view_kind)
-    return dict(family="image", shape=list(sl.image.shape), corruption=spec.corruption, p=spec.p,
-                delta=spec.delta, blur_kernel=spec.blur_kernel, blur_std=spec.blur_std, factor=spec.factor)
+            (h, w), coils = sl.image.shape, make_spec.coils
+        return dict(family="mri", shape=[int(h), int(w)], coils=int(coils), mask=make_spec.mask_spec().to_dict())
+    if make_spec.modality == "ct":
+        return dict(family="ct", image_size=int(sl.image.shape[-1]), n_angles=make_spec.n_angles,
+                    n_views=make_spec.views, view_kind=make_spec.view_kind)
+    return dict(family="image", shape=list(sl.image.shape), corruption=make_spec.corruption, p=make_spec.p,
+                delta=make_spec.delta, blur_kernel=make_spec.blur_kernel, blur_std=make_spec.blur_std, factor=make_spec.factor)
 
 
-def _run(spec, operator, jobs, with_target) -> Iterator[dict]:
-    tasks = ((spec, operator, vol.name, i, vol.read(i), with_target) for vol, i in jobs)
-    if spec.workers <= 1:
+def _run(make_spec, operator, jobs, with_target) -> Iterator[dict]:
+    tasks = ((make_spec, operator, vol.name, i, vol.read(i), with_target) for vol, i in jobs)
+    if make_spec.workers <= 1:
         yield from (_slice_of_set(*t) for t in tasks)
         return
     # spawn, not fork: a fork after torch has started its thread pool can deadlock in the child
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(spec.workers, mp_context=ctx, initializer=_single_threaded) as pool:
+    with ProcessPoolExecutor(make_spec.workers, mp_context=ctx, initializer=_single_threaded) as pool:
         window: deque = deque()  # at most 2 slices per worker in flight: sets larger than memory stream
         for task in tasks:
             window.append(pool.submit(_slice_of_set, *task))
-            if len(window) >= 2 * spec.workers:
+            if len(window) >= 2 * make_spec.workers:
                 yield window.popleft().result()
         while window:
             yield window.popleft().result()
@@ -292,45 +292,45 @@ def _single_threaded() -> None:
     torch.set_num_threads(1)
 
 
-def _slice_of_set(spec: MakeSpec, operator: dict, name: str, index: int, sl, with_target: bool) -> dict:
+def _slice_of_set(make_spec: MakeSpec, operator: dict, name: str, index: int, sl, with_target: bool) -> dict:
     """`process_slice` for a set: what the preparation refuses in a slice (all-zero k-space: no noise
     to estimate, too few calibration lines) names the input file and the slice."""
     try:
-        return process_slice(spec, operator, name, index, sl, with_target)
+        return process_slice(make_spec, operator, name, index, sl, with_target)
     except ValueError as err:
         raise InputError(name, f"slice {index}: {err}") from None
 
 
-def process_slice(spec: MakeSpec, operator: dict, name: str, index: int, sl, with_target: bool) -> dict:
-    rng = np.random.default_rng((sources.name_seed(name), index, spec.seed))
-    if spec.modality == "mri":
-        return _process_mri(spec, operator, name, index, sl, rng, with_target)
-    if spec.modality == "ct":
+def process_slice(make_spec: MakeSpec, operator: dict, name: str, index: int, sl, with_target: bool) -> dict:
+    rng = np.random.default_rng((sources.name_seed(name), index, make_spec.seed))
+    if make_spec.modality == "mri":
+        return _process_mri(make_spec, operator, name, index, sl, rng, with_target)
+    if make_spec.modality == "ct":
         from rsd_sci.physics.ct import view_mask
 
-        mask = view_mask(spec.n_angles, spec.views, spec.view_kind)
-        if spec.view_kind == "sparse":  # each volume its own rotation of the view set (seeded by name)
-            mask = np.roll(mask, int(np.random.default_rng(sources.name_seed(name)).integers(spec.n_angles // spec.views)))
-        return simulate_ct.from_attenuation(sl.image, spec.n_angles, mask, _sigma(spec), rng, with_target)
-    return simulate_image.from_magnitude(sl.image, operator, _sigma(spec), rng, with_target)
+        mask = view_mask(make_spec.n_angles, make_spec.views, make_spec.view_kind)
+        if make_spec.view_kind == "sparse":  # each volume its own rotation of the view set (seeded by name)
+            mask = np.roll(mask, int(np.random.default_rng(sources.name_seed(name)).integers(make_spec.n_angles // make_spec.views)))
+        return simulate_ct.from_attenuation(sl.image, make_spec.n_angles, mask, _sigma(make_spec), rng, with_target)
+    return simulate_image.from_magnitude(sl.image, operator, _sigma(make_spec), rng, with_target)
 
 
-def _maps_device(spec: MakeSpec) -> str:
-    """torch ESPIRiT runs on the spec's device; sigpy on the CPU, as it always has here (no cupy)."""
-    return spec.device if spec.maps == "torch" else "cpu"
+def _maps_device(make_spec: MakeSpec) -> str:
+    """torch ESPIRiT runs on the make_spec's device; sigpy on the CPU, as it always has here (no cupy)."""
+    return make_spec.device if make_spec.maps == "torch" else "cpu"
 
 
 DEFAULT_DENOISING_SIGMA = 0.2  # --corruption noise without --sigma-n: the DSD papers' middle setting
 
 
-def _sigma(spec: MakeSpec):
+def _sigma(make_spec: MakeSpec):
     """The noise to simulate: the user's, else 0.2 for denoising (noise is the corruption), else none."""
-    if spec.sigma_n is not None:
-        return spec.sigma_n
-    return DEFAULT_DENOISING_SIGMA if spec.modality == "image" and spec.corruption == "noise" else 0.0
+    if make_spec.sigma_n is not None:
+        return make_spec.sigma_n
+    return DEFAULT_DENOISING_SIGMA if make_spec.modality == "image" and make_spec.corruption == "noise" else 0.0
 
 
-def _from_file_kspace(spec, name: str, index: int, sl, mask, with_target: bool) -> dict:
+def _from_file_kspace(make_spec, name: str, index: int, sl, mask, with_target: bool) -> dict:
     """`simulate_mri.from_kspace` of a file's slice, read without its finiteness pass: NaN or Inf anywhere
     that matters reach the (cropped, compressed, smaller) stored measurements or make a step fail, and only
     then is the raw slice checked, so the error names the cause; good data pay one pass over the output."""
@@ -339,9 +339,9 @@ def _from_file_kspace(spec, name: str, index: int, sl, mask, with_target: bool) 
 
     try:
         out = simulate_mri.from_kspace(sl.kspace, sl.recon_size, mask, measured=sl.file_mask is not None,
-                                       multicoil=sl.multicoil, virtual_coils=spec.virtual_coils,
-                                       sigma_n=spec.sigma_n, with_target=with_target,
-                                       maps_method=spec.maps, device=_maps_device(spec))
+                                       multicoil=sl.multicoil, virtual_coils=make_spec.virtual_coils,
+                                       sigma_n=make_spec.sigma_n, with_target=with_target,
+                                       maps_method=make_spec.maps, device=_maps_device(make_spec))
     except (ValueError, np.linalg.LinAlgError, RuntimeError):
         if non_finite_input():
             raise InputError(name, f"k-space slice {index} holds NaN or Inf") from None
@@ -353,7 +353,7 @@ def _from_file_kspace(spec, name: str, index: int, sl, mask, with_target: bool) 
     return out
 
 
-def _process_mri(spec, operator, name, index, sl, rng, with_target) -> dict:
+def _process_mri(make_spec, operator, name, index, sl, rng, with_target) -> dict:
     h, w = operator["shape"]
     if sl.kspace is not None and sl.file_mask is not None:
         from rsd_sci.physics.masks import check_mask_fits
@@ -365,13 +365,13 @@ def _process_mri(spec, operator, name, index, sl, rng, with_target) -> dict:
         fm = sl.file_mask.astype(bool)
         mask = LineMask(mask=fm, center=simulate_mri.center_lines_of(fm), acceleration=fm.size / max(fm.sum(), 1))
     else:
-        mask = spec.mask_spec().make((h, w), seed=seed_from_name(name))
+        mask = make_spec.mask_spec().make((h, w), seed=seed_from_name(name))
     if sl.kspace is not None:
-        return _from_file_kspace(spec, name, index, sl, mask, with_target)
+        return _from_file_kspace(make_spec, name, index, sl, mask, with_target)
     maps = None
-    if spec.coils > 1:
+    if make_spec.coils > 1:
         from rsd_sci.physics.coil_maps import birdcage_maps
 
-        maps = birdcage_maps(spec.coils, h, w)
-    return simulate_mri.from_image(sl.image, mask, maps, _sigma(spec), rng, with_target,
-                                   maps_method=spec.maps, device=_maps_device(spec))
+        maps = birdcage_maps(make_spec.coils, h, w)
+    return simulate_mri.from_image(sl.image, mask, maps, _sigma(make_spec), rng, with_target,
+                                   maps_method=make_spec.maps, device=_maps_device(make_spec))

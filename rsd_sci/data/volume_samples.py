@@ -60,17 +60,17 @@ def fastmri_volume(path: str | Path, mask_spec: dict, virtual_coils: int | None 
     from rsd_sci.data.fastmri import FastMRIFile
 
     path = Path(path)
-    spec = make.MakeSpec(modality="mri", source="fastmri", input=str(path), virtual_coils=virtual_coils,
+    make_spec = make.MakeSpec(modality="mri", source="fastmri", input=str(path), virtual_coils=virtual_coils,
                          **{k: v for k, v in dict(accel=mask_spec.get("acceleration"), mask=mask_spec.get("kind"),
                                                   center_fraction=mask_spec.get("center_fraction")).items()
                             if v is not None})
-    spec.validate()
+    make_spec.validate()
     (volume,) = sources.file_volumes("fastmri", "mri", [path], None)
-    operator = make.operator_spec(spec, {"all": [(volume, 0)]})
+    operator = make.operator_spec(make_spec, {"all": [(volume, 0)]})
     samples, file_scale = [], []
     for i in range(volume.n_slices):
         sl = volume.read(i)
-        sample = slice_sample(make, spec, operator, volume.name, i, sl)
+        sample = slice_sample(make, make_spec, operator, volume.name, i, sl)
         sample["index"] = i
         samples.append(sample)
         raw = simulate_mri.crop_readout(sl.kspace.astype(np.complex64), sl.recon_size[0])
@@ -81,7 +81,7 @@ def fastmri_volume(path: str | Path, mask_spec: dict, virtual_coils: int | None 
     return dict(spec=operator, samples=samples, file_scale=np.asarray(file_scale), recon_size=recon_size)
 
 
-def slice_sample(make, spec, operator, name, i, sl) -> dict:
+def slice_sample(make, make_spec, operator, name, i, sl) -> dict:
     """`data make`'s per-slice processing; a slice whose noise level cannot be estimated (too few
     peripheral k-space samples: small files) gets σ_n = 0, which only Tweedie teachers read; other
     problems (e.g. too few calibration lines for ESPIRiT) are InputErrors naming the file."""
@@ -89,12 +89,12 @@ def slice_sample(make, spec, operator, name, i, sl) -> dict:
     import logging
 
     try:
-        return make.process_slice(spec, operator, name, i, sl, False)
+        return make.process_slice(make_spec, operator, name, i, sl, False)
     except ValueError as err:
-        if spec.sigma_n is None and ("estimate sigma" in str(err) or "periphery" in str(err)):
+        if make_spec.sigma_n is None and ("estimate sigma" in str(err) or "periphery" in str(err)):
             logging.getLogger(__name__).info("%s slice %d: %s; using sigma_n = 0", name, i, err)
             try:
-                return make.process_slice(dataclasses.replace(spec, sigma_n=0.0), operator, name, i, sl, False)
+                return make.process_slice(dataclasses.replace(make_spec, sigma_n=0.0), operator, name, i, sl, False)
             except ValueError as again:
                 err = again
         raise InputError(name, str(err)) from None
@@ -123,9 +123,9 @@ def nifti_make_spec(path: str | Path, options: dict):
     center_fraction, coils, size, views, n_angles, view_kind, sigma_n, corruption, ..., seed)."""
     from rsd_sci.data.make import MakeSpec
 
-    spec = MakeSpec(source="nifti", input=str(path), **options)
-    spec.validate()
-    return spec
+    make_spec = MakeSpec(source="nifti", input=str(path), **options)
+    make_spec.validate()
+    return make_spec
 
 
 def check_fits_model(path: str | Path, options: dict, operator: dict) -> None:
@@ -158,27 +158,27 @@ def nifti_volume(path: str | Path, options: dict) -> dict:
     from rsd_sci.data.nifti import normalize_intensity, read_nifti, volume_to_slices
 
     path = Path(path)
-    spec = nifti_make_spec(path, options)
+    make_spec = nifti_make_spec(path, options)
     source = read_nifti(path)
     slices = volume_to_slices(source.data, axis=SLICE_AXIS)
-    p = 1.0 if spec.modality == "ct" else normalize_intensity(np.abs(slices))[1]
-    (volume,) = sources.file_volumes("nifti", spec.modality, [path], spec.size)
-    operator = make.operator_spec(spec, {"all": [(volume, 0)]})
+    p = 1.0 if make_spec.modality == "ct" else normalize_intensity(np.abs(slices))[1]
+    (volume,) = sources.file_volumes("nifti", make_spec.modality, [path], make_spec.size)
+    operator = make.operator_spec(make_spec, {"all": [(volume, 0)]})
     samples, kept = [], []
     for i in range(volume.n_slices):
         sl = volume.read(i)
-        if spec.modality == "mri" and not np.any(sl.image):
+        if make_spec.modality == "mri" and not np.any(sl.image):
             continue
-        sample = slice_sample(make, spec, operator, volume.name, i, sl)
+        sample = slice_sample(make, make_spec, operator, volume.name, i, sl)
         sample["index"] = i
         samples.append(sample)
         kept.append(i)
     if not samples:
         raise InputError(path, "every slice is empty")
-    return dict(spec=operator, samples=samples, kept=kept, n_slices=volume.n_slices, modality=spec.modality,
+    return dict(spec=operator, samples=samples, kept=kept, n_slices=volume.n_slices, modality=make_spec.modality,
                 scale=np.array([s["scale"] for s in samples], np.float64),
                 offset=np.array([s["offset"] for s in samples], np.float64), p=float(p),
-                plane=tuple(slices.shape[1:]), size=spec.size, affine=source.affine, header=source.header)
+                plane=tuple(slices.shape[1:]), size=make_spec.size, affine=source.affine, header=source.header)
 
 
 def to_volume_units(images: torch.Tensor, vol: dict, std: bool = False) -> np.ndarray:

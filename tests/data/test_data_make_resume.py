@@ -140,13 +140,13 @@ def test_changed_input_files_start_over(knee, tmp_path, caplog):
 
 
 def test_an_error_leaves_nothing_and_an_early_interrupt_too(tmp_path):
-    spec = MakeSpec(modality="mri", size=32, n_train=3, n_test=1, center_fraction=0.2)
+    make_spec = MakeSpec(modality="mri", size=32, n_train=3, n_test=1, center_fraction=0.2)
 
     def fail(done, total, where):
         raise ValueError("bad slice")
 
     with pytest.raises(ValueError):
-        make_measurement_set(spec, tmp_path / "set", progress=fail)
+        make_measurement_set(make_spec, tmp_path / "set", progress=fail)
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(Stop):   # before the first volume ends: nothing to keep
         with partial_set.building(tmp_path / "set", "k", {"train": [1], "test": [2]}):

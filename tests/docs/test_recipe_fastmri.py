@@ -29,10 +29,10 @@ def test_the_data_recipe_holds_the_published_preparation():
     from rsd_sci.physics.masks import fastmri_line_mask
 
     options = read_config(DATA)
-    spec = MakeSpec(**options, input="brain/")   # every key a `data make` option MakeSpec takes
-    spec.validate()
-    assert (spec.source, spec.accel, spec.mask, spec.virtual_coils) == ("fastmri", 4, "random", 4)
-    mask = fastmri_line_mask("random", 320, [spec.center_fraction], [4], seed=0)
+    make_spec = MakeSpec(**options, input="brain/")   # every key a `data make` option MakeSpec takes
+    make_spec.validate()
+    assert (make_spec.source, make_spec.accel, make_spec.mask, make_spec.virtual_coils) == ("fastmri", 4, "random", 4)
+    mask = fastmri_line_mask("random", 320, [make_spec.center_fraction], [4], seed=0)
     assert int(mask.center.sum()) == 20          # 20 calibration lines of 320
 
 

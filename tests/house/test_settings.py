@@ -53,10 +53,10 @@ def test_the_flags_defaults_are_the_records():
         elif name not in OWN:
             assert default is None or default == getattr(config, name), name
     make = {p.name: p.default for p in COMMANDS["data"].commands["make"].params}
-    spec = MakeSpec()
+    make_spec = MakeSpec()
     for name, default in make.items():
         if name not in OWN and name != "device":   # device: auto, resolved where --maps torch runs
-            assert default == getattr(spec, name), name
+            assert default == getattr(make_spec, name), name
 
 
 def test_every_preset_names_what_the_record_leaves_to_it():
@@ -77,10 +77,10 @@ def test_the_defaults_a_help_text_quotes_are_the_records():
     from rsd_sci.posterior.reconstruct import DEFAULT_STEPS
 
     helps = {p.name: p.help for p in COMMANDS["train"].params}
-    spec = MakeSpec()
+    make_spec = MakeSpec()
     for name, value in (("alpha", ALPHA), ("sigma_init", SIGMA_INIT), ("t_max", T_MAX),
                         ("adps_steps", DEFAULT_STEPS["adps"]), ("generator_steps", DEFAULT_STEPS["generator"]),
-                        ("checkpoint_every", TrainConfig.checkpoint_every), ("accel", spec.accel),
-                        ("center_fraction", spec.center_fraction), ("coils", spec.coils), ("views", spec.views),
-                        ("p", spec.p)):
+                        ("checkpoint_every", TrainConfig.checkpoint_every), ("accel", make_spec.accel),
+                        ("center_fraction", make_spec.center_fraction), ("coils", make_spec.coils), ("views", make_spec.views),
+                        ("p", make_spec.p)):
         assert re.search(rf"[( ]{re.escape(f'{value:g}')}[);]", helps[name]), (name, helps[name])
