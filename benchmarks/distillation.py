@@ -69,6 +69,7 @@ VARIANTS = {   # the settings each variant changes (TrainConfig keys); the rest 
     "gan-100": {"gan_weight": 100.0},     # the SiD term's gradient is ~3e4 times an untrained critic's
     "gan-1000": {"gan_weight": 1000.0},
     "gan-10000": {"gan_weight": 10000.0},
+    "gan-10000-rates-x2": {"gan_weight": 10000.0, "g_lr": 1.2e-4, "fake_lr": 3e-4},   # the critic at 2x tiny's rates
     "fake2-gan-1000": {"fake_updates": 2, "gan_weight": 1000.0},
     "full-gan-10000": {"loss_space": "full", "gan_weight": 10000.0},
     "full-gan-30000": {"loss_space": "full", "gan_weight": 30000.0},
