@@ -74,8 +74,9 @@ def reconstruct(
         fail(f"--method {method} needs --model (a run directory or model file)")
     from cli.progress import progress_bar
     from rsd_sci.apps import reconstruct_files as rf
+    from rsd_sci.apps.reconstruct_plan import plan_outputs
 
-    plan = rf.plan_outputs(input, out, method, model, n_samples, force)
+    plan = plan_outputs(input, out, method, model, n_samples, force)
     done = rf.reconstruct_inputs(plan, method, device, modality, progress=progress_bar,
                                  flags=dict(accel=accel, mask=mask, center_fraction=center_fraction, views=views,
                                             virtual_coils=virtual_coils),

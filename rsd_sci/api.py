@@ -110,8 +110,9 @@ def read_scan(path: str | Path, model: Model | None = None, modality: str | None
     """
     from rsd_sci.data.volume_samples import check_fits_model
     from rsd_sci.apps import reconstruct_files as fr
+    from rsd_sci.apps.reconstruct_plan import input_kind
 
-    kind, _ = fr.input_kind(Path(path))
+    kind, _ = input_kind(Path(path))
     if kind == "set":
         raise InputError(path, "is a measurement set: read it with read_measurements")
     if Path(path).is_dir():
