@@ -70,6 +70,8 @@ VARIANTS = {   # the settings each variant changes (TrainConfig keys); the rest 
     "gan-1000": {"gan_weight": 1000.0},
     "gan-10000": {"gan_weight": 10000.0},
     "gan-10000-rates-x2": {"gan_weight": 10000.0, "g_lr": 1.2e-4, "fake_lr": 3e-4},   # the critic at 2x tiny's rates
+    "adm-1000": {"gan_weight": 10000.0, "adm_weight": 1000.0},     # the aligner beside the critic
+    "adm-10000": {"gan_weight": 10000.0, "adm_weight": 10000.0},
     "fake2-gan-1000": {"fake_updates": 2, "gan_weight": 1000.0},
     "full-gan-10000": {"loss_space": "full", "gan_weight": 10000.0},
     "full-gan-30000": {"loss_space": "full", "gan_weight": 30000.0},

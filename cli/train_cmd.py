@@ -42,6 +42,9 @@ def train(
                                               "only, the generator frozen (preset's)."),
     gan_weight: Optional[float] = typer.Option(None, help="Distill: weight of a critic of real against synthetic "
                                                "measurements in the generator loss (preset's; 0: none)."),
+    adm_weight: Optional[float] = typer.Option(None, help="Distill: weight of a critic of the teacher's against "
+                                               "the fake score's predictions in the generator loss (preset's; "
+                                               "0: none)."),
     g_lr: Optional[float] = typer.Option(None, help="Distill: generator learning rate (preset's)."),
     fake_lr: Optional[float] = typer.Option(None, help="Distill: fake-score learning rate (preset's)."),
     evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Stage all: end with samples, reconstructions of "
@@ -84,7 +87,8 @@ def train(
     settings = dict(modality=modality, stage=stage, data=data, teacher=teacher, preset=preset, steps=steps,
                     batch=batch, lr=lr, device=device, precision=precision, seed=seed, distill_steps=distill_steps,
                     alpha=alpha, sigma_init=sigma_init, t_max=t_max, loss_space=loss_space, sigma_floor=sigma_floor,
-                    fake_updates=fake_updates, fake_warmup=fake_warmup, gan_weight=gan_weight, g_lr=g_lr,
+                    fake_updates=fake_updates, fake_warmup=fake_warmup, gan_weight=gan_weight, adm_weight=adm_weight,
+                    g_lr=g_lr,
                     fake_lr=fake_lr, evaluate=evaluate, eval_slices=eval_slices, adps_steps=adps_steps,
                     generator_steps=generator_steps, checkpoint_every=checkpoint_every,
                     loader_workers=loader_workers)

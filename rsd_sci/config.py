@@ -92,6 +92,9 @@ class TrainConfig:
     fake_warmup: int | None = setting(preset=0)
     # weight of the measurement critic's term (0: no critic, as published)
     gan_weight: float | None = setting(preset=0.0, low=0.0, low_open=False)
+    # weight of the aligner's term: a critic of the teacher's against the fake score's predictions (0: none,
+    # as published)
+    adm_weight: float | None = setting(preset=0.0, low=0.0, low_open=False)
 
     # the evaluation (rsd_sci.apps.evaluate)
     evaluate: bool = setting(True, resumable=True)   # stage all: end with samples, reconstructions, metrics, report

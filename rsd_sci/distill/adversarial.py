@@ -71,6 +71,16 @@ def critic_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.T
     return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
 
 
+def critic_update(critic: nn.Module, opt: torch.optim.Optimizer, real: torch.Tensor, fake: torch.Tensor) -> float:
+    """One step of a critic (or its DDP wrapper) on L_C, real against fake inputs (detached here); its loss."""
+    loss = critic_loss(critic(real.detach()), critic(fake.detach()))
+    opt.zero_grad(set_to_none=True)
+    if torch.isfinite(loss):
+        loss.backward()
+        opt.step()
+    return float(loss.detach())
+
+
 def adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     """L_adv = mean softplus(−C(ṽ)): the generator's non-saturating term (a scalar)."""
     return F.softplus(-fake_logits).mean()

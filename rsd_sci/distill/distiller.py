@@ -20,6 +20,8 @@ loss are dropped (NaN filtering) in both updates.
 With a critic (`rsd_sci.distill.adversarial`, gan_weight > 0): the fake-score update also takes one
 critic step on its batch's real data images R(y) against R(ỹ) of the same operators, and the generator
 loss adds gan_weight·softplus(−C(R(A x_g + σ_n·n))) on the generator update's operators.
+With an aligner (`rsd_sci.distill.alignment`, adm_weight > 0): the generator loss adds
+adm_weight·softplus(−C_A(f_ψ)) at its x_t, then the aligner takes one step on f_φ against f_ψ there.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from torch import nn
 
 from rsd_sci.diffusion.losses import sample_sigma, teacher_loss
 from rsd_sci.diffusion.precond import SIGMA_DATA
-from rsd_sci.distill.adversarial import adversarial_loss, critic_loss
+from rsd_sci.distill.adversarial import adversarial_loss, critic_update
+from rsd_sci.distill.alignment import critic_input
 from rsd_sci.distill.losses import (ALPHA, SIGMA_INIT, T_MAX, finite_mean, generator_loss, generator_sigma,
                                     measure)
 from rsd_sci.keyed_random import FurtherDraw, Stream
@@ -52,6 +55,7 @@ class DistillSettings:
                                        # images x_g, f_φ, f_ψ ("full", as the published MRI code does)
     sigma_floor: float = 0.0           # t drawn from [t(σ_floor), t_max/1000]: no σ_t below σ_floor
     gan_weight: float = 0.0            # weight of the critic's term in the generator loss (0: no critic)
+    adm_weight: float = 0.0            # weight of the aligner's term in the generator loss (0: no aligner)
 
 
 def generate(G: nn.Module, m: Measurement, draws, sigma_init: float = SIGMA_INIT,
@@ -76,14 +80,17 @@ class Distiller:
     to call for the updates that train them (e.g. DDP wrappers; default the modules themselves);
     generator_input(m, z_image) -> (z_in, cond): replaces the family's input rule (the theory check's
     linear generator takes z); critic, critic_opt (critic_train: its DDP wrapper): the measurement
-    critic and its optimiser when settings.gan_weight > 0.
+    critic and its optimiser when settings.gan_weight > 0; aligner, aligner_opt (aligner_train): the
+    prediction critic and its optimiser when settings.adm_weight > 0.
     """
 
     def __init__(self, teacher, fake: nn.Module, generator: nn.Module, fake_opt: torch.optim.Optimizer,
                  g_opt: torch.optim.Optimizer, settings: DistillSettings | None = None, *,
                  fake_train: nn.Module | None = None, generator_train: nn.Module | None = None,
                  generator_input: Callable | None = None, critic: nn.Module | None = None,
-                 critic_opt: torch.optim.Optimizer | None = None, critic_train: nn.Module | None = None):
+                 critic_opt: torch.optim.Optimizer | None = None, critic_train: nn.Module | None = None,
+                 aligner: nn.Module | None = None, aligner_opt: torch.optim.Optimizer | None = None,
+                 aligner_train: nn.Module | None = None):
         self.teacher = teacher
         self.fake, self.generator = fake, generator
         self.fake_train, self.generator_train = fake_train or fake, generator_train or generator
@@ -91,8 +98,11 @@ class Distiller:
         self.settings = settings or DistillSettings()
         self.generator_input = generator_input
         self.critic, self.critic_opt, self.critic_train = critic, critic_opt, critic_train or critic
+        self.aligner, self.aligner_opt, self.aligner_train = aligner, aligner_opt, aligner_train or aligner
         if (critic is None) != (self.settings.gan_weight == 0):
             raise ValueError("a critic and its optimiser go with gan_weight > 0, and only with it")
+        if (aligner is None) != (self.settings.adm_weight == 0):
+            raise ValueError("an aligner and its optimiser go with adm_weight > 0, and only with it")
         teacher.denoiser.requires_grad_(False)
 
     def _autocast(self, device: torch.device):
@@ -126,17 +136,9 @@ class Distiller:
             grad_norm = torch.tensor(float("nan"))
         out = dict(fake_loss=float(loss.detach()), fake_grad_norm=float(grad_norm), fake_dropped=dropped)
         if self.critic is not None:
-            out |= self.critic_step(m.network_input(), synthetic.network_input())
+            out["critic_loss"] = critic_update(self.critic_train, self.critic_opt, m.network_input(),
+                                               synthetic.network_input())   # R(y) against R(ỹ)
         return out
-
-    def critic_step(self, real: torch.Tensor, fake: torch.Tensor) -> dict:
-        """One update of the critic: real data images R(y) against synthetic ones R(ỹ), (B, C, H, W)."""
-        loss = critic_loss(self.critic_train(real.detach()), self.critic_train(fake.detach()))
-        self.critic_opt.zero_grad(set_to_none=True)
-        if torch.isfinite(loss):
-            loss.backward()
-            self.critic_opt.step()
-        return dict(critic_loss=float(loss.detach()))
 
     def generator_step(self, m: Measurement, draws) -> dict:
         """One update of the generator through the teacher and the (frozen) fake score."""
@@ -152,6 +154,7 @@ class Distiller:
         with self._autocast(device):
             f_teacher = self.teacher.denoiser(x_t, sigma_t, cond)
             f_fake = self.fake(x_t, sigma_t, cond)
+        seen = m.identifiable if s.loss_space == "full" else view.reproject
         if s.loss_space == "full":   # x_g itself against the full x0-predictions, where anything is measured
             losses = generator_loss(f_teacher.float(), f_fake.float(), m.identifiable(x_g.float()),
                                         m.identifiable, s.alpha)
@@ -164,10 +167,16 @@ class Distiller:
                                 lambda shape: draws.normal(shape, Stream.DISTILL_CRITIC_NOISE))
             adversarial = adversarial_loss(self.critic(m.with_y(synthetic).network_input()))
             total, out = total + s.gan_weight * adversarial, dict(g_adversarial=float(adversarial.detach()))
+        if self.aligner is not None:
+            real, fake = critic_input(seen(f_teacher.float()), sigma_t), critic_input(seen(f_fake.float()), sigma_t)
+            alignment = adversarial_loss(self.aligner(fake))
+            total, out = total + s.adm_weight * alignment, out | dict(g_alignment=float(alignment.detach()))
         self.g_opt.zero_grad(set_to_none=True)
         if torch.isfinite(total):
             total.backward(inputs=list(self.generator.parameters()))
             self.g_opt.step()
+        if self.aligner is not None:   # the teacher's predictions against the fake score's
+            out["aligner_loss"] = critic_update(self.aligner_train, self.aligner_opt, real, fake)
         return dict(g_loss=float(loss.detach()), g_dropped=dropped) | out
 
     def iteration(self, m_fake: Measurement, m_gen: Measurement, draws_fake, draws_gen) -> dict:

@@ -54,6 +54,7 @@ from rsd_sci.config import TrainConfig
 from rsd_sci.data.batch_stream import resolve_workers, step_batches
 from rsd_sci.data.batches import load_batch
 from rsd_sci.data.measurement_set import open_measurement_set
+from rsd_sci.distill import alignment
 from rsd_sci.distill.adversarial import MeasurementCritic
 from rsd_sci.distill.distiller import Distiller, DistillSettings, generate
 from rsd_sci.distill.draws import KeyedDraws
@@ -88,7 +89,8 @@ def loss_space_of(cfg: TrainConfig, family) -> str:
 
 def settings_of(cfg: TrainConfig, bf16: bool) -> DistillSettings:
     return DistillSettings(alpha=cfg.alpha, sigma_init=cfg.sigma_init, t_max=cfg.t_max, bf16=bf16,
-                           loss_space=cfg.loss_space, sigma_floor=cfg.sigma_floor, gan_weight=cfg.gan_weight)
+                           loss_space=cfg.loss_space, sigma_floor=cfg.sigma_floor, gan_weight=cfg.gan_weight,
+                           adm_weight=cfg.adm_weight)
 
 
 def synthetic_measurements(G, m: Measurement, seed: int, sigma_init: float,
@@ -185,13 +187,21 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
         torch.manual_seed(cfg.seed)
         critic = MeasurementCritic(heldout.network_input().shape[1:]).to(info.device)
         critic_opt = torch.optim.Adam(critic.parameters(), lr=cfg.fake_lr, betas=(0.0, 0.999))
+    aligner = aligner_opt = None
+    if cfg.adm_weight > 0:   # the prediction critic (rsd_sci.distill.alignment), trained at the fake rate
+        torch.manual_seed(cfg.seed + 1)
+        aligner = MeasurementCritic(alignment.input_shape(heldout.network_input().shape[1:])).to(info.device)
+        aligner_opt = torch.optim.Adam(aligner.parameters(), lr=cfg.fake_lr, betas=(0.0, 0.999))
     distiller = Distiller(teacher, fake, G, fake_opt, g_opt, settings,
                           fake_train=distributed.wrap_ddp(fake, info), generator_train=distributed.wrap_ddp(G, info),
                           critic=critic, critic_opt=critic_opt,
-                          critic_train=None if critic is None else distributed.wrap_ddp(critic, info))
+                          critic_train=None if critic is None else distributed.wrap_ddp(critic, info),
+                          aligner=aligner, aligner_opt=aligner_opt,
+                          aligner_train=None if aligner is None else distributed.wrap_ddp(aligner, info))
     state_path = run_dir / "checkpoints" / "distill" / "state.pt"
     parts = dict(fake=fake, generator=G, ema=ema, fake_opt=fake_opt, g_opt=g_opt, best=best)
     parts |= {} if critic is None else dict(critic=critic, critic_opt=critic_opt)
+    parts |= {} if aligner is None else dict(aligner=aligner, aligner_opt=aligner_opt)
     start = checkpoint.resume_stage(state_path, cfg.distill_steps, **parts)
     if start:
         log.info("resumed the distillation at iteration %d from %s", start, state_path)
@@ -227,7 +237,8 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
                        fake_loss=fake_loss, g_loss=g_loss, fake_grad_norm=stats["fake_grad_norm"],
                        dropped=stats["fake_dropped"] + stats["g_dropped"], lr=cfg.g_lr,
                        images_per_s=B / max(now - clock["t"], 1e-9), memory_gb=peak_memory_gb(info.device))
-        metrics |= {k: stats[k] for k in ("critic_loss", "g_adversarial") if k in stats}   # with a critic
+        metrics |= {k: stats[k] for k in ("critic_loss", "g_adversarial", "aligner_loss", "g_alignment")
+                    if k in stats}   # with a critic, an aligner
         clock["t"] = now
         scheduled = (step + 1) % cfg.heldout_every == 0
         if scheduled or step + 1 == cfg.distill_steps:

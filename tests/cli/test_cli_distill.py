@@ -114,6 +114,17 @@ def test_fake_warmup_holds_the_generator_and_the_critic_trains(run, tmp_path):
     assert last["critic_loss"] > 0 and last["g_loss"] == 0.0
 
 
+def test_the_aligner_trains_beside_the_generator(run, tmp_path):
+    """--adm-weight: the aligner's loss and the generator's alignment term are logged, the weight saved."""
+    out = tmp_path / "adm"
+    ok("train", "--modality", "mri", "--stage", "distill", "--teacher", run / "teacher.safetensors", "--out", out,
+       "--distill-steps", 1, "--adm-weight", 100, *TINY)
+    _, meta = load_safetensors(out / "generator.safetensors")
+    assert meta["config"]["adm_weight"] == 100
+    last = [r for r in read_log(out / "log.jsonl") if r["stage"] == "distill"][-1]
+    assert last["aligner_loss"] > 0 and last["g_alignment"] > 0
+
+
 def test_teacher_of_another_modality_is_refused(run, tmp_path):
     r = cli("train", "--modality", "ct", "--stage", "distill", "--teacher", run / "teacher.safetensors",
             "--out", tmp_path / "ct", *TINY)

@@ -242,3 +242,33 @@ def test_the_measurement_critic_alone_pulls_the_generator_towards_the_data():
     assert float((G.image.detach() - truth).abs().mean()) < 0.5 * start
     with pytest.raises(ValueError, match="gan_weight"):
         Distiller(teacher, fake, G, d.fake_opt, d.g_opt, DistillSettings(gan_weight=1.0))
+
+
+def test_the_aligner_moves_the_generator_through_the_fake_score_and_learns():
+    """With the SiD term off (g_loss_scale 0), the aligner's term alone gives the generator a gradient
+    (through f_ψ(x_t) and x_t: the fake score is frozen in that update), and the aligner takes its own
+    step on the teacher's predictions against the fake score's; no aligner without its weight."""
+    from rsd_sci.diffusion.model import build_model
+    from rsd_sci.distill import alignment
+    from rsd_sci.distill.adversarial import MeasurementCritic
+    from rsd_sci.distill.distiller import DistillSettings
+
+    spec = {"family": "image", "shape": [8, 8], "corruption": "noise"}
+    network = {"features": (8, 8), "num_res_blocks": 1, "attention_levels": (False, False),
+               "num_head_channels": 8, "norm_num_groups": 4}
+    torch.manual_seed(0)
+    teacher, fake = build_model(spec, network, 0.05), build_model(spec, network, 0.05).denoiser
+    G = _FixedImage((1, 1, 8, 8))
+    aligner = MeasurementCritic(alignment.input_shape((1, 8, 8)), channels=(8, 16))
+    before = [p.detach().clone() for p in aligner.parameters()]
+    d = Distiller(teacher, fake, G, torch.optim.Adam(fake.parameters(), lr=1e-3),
+                  torch.optim.SGD(G.parameters(), lr=0.0), DistillSettings(g_loss_scale=0.0, adm_weight=1.0),
+                  aligner=aligner, aligner_opt=torch.optim.Adam(aligner.parameters(), lr=1e-3))
+    m = teacher.family.measure({"y": torch.zeros(4, 1, 8, 8), "sigma_n": torch.full((4,), 0.05)})
+    metrics = d.generator_step(m, GeneratorDraws(4, torch.Generator().manual_seed(0)))
+    assert metrics["aligner_loss"] > 0 and metrics["g_alignment"] > 0
+    assert float(G.image.grad.abs().max()) > 0
+    assert any(not torch.equal(p, q) for p, q in zip(aligner.parameters(), before))
+    assert all(p.grad is None for p in fake.parameters())
+    with pytest.raises(ValueError, match="adm_weight"):
+        Distiller(teacher, fake, G, d.fake_opt, d.g_opt, DistillSettings(adm_weight=1.0))
