@@ -40,6 +40,13 @@ class DataSpace(Measurement):
         model the corrupted images A x."""
         return self.spec["corruption"] == "noise"
 
+    @property
+    def consistency_steps(self) -> int:
+        """1 for down-sampling (A^T A = f⁻²·P with P the block-mean projection: one CG step makes the
+        block means y's and keeps the generator's detail within each block), 0 for noise and blur (a
+        solve would fit the noise or the blur back in)."""
+        return 1 if self.spec["corruption"] == "downsample" else 0
+
     def metric_view(self, images: np.ndarray, offset) -> np.ndarray:
         """Images smaller than the clean size (down-sampling: the data and the teacher's samples)
         up-sampled to it by pixel repetition, as `Downsample.R`, so they are compared on one grid."""

@@ -15,10 +15,10 @@ minimises per sample
 
 from z_0 keyed N(0, I), then finishes with data consistency: `dc_steps` conjugate-gradient steps on
 A^H A x = A^H y from x_g(z) (`rsd_sci.posterior.data_consistency`; default the family's
-`consistency_steps`: 1 for single-coil MRI and pixel masks, where it puts the measured rows back exactly,
-10 for multi-coil MRI and CT, 0 for data spaces), and returns the result, (B, C, H, W) in network
-channels (`iters=0` starts from x_g(z_0)). Without the last step the result could never leave the
-generator's range. For data spaces A is the corruption (blur, down-sampling, or I): the generator's
+`consistency_steps`: 1 for single-coil MRI, pixel masks and down-sampling, where it puts the measured
+rows (block means) back exactly, 10 for multi-coil MRI and CT, 0 for noise and blur), and returns the
+result, (B, C, H, W) in network channels (`iters=0` starts from x_g(z_0)). Without the last step the
+result could never leave the generator's range. For noise and blur A is I or the blur: the generator's
 images are clean, and a solve would fit the noise or the blur back in.
 
 lam: the MAP objective ‖P_M(A x_g − y)‖²/(2σ_n²) + ‖z‖²/2 is this one with lam = σ_n²·dim(z)/|M|, tiny for

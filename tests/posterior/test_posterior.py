@@ -247,6 +247,19 @@ def test_generator_prior_ends_consistent_with_the_measured_lines(mri_teacher):
     assert not torch.allclose(fft2c(raw)[measured], m.y[measured], atol=1e-2)
 
 
+def test_generator_prior_ends_with_the_block_means_of_a_down_sampled_image():
+    """Down-sampling ×2: the finish (the family's one CG step) makes every 2×2 block's mean y's and keeps
+    the generator's detail within each block; noise and blur have no finish (it would fit them back in)."""
+    spec = {"family": "image", "shape": [4, 4], "corruption": "downsample", "factor": 2}
+    model = types.SimpleNamespace(denoiser=lambda x, sigma, cond: x / sigma.view(-1, 1, 1, 1))
+    m = family_of(spec).measure({"y": torch.tensor([[[[1.0, -2.0], [0.5, 3.0]]]]), "index": torch.tensor([0])})
+    raw, out = generator_prior(model, m, iters=0, dc_steps=0), generator_prior(model, m, iters=0)
+    assert torch.allclose(m.op.A(out), m.y, atol=1e-5) and not torch.allclose(m.op.A(raw), m.y, atol=1e-2)
+    detail = lambda x: x - torch.repeat_interleave(torch.repeat_interleave(m.op.A(x), 2, -1), 2, -2)
+    assert torch.allclose(detail(out), detail(raw), atol=1e-5)
+    assert [family_of(dict(spec, corruption=c)).consistency_steps for c in ("noise", "blur")] == [0, 0]
+
+
 # -- data consistency by conjugate gradients -------------------------------------------------------------------
 def test_conjugate_gradient_from_zero_is_cg_sense():
     """From x = 0, CG on A^H A x = A^H y is CG-SENSE with λ = 0 (sigpy, the independent reference)."""
