@@ -70,6 +70,11 @@ VARIANTS = {   # the settings each variant changes (TrainConfig keys); the rest 
     "gan-1000": {"gan_weight": 1000.0},
     "gan-10000": {"gan_weight": 10000.0},
     "gan-10000-rates-x2": {"gan_weight": 10000.0, "g_lr": 1.2e-4, "fake_lr": 3e-4},   # the critic at 2x tiny's rates
+    "gan-10000-rates-x3": {"gan_weight": 10000.0, "g_lr": 1.8e-4, "fake_lr": 4.5e-4},
+    "gan-10000-init-1.5": {"gan_weight": 10000.0, "sigma_init": 1.5},
+    "gan-10000-b4": {"gan_weight": 10000.0, "batch": 4},              # half the images per iteration
+    "gan-10000-fake2": {"gan_weight": 10000.0, "fake_updates": 2},
+    "gan-3000": {"gan_weight": 3000.0},
     "adm-1000": {"gan_weight": 10000.0, "adm_weight": 1000.0},     # the aligner beside the critic
     "adm-10000": {"gan_weight": 10000.0, "adm_weight": 10000.0},
     "fake2-gan-1000": {"fake_updates": 2, "gan_weight": 1000.0},
