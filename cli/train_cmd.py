@@ -61,8 +61,8 @@ def train(
                                                  "training process); may change when resuming."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     precision: str = typer.Option("auto", help="Training's network arithmetic: auto (bf16 autocast on CUDA, and for "
-                                  "the distillation on CPUs with AVX512-BF16 or AMX; else float32) | bf16 | "
-                                  "float32."),
+                                  "the distillation and MRI's teacher on CPUs with AVX512-BF16 or AMX; else "
+                                  "float32) | bf16 | float32."),
     seed: int = typer.Option(0, help="Seed of weights, batches and every random draw."),
     accel: Optional[float] = typer.Option(None, help="MRI acceleration R (default 4)."),
     center_fraction: Optional[float] = typer.Option(None, help="MRI fully sampled centre fraction (0.08)."),

@@ -178,7 +178,7 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
     fake_opt = torch.optim.Adam(fake.parameters(), lr=cfg.fake_lr, betas=(0.0, 0.999))
     g_opt = torch.optim.Adam(G.parameters(), lr=cfg.g_lr, betas=(0.0, 0.999))
     cfg = dataclasses.replace(cfg, loss_space=loss_space_of(cfg, teacher.family))
-    settings = settings_of(cfg, bf16=use_bf16(cfg.precision, info.device, "distill"))
+    settings = settings_of(cfg, bf16=use_bf16(cfg.precision, info.device, "distill", cfg.modality))
     heldout_set = test_set or train_set
     heldout = teacher.family.measure(load_batch(heldout_set, range(min(HELDOUT_SAMPLES, len(heldout_set))),
                                                 info.device))

@@ -3,14 +3,15 @@
 Autocast runs the UNet's convolutions and matrix products in bf16 while the physics stays in
 float32/complex64 (`rsd_sci.physics.precision`). `--precision auto`: both stages on CUDA; on a CPU with
 bf16 arithmetic (AVX512-BF16 or AMX in /proc/cpuinfo's flags; elsewhere torch emulates it, slower than
-float32) the distillation only, as the CPU teachers trained under bf16 drew CT further from the clean
-images while the distillation under bf16 did not (docs/method.md, "bf16 on the main job"). The
+float32) the distillation, and the teacher for MRI only: CT teachers trained under bf16 drew further
+from the clean images, MRI teachers did not, and no distillation minded it (docs/method.md, "bf16 on
+the main job"; the image families' teachers were not measured under bf16, so they keep float32). The
 evaluation (samplers, A-DPS, the generator prior) always runs in float32.
 
     >>> cpu = torch.device("cpu")
-    >>> use_bf16("float32", torch.device("cuda"), "teacher"), use_bf16("bf16", cpu, "teacher")
+    >>> use_bf16("float32", torch.device("cuda"), "teacher", "ct"), use_bf16("bf16", cpu, "teacher", "ct")
     (False, True)
-    >>> use_bf16("auto", cpu, "teacher")
+    >>> use_bf16("auto", cpu, "teacher", "ct")
     False
 """
 
@@ -35,9 +36,11 @@ def cpu_bf16_flags() -> tuple[str, ...]:
     return tuple(f for f in BF16_FLAGS if f in flags)
 
 
-def use_bf16(precision: str, device: torch.device, stage: str) -> bool:
-    """Whether `stage` ("teacher" | "distill") on `device` autocasts to bf16 under `precision` ("bf16",
-    "float32", or "auto": CUDA, and the distillation on CPUs with bf16 arithmetic)."""
+def use_bf16(precision: str, device: torch.device, stage: str, modality: str) -> bool:
+    """Whether `stage` ("teacher" | "distill") of a `modality` run on `device` autocasts to bf16 under
+    `precision` ("bf16", "float32", or "auto": CUDA, and on CPUs with bf16 arithmetic the distillation
+    and MRI's teacher)."""
     if precision != "auto":
         return precision == "bf16"
-    return device.type == "cuda" or (device.type == "cpu" and stage == "distill" and bool(cpu_bf16_flags()))
+    cpu_stage = stage == "distill" or modality == "mri"
+    return device.type == "cuda" or (device.type == "cpu" and cpu_stage and bool(cpu_bf16_flags()))

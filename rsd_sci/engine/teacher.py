@@ -85,7 +85,7 @@ def train_teacher(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
     heldout_set = test_set or train_set
     heldout = teacher.family.measure(load_batch(heldout_set, range(min(HELDOUT_SAMPLES, len(heldout_set))),
                                                 info.device))
-    bf16 = use_bf16(cfg.precision, info.device, "teacher")
+    bf16 = use_bf16(cfg.precision, info.device, "teacher", cfg.modality)
     clock = {"t": time.perf_counter()}
     # the batches of steps start.., in the order run_stage calls step_fn, read ahead by the loader workers
     batches = step_batches(train_set.path, cfg.batch, cfg.seed, start, cfg.steps,
