@@ -129,7 +129,7 @@ class TrainConfig:
         for name, least in COUNTS:
             value = getattr(self, name)
             if value is not None and value < least:
-                raise InputError(None, f"--{name} must be at least {least} (got {value})")
+                raise InputError(None, f"--{name.replace('_', '-')} must be at least {least} (got {value})")
         for name, low, high, low_open in NUMBER_RANGES:
             check_range(f"--{name.replace('_', '-')}", getattr(self, name), low, high, low_open)
         if self.loader_workers is not None and self.loader_workers < 0:

@@ -42,6 +42,10 @@ def check_range(flag: str, value, low: float | None = None, high: float | None =
     Traceback (most recent call last):
     ...
     rsd_sci.errors.InputError: --lr must be a finite number (got nan)
+    >>> check_range("--sigma-floor", -1, 0.0, low_open=False)
+    Traceback (most recent call last):
+    ...
+    rsd_sci.errors.InputError: --sigma-floor must be at least 0 (got -1)
     """
     if value is None:
         return
@@ -49,6 +53,6 @@ def check_range(flag: str, value, low: float | None = None, high: float | None =
         raise InputError(None, f"{flag} must be a finite number (got {value!r})")
     too_low = low is not None and (value <= low if low_open else value < low)
     if too_low or (high is not None and value > high):
-        bounds = (f"above {low:g}" if low_open else f"at least {low:g}") if low is not None else ""
-        bounds += (" and " if bounds else "") + (f"at most {high:g}" if high is not None else "")
-        raise InputError(None, f"{flag} must be {bounds} (got {value:g})")
+        bounds = ([] if low is None else [f"above {low:g}" if low_open else f"at least {low:g}"]) + \
+                 ([] if high is None else [f"at most {high:g}"])
+        raise InputError(None, f"{flag} must be {' and '.join(bounds)} (got {value:g})")

@@ -77,8 +77,8 @@ def test_distill_from_another_teacher_file(run, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--stage", "distill", "--teacher", "missing.safetensors"], "no teacher to distil"),
     (["--stage", "distil"], "unknown stage"),
-    (["--distill-steps", "0"], "--distill_steps must be at least 1"),
-    (["--fake-updates", "0"], "--fake_updates must be at least 1"),
+    (["--distill-steps", "0"], "--distill-steps must be at least 1"),
+    (["--fake-updates", "0"], "--fake-updates must be at least 1"),
     (["--loss-space", "pixels"], "--loss-space must be auto, projected or full"),
     (["--sigma-floor", "-0.1"], "--sigma-floor must be at least 0"),
 ])
