@@ -185,7 +185,8 @@ def resume_stage(path: str | Path, total_steps: int, **parts) -> int:
     state = _first_readable(found)
     try:
         for name, part in parts.items():
-            part.load_state_dict(state[name])
+            if name in state or not getattr(part, "optional", False):   # optional: older checkpoints lack it
+                part.load_state_dict(state[name])
         set_rng_state(state["rng"])
         step = int(state["step"])
     except KeyError as err:

@@ -148,6 +148,26 @@ def heldout_signals(G, m: Measurement, chunks, seed: int, sigma_init: float) -> 
     return dict(heldout_sw=float(sw), measurement_spectrum=spectrum, selection_signal=math.sqrt(float(sw) * spectrum))
 
 
+class TeacherRecord:
+    """The distillation checkpoint's record of its teacher: the digest of the teacher's weights, so a
+    resume from another teacher (`--teacher` may change between sessions) is refused rather than mixing
+    a fake score and generator copied from one teacher with the loss of another. Checkpoints written
+    before the record resume unchecked (`optional`)."""
+
+    optional = True
+
+    def __init__(self, path: Path, weights: dict):
+        self.path, self.digest = path, checkpoint.content_digest(weights)
+
+    def state_dict(self) -> dict:
+        return {"weights": self.digest}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("weights") != self.digest:
+            raise InputError(self.path, "is not the teacher this run's distillation started from: distil it "
+                                        "with a new --out")
+
+
 def teacher_path(cfg: TrainConfig, run_dir: Path) -> Path:
     path = Path(cfg.teacher) if cfg.teacher else run_dir / "teacher.safetensors"
     if not path.is_file():
@@ -199,7 +219,8 @@ def train_distill(cfg: TrainConfig, run_dir: Path, data_dir: Path, info: distrib
                           aligner=aligner, aligner_opt=aligner_opt,
                           aligner_train=None if aligner is None else distributed.wrap_ddp(aligner, info))
     state_path = run_dir / "checkpoints" / "distill" / "state.pt"
-    parts = dict(fake=fake, generator=G, ema=ema, fake_opt=fake_opt, g_opt=g_opt, best=best)
+    parts = dict(fake=fake, generator=G, ema=ema, fake_opt=fake_opt, g_opt=g_opt, best=best,
+                 teacher=TeacherRecord(source, teacher.denoiser.state_dict()))
     parts |= {} if critic is None else dict(critic=critic, critic_opt=critic_opt)
     parts |= {} if aligner is None else dict(aligner=aligner, aligner_opt=aligner_opt)
     start = checkpoint.resume_stage(state_path, cfg.distill_steps, **parts)

@@ -68,6 +68,22 @@ def test_a_run_from_an_older_version_resumes_with_the_presets_new_settings(run, 
     assert read_log(old / "log.jsonl")[-1]["step"] == 4
 
 
+def test_a_distillation_resumed_from_another_teacher_is_refused(run, tmp_path):
+    """--teacher may change between sessions, but not to another teacher than the checkpoint's."""
+    from rsd_sci.engine.checkpoint import export_safetensors
+
+    state, meta = load_safetensors(run / "teacher.safetensors")
+    other = tmp_path / "other.safetensors"
+    meta = {k: v for k, v in meta.items() if k not in ("format", "rsd_sci_version")}
+    export_safetensors(other, {k: v + 0.01 if v.is_floating_point() else v for k, v in state.items()}, meta)
+    args = ("train", "--modality", "mri", "--stage", "distill", "--data", run / "data", "--out", tmp_path / "d",
+            "--preset", "tiny", "--batch", 4)
+    ok(*args, "--teacher", run / "teacher.safetensors", "--distill-steps", 1)
+    r = cli(*args, "--teacher", other, "--distill-steps", 2)
+    assert r.exit_code == 2 and "is not the teacher this run's distillation started from" in r.output
+    assert str(other) in r.output
+
+
 def test_distill_from_another_teacher_file(run, tmp_path):
     ok("train", "--modality", "mri", "--stage", "distill", "--teacher", run / "teacher.safetensors",
        "--data", run / "data", "--out", tmp_path / "d", "--distill-steps", 1, "--preset", "tiny", "--batch", 4)
