@@ -47,29 +47,33 @@ def test_sigterm_while_building_a_set_keeps_only_the_volumes_written(tmp_path):
     assert sorted(q.name for q in partial.iterdir()) == ["progress.json", "train.h5"]
 
 
-def test_a_sigterm_swallowed_by_a_finalizer_still_stops_at_the_next_progress_update(monkeypatch, capsys):
+@pytest.mark.parametrize("signum, raised", [(signal.SIGTERM, "Terminated"), (signal.SIGINT, "KeyboardInterrupt")])
+def test_a_signal_swallowed_by_a_finalizer_still_stops_at_the_next_progress_update(monkeypatch, capsys, signum, raised):
     """The handler's exception is dropped when the signal lands in a `__del__` (the CI failure: inside
-    a WeakValueDictionary callback, data make then finished and exited 0); the flag stops it later."""
+    a WeakValueDictionary callback, data make then finished and exited 0); the flag stops it later.
+    Ctrl-C (SIGINT) takes the path of SIGTERM and is raised again as KeyboardInterrupt."""
     from cli import errors
     from cli.progress import progress_bar
 
-    previous = signal.getsignal(signal.SIGTERM)
+    expected = errors.Terminated if raised == "Terminated" else KeyboardInterrupt
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)
     monkeypatch.setattr(errors, "_signal_received", None)
 
     class SignalledWhileCollected:
         def __del__(self):
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signum)
             for _ in range(1000):   # the handler runs here, between bytecodes, and its raise is dropped
                 pass
 
     try:
         errors.stop_on_sigterm()
         SignalledWhileCollected()
-        with progress_bar("work") as update, pytest.raises(errors.Terminated):
+        with progress_bar("work") as update, pytest.raises(expected):
             update(1, 2)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     assert "Exception ignored" not in capsys.readouterr().err
 
 

@@ -1,26 +1,18 @@
 """`rsd-sci data make` on file sources (fastMRI, NIfTI, LoDoPaB) written by the tests, in-process."""
 
+import functools
+
 import h5py
 import nibabel as nib
 import numpy as np
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from cli.app import app
+from tests.support import cli_runner
 from tests.support.fastmri_schema import ifft2c, make_fastmri_kspace, write_fastmri_file
 
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(app, ["data", "make", *map(str, args)])
-
-
-def ok(*args):
-    r = run(*args)
-    assert r.exit_code == 0, r.output
-    return r
+run = functools.partial(cli_runner.cli, "data", "make")   # `rsd-sci data make ARGS`
+ok = functools.partial(cli_runner.ok, "data", "make")
 
 
 @pytest.fixture(scope="module")

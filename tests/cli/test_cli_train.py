@@ -1,5 +1,6 @@
 """`rsd-sci train` (mostly --stage teacher) on small phantoms, in-process (one torchrun run in a subprocess)."""
 
+import functools
 import os
 import subprocess
 import sys
@@ -8,9 +9,8 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
-from typer.testing import CliRunner
 
-from cli.app import app
+from tests.support import cli_runner
 from rsd_sci.data.batches import load_batch
 from rsd_sci.data.measurement_set import open_measurement_set
 from rsd_sci.diffusion.model import build_model
@@ -18,27 +18,19 @@ from rsd_sci.engine.runlog import read_log
 from rsd_sci.engine.model import load_model
 from rsd_sci.engine.teacher import heldout_loss
 
-runner = CliRunner()
 SMALL = ["--stage", "teacher", "--size", "32", "--n-train", "16", "--n-test", "8", "--preset", "tiny", "--batch", "4",
          "--center-fraction", "0.2"]
 
 
-def train(*args):
-    return runner.invoke(app, ["train", *map(str, args)])
-
-
-def ok(*args):
-    r = train(*args)
-    assert r.exit_code == 0, r.output
-    return r
+train = functools.partial(cli_runner.cli, "train")   # `rsd-sci train ARGS`
+ok = functools.partial(cli_runner.ok, "train")
 
 
 @pytest.fixture(scope="module")
 def mri_set(tmp_path_factory):
     out = tmp_path_factory.mktemp("sets") / "mri"
-    r = runner.invoke(app, ["data", "make", "--out", str(out), "--size", "32", "--n-train", "16", "--n-test",
-                            "8", "--center-fraction", "0.2"])
-    assert r.exit_code == 0, r.output
+    cli_runner.ok("data", "make", "--out", out, "--size", "32", "--n-train", "16", "--n-test", "8",
+                  "--center-fraction", "0.2")
     return out
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import struct
 import sys
 from pathlib import Path
@@ -133,33 +132,6 @@ def test_an_unbounded_value_is_not_echoed_whole(runs, tmp_path):
     r = cli("sample", "--model", runs / "mri", "--sampler", "x" * 10**7, "--out", tmp_path / "s.npy")
     _one_line(r, "unknown sampler 'xxx")
     assert len(r.output) < 400 and " ... " in r.output, len(r.output)
-
-
-def test_a_ctrl_c_swallowed_by_a_finalizer_still_stops_at_the_next_progress_update(monkeypatch, capsys):
-    """Ctrl-C takes the path of SIGTERM (tests/apps/test_interrupts.py): dropped inside a `__del__` (a weakref
-    callback during a data build), it is raised again by the next progress update."""
-    from cli import errors
-    from cli.progress import progress_bar
-
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)
-    monkeypatch.setattr(errors, "_signal_received", None)
-
-    class SignalledWhileCollected:
-        def __del__(self):
-            os.kill(os.getpid(), signal.SIGINT)
-            for _ in range(1000):   # the handler runs here, between bytecodes, and its raise is dropped
-                pass
-
-    try:
-        errors.stop_on_sigterm()
-        SignalledWhileCollected()
-        with progress_bar("work") as update, pytest.raises(KeyboardInterrupt):
-            update(1, 2)
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-    assert "Exception ignored" not in capsys.readouterr().err
 
 
 def test_warnings_are_not_printed_before_an_error(tmp_path):
